@@ -1,0 +1,42 @@
+// Scaled dot-product attention on device tensors, whole or one stage at a time.
+//
+// Shapes: Q [B, H, Lq, D]; K, V [B, Hkv, Lk, D]; O [B, H, Lq, D] (3-D [H, L, D] views mean B = 1).
+// H must be a multiple of Hkv (MHA, GQA, MQA): query head h reads key/value head h / (H / Hkv).
+// D is one of 32, 64, 80, 96, 128, 256 and must be the contiguous (stride 1) dimension.
+// Storage is f32, or f16 with fp32 arithmetic where the device has 16-bit storage; Q, K, V, O share one dtype.
+//
+// Masks. Query i sees key j iff every enabled rule allows it (the KV-cache convention, bottom-right aligned):
+//   causal:      j <= i + (Lk - Lq)
+//   window W>0:  j >  i + (Lk - Lq) - W    (at most W most recent keys)
+//   key padding: key_padding_mask[b, j] == 0
+// and additive_mask[i, j] is added to the scaled score. A row with no visible key comes out as zeros.
+#pragma once
+
+#include <vkattn/context.hpp>
+#include <vkattn/tensor.hpp>
+
+namespace vkattn {
+
+struct AttentionParams {
+    float scale = 0;                          // <= 0: 1 / sqrt(D)
+    bool causal = false;
+    int window = 0;                           // 0: no sliding window
+    const Tensor* additive_mask = nullptr;    // [Lq, Lk] f32, broadcast over B and H
+    const Tensor* key_padding_mask = nullptr; // [B, Lk] f32, nonzero marks a padded key
+};
+
+// out = softmax(mask(scale · Q Kᵀ)) V, by the three kernels below with the L×L scores on the device.
+void attention(Context& ctx, const TensorView& q, const TensorView& k, const TensorView& v, const TensorView& out,
+               const AttentionParams& params = {});
+
+// scores [B, H, Lq, Lk] f32 = scale · Q Kᵀ (params.scale; masks are applied by attention_softmax).
+void attention_scores(Context& ctx, const TensorView& q, const TensorView& k, Tensor& scores,
+                      const AttentionParams& params = {});
+
+// probs [B, H, Lq, Lk] f32 = softmax over keys of masked scores [B, H, Lq, Lk] f32; probs may be scores.
+void attention_softmax(Context& ctx, const Tensor& scores, Tensor& probs, const AttentionParams& params = {});
+
+// out [B, H, Lq, D] = probs [B, H, Lq, Lk] f32 · V [B, Hkv, Lk, D].
+void attention_values(Context& ctx, const Tensor& probs, const TensorView& v, const TensorView& out);
+
+}  // namespace vkattn

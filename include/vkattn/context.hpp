@@ -1,0 +1,57 @@
+// A Context owns the Vulkan instance, the chosen device, its queue and the pipeline cache.
+// Tensors borrow it and must be destroyed before it.
+#pragma once
+
+#include <vkattn/device_info.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace vkattn {
+
+struct ContextOptions {
+    std::string device;               // index or name substring; empty: $VKATTN_DEVICE, then the best by score
+    std::optional<bool> validation;   // Khronos validation layer; unset: on when VKATTN_VALIDATION=1
+    bool profile = false;             // time every dispatch with GPU timestamps (see Context::last_timings)
+};
+
+// GPU time of one dispatch of the last call, from timestamps.
+struct KernelTiming {
+    std::string name;
+    double ms = 0;
+};
+
+class Context {
+public:
+    explicit Context(const ContextOptions& options = {});
+    ~Context();
+    Context(const Context&) = delete;
+    Context& operator=(const Context&) = delete;
+
+    // Every device the Vulkan loader lists, usable or not (with the reason); creates a temporary instance.
+    static std::vector<DeviceInfo> devices();
+
+    const DeviceInfo& device() const;
+    bool validation() const;
+
+    bool profiling() const;
+    void set_profiling(bool on);
+    // Per-dispatch GPU times of the last operation recorded with profiling on.
+    const std::vector<KernelTiming>& last_timings() const;
+
+    // Bytes of device memory held by vkattn now, and the most held since the last reset_peak_memory().
+    uint64_t device_memory_bytes() const;
+    uint64_t peak_device_memory_bytes() const;
+    void reset_peak_memory();
+
+    struct Impl;
+    Impl& impl() const { return *impl_; }  // for vkattn's own code; the type is not public
+
+private:
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vkattn

@@ -1,0 +1,57 @@
+// Push-constant blocks of the attention kernels, shared by GLSL and C++ (src/ops/ includes this file).
+// Scalars only, 4 bytes each, so the std430 push-constant layout and the C++ struct layout agree.
+// Element offsets are relative to the start of each bound buffer range; strides are in elements.
+#ifndef VKATTN_ATTENTION_PARAMS_H
+#define VKATTN_ATTENTION_PARAMS_H
+
+#ifdef __cplusplus
+#include <cstdint>
+namespace vkattn::ops::glsl {
+using uint = uint32_t;
+#endif
+
+// Where one 4-D tensor view [B, heads, L, D] lives inside its binding. The D stride is always 1.
+struct ViewParams {
+    uint offset;
+    uint stride_b;
+    uint stride_h;
+    uint stride_l;
+};
+
+// qk.comp: S [z, Lq, Lk] = scale · Q Kᵀ for z in [z0, z0 + gridZ), z = b·H + h.
+struct QkParams {
+    ViewParams q;
+    ViewParams k;
+    uint s_offset;
+    uint H, Hkv, Lq, Lk, D;
+    uint z0;
+    float scale;
+};
+
+// softmax.comp: P = softmax(mask(S)) row by row; rows of the chunk are [z, i] with z in [z0, z0 + nz).
+struct SoftmaxParams {
+    uint s_offset;
+    uint p_offset;
+    uint H, Lq, Lk;
+    uint z0, nz;
+    uint causal;      // 1: key j visible iff j <= i + Lk - Lq
+    uint window;      // > 0: key j visible iff j > i + Lk - Lq - window
+    uint has_additive;     // 1: add additive[i, j] (binding 2) to the score
+    uint has_key_padding;  // 1: key_padding[b, j] (binding 3) nonzero hides key j
+    uint rows_per_grid_x;  // rows are spread over a 2-D grid: row = x + y · rows_per_grid_x
+};
+
+// pv.comp: O [b, h, Lq, D] = P [z, Lq, Lk] · V [b, h / (H / Hkv), Lk, D].
+struct PvParams {
+    ViewParams v;
+    ViewParams o;
+    uint p_offset;
+    uint H, Hkv, Lq, Lk, D;
+    uint z0;
+};
+
+#ifdef __cplusplus
+}  // namespace vkattn::ops::glsl
+#endif
+
+#endif

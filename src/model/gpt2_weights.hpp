@@ -1,0 +1,47 @@
+// GPT-2 hyper-parameters and weights as plain host arrays (the layout of Hugging Face's GPT2LMHeadModel).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+namespace vkattn::model {
+
+// config.json of model_type "gpt2". Letters: C = n_embd, V = vocab_size, P = n_positions.
+struct Gpt2Config {
+    int n_embd = 768;
+    int n_head = 12;
+    int n_layer = 12;
+    int n_positions = 1024;
+    int vocab_size = 50257;
+    float layer_norm_epsilon = 1e-5f;
+    std::string activation_function = "gelu_new";
+
+    int head_dim() const { return n_embd / n_head; }
+    // Throws vkattn::Error naming the first inconsistent field (n_embd not divisible by n_head, ...).
+    void validate() const;
+};
+
+// Conv1D layout as stored by Hugging Face: y = x · W + b with W [in, out].
+struct Gpt2LayerWeights {
+    std::vector<float> ln_1_w, ln_1_b;          // [C], [C]
+    std::vector<float> attn_w, attn_b;          // [C, 3C], [3C]   fused Q|K|V projection
+    std::vector<float> attn_proj_w, attn_proj_b;// [C, C], [C]
+    std::vector<float> ln_2_w, ln_2_b;          // [C], [C]
+    std::vector<float> fc_w, fc_b;              // [C, 4C], [4C]
+    std::vector<float> fc_proj_w, fc_proj_b;    // [4C, C], [C]
+};
+
+struct Gpt2Weights {
+    Gpt2Config config;
+    std::vector<float> wte;                     // [V, C] token embedding, also the tied LM head
+    std::vector<float> wpe;                     // [P, C] position embedding
+    std::vector<Gpt2LayerWeights> layers;       // n_layer entries
+    std::vector<float> ln_f_w, ln_f_b;          // [C], [C]
+    std::vector<float> lm_head;                 // [V, C]; empty when tied to wte (the usual case)
+
+    const std::vector<float>& lm_head_weights() const { return lm_head.empty() ? wte : lm_head; }
+};
+
+}  // namespace vkattn::model

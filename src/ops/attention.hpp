@@ -1,0 +1,32 @@
+// The three kernels of inspectable attention: scores = scale · Q Kᵀ, probs = softmax(mask(scores)), O = probs · V.
+// Shapes are checked by the public API before these are called; these record dispatches only.
+#pragma once
+
+#include "ops/encoder.hpp"
+
+namespace vkattn::ops {
+
+struct AttentionDims {
+    uint32_t B = 1, H = 1, Hkv = 1, Lq = 1, Lk = 1, D = 64;
+};
+
+struct MaskArgs {
+    bool causal = false;
+    uint32_t window = 0;
+    const vk::Buffer* additive = nullptr;     // [Lq, Lk] f32
+    const vk::Buffer* key_padding = nullptr;  // [B, Lk] f32
+};
+
+// scores [B, H, Lq, Lk] f32 contiguous = scale · q [B, H, Lq, D] · k [B, Hkv, Lk, D]ᵀ
+void record_qk(Encoder& enc, const AttentionDims& dims, const TensorRef& q, const TensorRef& k,
+               const vk::Buffer& scores, float scale);
+
+// probs [B, H, Lq, Lk] f32 = row softmax of masked scores [B, H, Lq, Lk] f32 (probs may be scores)
+void record_softmax(Encoder& enc, const AttentionDims& dims, const vk::Buffer& scores, const vk::Buffer& probs,
+                    const MaskArgs& mask);
+
+// out [B, H, Lq, D] = probs [B, H, Lq, Lk] f32 · v [B, Hkv, Lk, D]
+void record_pv(Encoder& enc, const AttentionDims& dims, const vk::Buffer& probs, const TensorRef& v,
+               const TensorRef& out);
+
+}  // namespace vkattn::ops

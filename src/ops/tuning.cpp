@@ -1,0 +1,17 @@
+#include "ops/tuning.hpp"
+
+#include <algorithm>
+
+namespace vkattn::ops {
+
+Tuning tuning_for(const DeviceInfo& d) {
+    Tuning t;
+    const uint32_t inv = d.max_workgroup_invocations;
+    t.matmul_tile = (inv >= 256 && d.max_workgroup_size[0] >= 16 && d.max_workgroup_size[1] >= 16) ? 16 : 8;
+    uint32_t wg = 128;
+    while (wg > inv || wg > d.max_workgroup_size[0]) wg /= 2;
+    t.softmax_wg = std::max(1u, wg);
+    return t;
+}
+
+}  // namespace vkattn::ops

@@ -1,0 +1,492 @@
+#include "vulkan/device.hpp"
+
+#include "vulkan/check.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+namespace vkattn::vk {
+namespace {
+
+std::string lower(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+    return s;
+}
+
+std::string vendor_name(uint32_t id) {
+    switch (id) {
+    case 0x10de: return "NVIDIA";
+    case 0x1002: return "AMD";
+    case 0x8086: return "Intel";
+    case 0x106b: return "Apple";
+    case 0x13b5: return "ARM";
+    case 0x5143: return "Qualcomm";
+    case 0x10005: return "Mesa";
+    default: {
+        std::ostringstream s;
+        s << "0x" << std::hex << id;
+        return s.str();
+    }
+    }
+}
+
+std::string type_name(VkPhysicalDeviceType t) {
+    switch (t) {
+    case VK_PHYSICAL_DEVICE_TYPE_DISCRETE_GPU: return "discrete";
+    case VK_PHYSICAL_DEVICE_TYPE_INTEGRATED_GPU: return "integrated";
+    case VK_PHYSICAL_DEVICE_TYPE_VIRTUAL_GPU: return "virtual";
+    case VK_PHYSICAL_DEVICE_TYPE_CPU: return "cpu";
+    default: return "other";
+    }
+}
+
+int type_score(const std::string& type) {
+    if (type == "discrete") return 4;
+    if (type == "integrated") return 3;
+    if (type == "virtual") return 2;
+    if (type == "cpu") return 1;
+    return 0;
+}
+
+std::vector<VkExtensionProperties> device_extensions(VkPhysicalDevice pd) {
+    uint32_t n = 0;
+    VKATTN_CHECK(vkEnumerateDeviceExtensionProperties(pd, nullptr, &n, nullptr));
+    std::vector<VkExtensionProperties> exts(n);
+    VKATTN_CHECK(vkEnumerateDeviceExtensionProperties(pd, nullptr, &n, exts.data()));
+    return exts;
+}
+
+bool has_ext(const std::vector<VkExtensionProperties>& exts, const char* name) {
+    return std::any_of(exts.begin(), exts.end(),
+                       [&](const VkExtensionProperties& e) { return std::strcmp(e.extensionName, name) == 0; });
+}
+
+// The first queue family with compute; a compute-only family is preferred (often the async compute queue).
+int compute_family(VkPhysicalDevice pd, uint32_t* timestamp_bits) {
+    uint32_t n = 0;
+    vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, nullptr);
+    std::vector<VkQueueFamilyProperties> fams(n);
+    vkGetPhysicalDeviceQueueFamilyProperties(pd, &n, fams.data());
+    int best = -1;
+    for (uint32_t i = 0; i < n; ++i) {
+        if (!(fams[i].queueFlags & VK_QUEUE_COMPUTE_BIT)) continue;
+        if (best < 0 || !(fams[i].queueFlags & VK_QUEUE_GRAPHICS_BIT)) {
+            // Keep the first compute family unless a compute-only one with timestamps comes along.
+            if (best < 0 || fams[i].timestampValidBits > 0) best = int(i);
+        }
+    }
+    if (best >= 0 && timestamp_bits != nullptr) *timestamp_bits = fams[size_t(best)].timestampValidBits;
+    return best;
+}
+
+DeviceInfo describe(VkPhysicalDevice pd, uint32_t index) {
+    DeviceInfo d;
+    d.index = index;
+
+    VkPhysicalDeviceSubgroupProperties subgroup{};
+    subgroup.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES;
+    VkPhysicalDeviceDriverProperties driver{};
+    driver.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES;
+    VkPhysicalDeviceProperties2 props{};
+    props.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2;
+    props.pNext = &subgroup;
+
+    VkPhysicalDeviceProperties base{};
+    vkGetPhysicalDeviceProperties(pd, &base);
+    const bool v12 = base.apiVersion >= VK_API_VERSION_1_2;
+    if (v12) subgroup.pNext = &driver;  // VkPhysicalDeviceDriverProperties is core in 1.2
+    if (base.apiVersion >= VK_API_VERSION_1_1) {
+        vkGetPhysicalDeviceProperties2(pd, &props);
+    } else {
+        props.properties = base;
+    }
+    const VkPhysicalDeviceProperties& p = props.properties;
+    const VkPhysicalDeviceLimits& lim = p.limits;
+
+    d.name = p.deviceName;
+    d.type = type_name(p.deviceType);
+    d.vendor_id = p.vendorID;
+    d.device_id = p.deviceID;
+    d.vendor = vendor_name(p.vendorID);
+    d.api_version = std::to_string(VK_API_VERSION_MAJOR(p.apiVersion)) + "." +
+                    std::to_string(VK_API_VERSION_MINOR(p.apiVersion)) + "." +
+                    std::to_string(VK_API_VERSION_PATCH(p.apiVersion));
+    d.driver = v12 ? std::string(driver.driverName) + " " + driver.driverInfo : std::to_string(p.driverVersion);
+    d.subgroup_size = std::max(1u, subgroup.subgroupSize);
+    d.subgroup_arithmetic = (subgroup.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                            (subgroup.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
+    d.max_shared_memory = lim.maxComputeSharedMemorySize;
+    for (int i = 0; i < 3; ++i) {
+        d.max_workgroup_size[size_t(i)] = lim.maxComputeWorkGroupSize[i];
+        d.max_workgroup_count[size_t(i)] = lim.maxComputeWorkGroupCount[i];
+    }
+    d.max_workgroup_invocations = lim.maxComputeWorkGroupInvocations;
+    d.max_storage_buffer_range = lim.maxStorageBufferRange;
+    d.min_storage_buffer_offset_alignment = std::max<uint64_t>(1, lim.minStorageBufferOffsetAlignment);
+    d.timestamp_period_ns = lim.timestampPeriod;
+
+    VkPhysicalDeviceMaintenance3Properties m3{};
+    m3.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MAINTENANCE_3_PROPERTIES;
+    VkPhysicalDeviceProperties2 props_m3{};
+    props_m3.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2;
+    props_m3.pNext = &m3;
+    if (base.apiVersion >= VK_API_VERSION_1_1) {
+        vkGetPhysicalDeviceProperties2(pd, &props_m3);
+        d.max_memory_allocation = m3.maxMemoryAllocationSize;
+    }
+
+    VkPhysicalDeviceMemoryProperties mem{};
+    vkGetPhysicalDeviceMemoryProperties(pd, &mem);
+    bool all_device_local_visible = true;
+    for (uint32_t i = 0; i < mem.memoryHeapCount; ++i) {
+        if (mem.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) {
+            d.device_heap_bytes = std::max<uint64_t>(d.device_heap_bytes, mem.memoryHeaps[i].size);
+        }
+    }
+    for (uint32_t i = 0; i < mem.memoryTypeCount; ++i) {
+        const auto f = mem.memoryTypes[i].propertyFlags;
+        if ((f & VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT) && !(f & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT)) {
+            all_device_local_visible = false;
+        }
+    }
+    if (d.max_memory_allocation == 0) d.max_memory_allocation = d.device_heap_bytes;
+    // Integrated GPUs and CPU devices share host memory: mapping it directly avoids a copy per upload.
+    d.unified_memory = d.type == "integrated" || d.type == "cpu" || all_device_local_visible;
+
+    if (base.apiVersion >= VK_API_VERSION_1_1) {
+        VkPhysicalDeviceShaderFloat16Int8Features f16{};
+        f16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES;
+        VkPhysicalDevice16BitStorageFeatures s16{};
+        s16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES;
+        s16.pNext = &f16;
+        VkPhysicalDeviceFeatures2 feats{};
+        feats.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
+        feats.pNext = &s16;
+        vkGetPhysicalDeviceFeatures2(pd, &feats);
+        d.fp16_arithmetic = f16.shaderFloat16;
+        d.storage_16bit = s16.storageBuffer16BitAccess;
+    }
+
+    const auto exts = device_extensions(pd);
+    d.cooperative_matrix = has_ext(exts, "VK_KHR_cooperative_matrix") || has_ext(exts, "VK_NV_cooperative_matrix");
+    d.portability_subset = has_ext(exts, "VK_KHR_portability_subset");
+
+    uint32_t ts_bits = 0;
+    const int family = compute_family(pd, &ts_bits);
+    d.timestamps = ts_bits > 0 && lim.timestampPeriod > 0;
+    if (base.apiVersion < VK_API_VERSION_1_1) {
+        d.usable = false;
+        d.unusable_reason = "Vulkan " + d.api_version + " is older than the 1.1 vkattn needs";
+    } else if (family < 0) {
+        d.usable = false;
+        d.unusable_reason = "it has no compute queue";
+    }
+    return d;
+}
+
+}  // namespace
+
+std::vector<DeviceInfo> describe_devices(const Instance& instance) {
+    std::vector<DeviceInfo> out;
+    const auto pds = instance.physical_devices();
+    for (uint32_t i = 0; i < pds.size(); ++i) out.push_back(describe(pds[i], i));
+    return out;
+}
+
+uint32_t choose_device(const std::vector<DeviceInfo>& devices, const std::string& selector_arg) {
+    std::string selector = selector_arg;
+    std::string origin = "the device option";
+    if (selector.empty()) {
+        if (const char* env = std::getenv("VKATTN_DEVICE"); env != nullptr && *env != '\0') {
+            selector = env;
+            origin = "VKATTN_DEVICE";
+        }
+    }
+    auto candidates = [&] {
+        std::string s;
+        for (const auto& d : devices) {
+            s += "\n  " + std::to_string(d.index) + ": " + d.name + " (" + d.type + ")";
+            if (!d.usable) s += " - passed over: " + d.unusable_reason;
+        }
+        return s.empty() ? std::string("\n  (none: is a Vulkan driver installed? Debian: mesa-vulkan-drivers)") : s;
+    };
+    if (devices.empty()) throw Error("no Vulkan device found" + candidates());
+
+    if (!selector.empty()) {
+        const bool numeric = std::all_of(selector.begin(), selector.end(), [](unsigned char c) { return std::isdigit(c); });
+        for (const auto& d : devices) {
+            const bool match = numeric ? std::to_string(d.index) == selector
+                                       : lower(d.name).find(lower(selector)) != std::string::npos;
+            if (!match) continue;
+            if (!d.usable) throw Error("device '" + d.name + "' chosen by " + origin + " cannot be used: " + d.unusable_reason);
+            return d.index;
+        }
+        throw Error("no Vulkan device matches '" + selector + "' (from " + origin + "); the candidates are:" + candidates());
+    }
+
+    int best = -1;
+    for (const auto& d : devices) {
+        if (!d.usable) continue;
+        if (best < 0 || type_score(d.type) > type_score(devices[size_t(best)].type)) best = int(d.index);
+    }
+    if (best < 0) throw Error("no usable Vulkan device; the candidates are:" + candidates());
+    return uint32_t(best);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+Device::Device(Instance& instance, const std::string& selector) : instance_(instance) {
+    const auto infos = describe_devices(instance);
+    const uint32_t index = choose_device(infos, selector);
+    info_ = infos[index];
+    physical_ = instance.physical_devices()[index];
+    vkGetPhysicalDeviceMemoryProperties(physical_, &memory_);
+    queue_family_ = uint32_t(compute_family(physical_, &timestamp_bits_));
+
+    const auto exts = device_extensions(physical_);
+    std::vector<const char*> enabled;
+    if (info_.portability_subset) enabled.push_back("VK_KHR_portability_subset");
+
+    VkPhysicalDeviceShaderFloat16Int8Features f16{};
+    f16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES;
+    f16.shaderFloat16 = info_.fp16_arithmetic;
+    VkPhysicalDevice16BitStorageFeatures s16{};
+    s16.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_16BIT_STORAGE_FEATURES;
+    s16.storageBuffer16BitAccess = info_.storage_16bit;
+    s16.pNext = &f16;
+    VkPhysicalDeviceFeatures2 features{};
+    features.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
+    features.pNext = &s16;
+
+    const float priority = 1.0f;
+    VkDeviceQueueCreateInfo queue_info{};
+    queue_info.sType = VK_STRUCTURE_TYPE_DEVICE_QUEUE_CREATE_INFO;
+    queue_info.queueFamilyIndex = queue_family_;
+    queue_info.queueCount = 1;
+    queue_info.pQueuePriorities = &priority;
+
+    VkDeviceCreateInfo info{};
+    info.sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO;
+    info.pNext = &features;
+    info.queueCreateInfoCount = 1;
+    info.pQueueCreateInfos = &queue_info;
+    info.enabledExtensionCount = uint32_t(enabled.size());
+    info.ppEnabledExtensionNames = enabled.data();
+    VKATTN_CHECK(vkCreateDevice(physical_, &info, nullptr, &device_));
+    vkGetDeviceQueue(device_, queue_family_, 0, &queue_);
+
+    VkCommandPoolCreateInfo pool_info{};
+    pool_info.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO;
+    pool_info.flags = VK_COMMAND_POOL_CREATE_TRANSIENT_BIT | VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT;
+    pool_info.queueFamilyIndex = queue_family_;
+    VkCommandPool pool = VK_NULL_HANDLE;
+    VKATTN_CHECK(vkCreateCommandPool(device_, &pool_info, nullptr, &pool));
+    pool_ = UniqueCommandPool(device_, pool);
+
+    VkFenceCreateInfo fence_info{};
+    fence_info.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO;
+    VkFence fence = VK_NULL_HANDLE;
+    VKATTN_CHECK(vkCreateFence(device_, &fence_info, nullptr, &fence));
+    fence_ = UniqueFence(device_, fence);
+}
+
+Device::~Device() {
+    if (device_ == VK_NULL_HANDLE) return;
+    vkDeviceWaitIdle(device_);
+    fence_.reset();
+    pool_.reset();
+    vkDestroyDevice(device_, nullptr);
+}
+
+uint32_t Device::memory_type(uint32_t allowed, bool host_visible) const {
+    const VkMemoryPropertyFlags host = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
+    // Preference order: exactly what the placement policy asks for, then anything that still works.
+    std::vector<VkMemoryPropertyFlags> wanted;
+    if (host_visible) {
+        wanted = {host | VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, host};
+    } else {
+        wanted = {VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, 0};
+    }
+    for (auto flags : wanted) {
+        for (uint32_t i = 0; i < memory_.memoryTypeCount; ++i) {
+            if ((allowed & (1u << i)) && (memory_.memoryTypes[i].propertyFlags & flags) == flags) return i;
+        }
+    }
+    throw Error("no Vulkan memory type fits a " + std::string(host_visible ? "host-visible" : "device") + " buffer");
+}
+
+void Device::check_messages() {
+    auto messages = instance_.take_messages();
+    if (messages.empty()) return;
+    std::string all = messages.front();
+    if (messages.size() > 1) all += " (and " + std::to_string(messages.size() - 1) + " more)";
+    throw Error(all);
+}
+
+void Device::submit_and_wait(VkCommandBuffer cmd) {
+    check_messages();  // a message while recording is as much a failure as one while running
+    VkSubmitInfo submit{};
+    submit.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;
+    submit.commandBufferCount = 1;
+    submit.pCommandBuffers = &cmd;
+    VkFence fence = fence_.get();
+    VKATTN_CHECK(vkResetFences(device_, 1, &fence));
+    VKATTN_CHECK(vkQueueSubmit(queue_, 1, &submit, fence));
+    VKATTN_CHECK(vkWaitForFences(device_, 1, &fence, VK_TRUE, UINT64_MAX));
+    check_messages();
+}
+
+void Device::copy(VkBuffer src, uint64_t src_offset, VkBuffer dst, uint64_t dst_offset, uint64_t bytes) {
+    VkCommandBufferAllocateInfo alloc{};
+    alloc.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
+    alloc.commandPool = pool_.get();
+    alloc.level = VK_COMMAND_BUFFER_LEVEL_PRIMARY;
+    alloc.commandBufferCount = 1;
+    VkCommandBuffer cmd = VK_NULL_HANDLE;
+    VKATTN_CHECK(vkAllocateCommandBuffers(device_, &alloc, &cmd));
+    struct Free {
+        VkDevice d; VkCommandPool p; VkCommandBuffer c;
+        ~Free() { vkFreeCommandBuffers(d, p, 1, &c); }
+    } free_cmd{device_, pool_.get(), cmd};
+
+    VkCommandBufferBeginInfo begin{};
+    begin.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
+    begin.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+    VKATTN_CHECK(vkBeginCommandBuffer(cmd, &begin));
+    // Earlier compute writes → this transfer; this transfer → later compute reads.
+    VkMemoryBarrier before{VK_STRUCTURE_TYPE_MEMORY_BARRIER, nullptr, VK_ACCESS_SHADER_WRITE_BIT,
+                           VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
+    vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &before, 0,
+                         nullptr, 0, nullptr);
+    VkBufferCopy region{src_offset, dst_offset, bytes};
+    vkCmdCopyBuffer(cmd, src, dst, 1, &region);
+    VkMemoryBarrier after{VK_STRUCTURE_TYPE_MEMORY_BARRIER, nullptr, VK_ACCESS_TRANSFER_WRITE_BIT,
+                          VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_HOST_READ_BIT};
+    vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &after, 0, nullptr,
+                         0, nullptr);
+    VKATTN_CHECK(vkEndCommandBuffer(cmd));
+    submit_and_wait(cmd);
+}
+
+void Device::upload(Buffer& dst, uint64_t offset, const void* src, uint64_t bytes) {
+    if (bytes == 0) return;
+    if (offset + bytes > dst.size()) throw Error("upload of " + std::to_string(bytes) + " bytes at offset " +
+                                                 std::to_string(offset) + " overruns a buffer of " +
+                                                 std::to_string(dst.size()) + " bytes");
+    if (dst.mapped() != nullptr) {
+        std::memcpy(static_cast<char*>(dst.mapped()) + offset, src, bytes);
+        return;
+    }
+    Buffer staging(*this, bytes, Placement::staging);
+    std::memcpy(staging.mapped(), src, bytes);
+    copy(staging.get(), 0, dst.get(), offset, bytes);
+}
+
+void Device::download(const Buffer& src, uint64_t offset, void* dst, uint64_t bytes) {
+    if (bytes == 0) return;
+    if (offset + bytes > src.size()) throw Error("download of " + std::to_string(bytes) + " bytes at offset " +
+                                                 std::to_string(offset) + " overruns a buffer of " +
+                                                 std::to_string(src.size()) + " bytes");
+    if (src.mapped() != nullptr) {
+        std::memcpy(dst, static_cast<const char*>(src.mapped()) + offset, bytes);
+        return;
+    }
+    Buffer staging(*this, bytes, Placement::staging);
+    copy(src.get(), offset, staging.get(), 0, bytes);
+    std::memcpy(dst, staging.mapped(), bytes);
+}
+
+void Device::fill_zero(Buffer& dst) {
+    if (dst.mapped() != nullptr) {
+        std::memset(dst.mapped(), 0, dst.size());
+        return;
+    }
+    std::vector<char> zeros(dst.size(), 0);
+    upload(dst, 0, zeros.data(), zeros.size());
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+Buffer::Buffer(Device& device, uint64_t bytes, Placement placement) : device_(&device) {
+    const DeviceInfo& info = device.info();
+    // Whole 32-bit words, at least one: shaders see 16-bit arrays as words, and Vulkan forbids empty buffers.
+    bytes = std::max<uint64_t>(4, (bytes + 3) / 4 * 4);
+    size_ = bytes;
+    if (bytes > info.max_memory_allocation) {
+        throw Error("a buffer of " + std::to_string(bytes) + " bytes exceeds the device's maxMemoryAllocationSize of " +
+                    std::to_string(info.max_memory_allocation) + " bytes (" + info.name + ")");
+    }
+    if (bytes > info.device_heap_bytes) {
+        throw Error("a buffer of " + std::to_string(bytes) + " bytes exceeds the device's " +
+                    std::to_string(info.device_heap_bytes) + "-byte memory heap (" + info.name + ")");
+    }
+    VkBufferCreateInfo bi{};
+    bi.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO;
+    bi.size = bytes;
+    bi.usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+    bi.sharingMode = VK_SHARING_MODE_EXCLUSIVE;
+    VkBuffer buffer = VK_NULL_HANDLE;
+    VKATTN_CHECK(vkCreateBuffer(device.get(), &bi, nullptr, &buffer));
+    buffer_ = UniqueBuffer(device.get(), buffer);
+
+    VkMemoryRequirements req{};
+    vkGetBufferMemoryRequirements(device.get(), buffer, &req);
+    // Placement policy: unified-memory devices get mapped device memory; discrete GPUs get device-local
+    // memory and reach it through host-visible staging buffers.
+    const bool host_visible = info.unified_memory || placement == Placement::staging;
+    VkMemoryAllocateInfo ai{};
+    ai.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO;
+    ai.allocationSize = req.size;
+    ai.memoryTypeIndex = device.memory_type(req.memoryTypeBits, host_visible);
+    VkDeviceMemory memory = VK_NULL_HANDLE;
+    const VkResult r = vkAllocateMemory(device.get(), &ai, nullptr, &memory);
+    if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY) {
+        throw VulkanError("out of GPU memory allocating " + std::to_string(req.size) + " bytes (" +
+                              std::to_string(device.allocated_) + " bytes already allocated by vkattn, heap " +
+                              std::to_string(info.device_heap_bytes) + " bytes)",
+                          int(r));
+    }
+    VKATTN_CHECK(r);
+    memory_ = UniqueMemory(device.get(), memory);
+    VKATTN_CHECK(vkBindBufferMemory(device.get(), buffer, memory, 0));
+    if (device.memory_.memoryTypes[ai.memoryTypeIndex].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) {
+        VKATTN_CHECK(vkMapMemory(device.get(), memory, 0, VK_WHOLE_SIZE, 0, &mapped_));
+    }
+    device.allocated_ += req.size;
+    device.peak_ = std::max(device.peak_, device.allocated_);
+    accounted_ = req.size;
+}
+
+Buffer::Buffer(Buffer&& o) noexcept
+    : device_(std::exchange(o.device_, nullptr)), buffer_(std::move(o.buffer_)), memory_(std::move(o.memory_)),
+      size_(std::exchange(o.size_, 0)), mapped_(std::exchange(o.mapped_, nullptr)),
+      accounted_(std::exchange(o.accounted_, 0)) {}
+
+Buffer& Buffer::operator=(Buffer&& o) noexcept {
+    if (this != &o) {
+        release();
+        device_ = std::exchange(o.device_, nullptr);
+        buffer_ = std::move(o.buffer_);
+        memory_ = std::move(o.memory_);
+        size_ = std::exchange(o.size_, 0);
+        mapped_ = std::exchange(o.mapped_, nullptr);
+        accounted_ = std::exchange(o.accounted_, 0);
+    }
+    return *this;
+}
+
+Buffer::~Buffer() { release(); }
+
+void Buffer::release() noexcept {
+    if (device_ != nullptr) device_->allocated_ -= accounted_;
+    accounted_ = 0;
+    buffer_.reset();
+    memory_.reset();  // unmapped implicitly by vkFreeMemory
+    mapped_ = nullptr;
+}
+
+}  // namespace vkattn::vk

@@ -1,0 +1,63 @@
+// Records many dispatches into one command buffer, then submits once and waits once.
+#pragma once
+
+#include "vulkan/device.hpp"
+#include "vulkan/handle.hpp"
+#include "vulkan/pipeline.hpp"
+
+#include <array>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace vkattn::vk {
+
+// One storage-buffer binding: a range of a buffer. offset must respect minStorageBufferOffsetAlignment and
+// range must not exceed maxStorageBufferRange; ops/binding.hpp computes both.
+struct Binding {
+    VkBuffer buffer = VK_NULL_HANDLE;
+    uint64_t offset = 0;
+    uint64_t range = 0;
+};
+
+struct DispatchTiming {
+    std::string name;
+    double ms = 0;
+};
+
+class Recorder {
+public:
+    // timestamps: write a GPU timestamp around each dispatch (ignored where the queue has none).
+    Recorder(Device& device, bool timestamps);
+    Recorder(const Recorder&) = delete;
+    Recorder& operator=(const Recorder&) = delete;
+    ~Recorder();
+
+    // Records one dispatch, followed by a compute → compute barrier so the next dispatch sees its writes.
+    void dispatch(const Pipeline& pipeline, std::span<const Binding> bindings, const void* push, uint32_t push_bytes,
+                  std::array<uint32_t, 3> groups, std::string label = {});
+
+    // Ends recording, submits, waits. A Recorder is used once.
+    void submit_and_wait();
+
+    // Per-dispatch GPU times after submit_and_wait(), in recording order (empty without timestamps).
+    const std::vector<DispatchTiming>& timings() const { return timings_; }
+    size_t dispatch_count() const { return labels_.size(); }
+    Device& device() const { return device_; }
+
+private:
+    VkDescriptorSet allocate_set(VkDescriptorSetLayout layout);
+
+    Device& device_;
+    VkCommandBuffer cmd_ = VK_NULL_HANDLE;
+    bool timestamps_ = false;
+    bool submitted_ = false;
+    std::vector<UniqueDescriptorPool> pools_;
+    uint32_t sets_left_ = 0;
+    std::vector<UniqueQueryPool> query_pools_;
+    std::vector<std::string> labels_;
+    std::vector<DispatchTiming> timings_;
+};
+
+}  // namespace vkattn::vk
