@@ -32,6 +32,10 @@ std::vector<int64_t> row_major(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
+float round_to_dtype(float x, DType t) {
+    return t == DType::f16 ? cpu::half_to_float(cpu::float_to_half(x)) : x;
+}
+
 TensorView::TensorView(const Tensor& t) : tensor(&t), shape(t.shape()), strides(row_major(t.shape())) {}
 
 TensorView::TensorView(const Tensor& t, std::vector<int64_t> shape_, std::vector<int64_t> strides_, int64_t offset_)

@@ -17,7 +17,7 @@ Gpt2Config load_gpt2_config(const std::filesystem::path& config_json);
 Gpt2Weights load_gpt2_weights(const std::filesystem::path& dir);
 
 // A GPT-2-shaped model with weights ~ N(0, stddev) (LayerNorm gains 1 + N(0, stddev), biases N(0, stddev)),
-// reproducible from the seed on every platform.
+// reproducible bit for bit from the seed on every platform (the normal is an Irwin-Hall sum, bounded at ±6σ).
 Gpt2Weights synthetic_gpt2(const Gpt2Config& config, uint64_t seed, float stddev = 0.02f);
 
 }  // namespace vkattn::model

@@ -1,0 +1,12 @@
+// Dense projection on device tensors: y = x · w (+ bias), the building block of the transformer layers.
+#pragma once
+
+#include <vkattn/context.hpp>
+#include <vkattn/tensor.hpp>
+
+namespace vkattn {
+
+// y [M, N] f32 = x [M, K] f32 · w [K, N] (f32 or f16) + bias [N] f32 (optional).
+void matmul(Context& ctx, const Tensor& x, const Tensor& w, Tensor& y, const Tensor* bias = nullptr);
+
+}  // namespace vkattn

@@ -1,0 +1,30 @@
+// The CPU reference on host arrays: the oracle of vkattn's tests, for users to check a GPU result against.
+#pragma once
+
+#include <span>
+#include <vector>
+
+namespace vkattn::reference {
+
+struct AttentionShape {
+    int B = 1, H = 1, Hkv = 1, Lq = 1, Lk = 1, D = 64;
+};
+
+struct AttentionOptions {
+    float scale = 0;                          // <= 0: 1 / sqrt(D)
+    bool causal = false;
+    int window = 0;
+    std::span<const float> additive_mask{};   // [Lq, Lk] or empty
+    std::span<const float> key_padding_mask{};  // [B, Lk] or empty, nonzero marks padding
+};
+
+// out [B, H, Lq, D] = softmax(mask(scale · Q Kᵀ)) V for contiguous Q [B, H, Lq, D], K and V [B, Hkv, Lk, D],
+// computed in double. Same conventions as vkattn::attention (see attention.hpp).
+std::vector<float> attention(const AttentionShape& shape, std::span<const float> q, std::span<const float> k,
+                             std::span<const float> v, const AttentionOptions& options = {});
+
+// y [M, N] = x [M, K] · w [K, N] (+ bias [N]).
+std::vector<float> matmul(int M, int K, int N, std::span<const float> x, std::span<const float> w,
+                          std::span<const float> bias = {});
+
+}  // namespace vkattn::reference

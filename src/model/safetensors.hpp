@@ -1,0 +1,58 @@
+// Read-only safetensors files, memory-mapped: an 8-byte little-endian header length, a JSON header
+// {name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}, then the tensor bytes.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace vkattn::model {
+
+struct TensorInfo {
+    std::string name;
+    std::string dtype;                 // as in the file: "F32", "F16", "BF16", "I64", ...
+    std::vector<int64_t> shape;        // [] for a scalar
+    std::span<const std::byte> data;   // the tensor's bytes inside the mapping, little-endian, maybe unaligned
+
+    int64_t numel() const;
+};
+
+// Bytes per element of a safetensors dtype name, or 0 when the name is not one the format defines.
+size_t safetensors_dtype_size(const std::string& dtype);
+
+// One open file. Every offset and size is checked in open(), so TensorInfo::data never points past the end.
+class SafetensorsFile {
+public:
+    // Throws vkattn::Error naming the file and what is malformed.
+    static SafetensorsFile open(const std::filesystem::path& path);
+
+    SafetensorsFile(SafetensorsFile&& other) noexcept;
+    SafetensorsFile& operator=(SafetensorsFile&& other) noexcept;
+    SafetensorsFile(const SafetensorsFile&) = delete;
+    SafetensorsFile& operator=(const SafetensorsFile&) = delete;
+    ~SafetensorsFile();
+
+    const std::filesystem::path& path() const { return path_; }
+    // nullptr when the file has no tensor of that name.
+    const TensorInfo* find(const std::string& name) const;
+    // Sorted by name; "__metadata__" is not a tensor and is not listed.
+    std::vector<std::string> names() const;
+    // The tensor widened to float, [numel] in C order; F32, F16 and BF16 only. Throws when absent.
+    std::vector<float> read_f32(const std::string& name) const;
+
+private:
+    SafetensorsFile() = default;
+    void release() noexcept;
+
+    std::filesystem::path path_;
+    const std::byte* base_ = nullptr;  // the whole file, mapped (or read into owned_ where mmap is missing)
+    size_t size_ = 0;
+    std::vector<std::byte> owned_;
+    std::map<std::string, TensorInfo> tensors_;
+};
+
+}  // namespace vkattn::model
