@@ -7,6 +7,44 @@ if(NOT VKATTN_GLSLC AND NOT VKATTN_GLSLANG)
   message(FATAL_ERROR "vkattn needs glslc (Debian: glslc) or glslangValidator (Debian: glslang-tools) to compile its shaders")
 endif()
 
+# Cooperative matrices (tensor cores): the matmul_coopmat variants are built only when the compiler takes
+# GL_NV_cooperative_matrix (Debian 12's glslang does; GL_KHR_cooperative_matrix needs a newer one and is not
+# used yet). VKATTN_HAVE_COOPMAT_NV=1 then tells the C++ side that the modules are embedded.
+option(VKATTN_COOPMAT "Build the cooperative-matrix matmul where the shader compiler supports it" ON)
+set(VKATTN_HAVE_COOPMAT_NV OFF)
+if(VKATTN_COOPMAT)
+  set(probe_dir ${CMAKE_BINARY_DIR}/feature-tests)
+  file(WRITE ${probe_dir}/coopmat_nv.comp [=[
+#version 450
+#extension GL_NV_cooperative_matrix : require
+#extension GL_KHR_memory_scope_semantics : require
+#extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+layout(local_size_x = 32) in;
+layout(std430, binding = 0) buffer Buf { float c[]; };
+shared float16_t s[256];
+void main() {
+    fcoopmatNV<16, gl_ScopeSubgroup, 16, 16> a;
+    coopMatLoadNV(a, s, 0, 16, false);
+    fcoopmatNV<32, gl_ScopeSubgroup, 16, 16> d = fcoopmatNV<32, gl_ScopeSubgroup, 16, 16>(0.0);
+    d = coopMatMulAddNV(a, a, d);
+    coopMatStoreNV(d, c, 0, 16, false);
+}
+]=])
+  if(VKATTN_GLSLC)
+    set(probe ${VKATTN_GLSLC} --target-env=vulkan1.1 -fshader-stage=compute -o ${probe_dir}/coopmat_nv.spv
+              ${probe_dir}/coopmat_nv.comp)
+  else()
+    set(probe ${VKATTN_GLSLANG} --target-env vulkan1.1 -V -S comp -o ${probe_dir}/coopmat_nv.spv
+              ${probe_dir}/coopmat_nv.comp)
+  endif()
+  execute_process(COMMAND ${probe} RESULT_VARIABLE probe_rc OUTPUT_VARIABLE probe_out ERROR_VARIABLE probe_out)
+  if(probe_rc EQUAL 0)
+    set(VKATTN_HAVE_COOPMAT_NV ON)
+    add_compile_definitions(VKATTN_HAVE_COOPMAT_NV=1)
+  endif()
+endif()
+message(STATUS "vkattn: cooperative-matrix matmul (GL_NV_cooperative_matrix): ${VKATTN_HAVE_COOPMAT_NV}")
+
 # vkattn_compile_shader(<out_list_var> NAME <variant> SOURCE <file.comp> [DEFINES A=1 ...])
 function(vkattn_compile_shader out_var)
   cmake_parse_arguments(arg "" "NAME;SOURCE" "DEFINES" ${ARGN})

@@ -1,13 +1,16 @@
 // matmul: Y [M, N] = X [M, K] · W, then optionally + bias [N], GELU, + Y (flags in matmul_params.h).
 //   X fp32; W fp32 or fp16 storage (VKATTN_F16), [K, N] row-major (GPT-2's Conv1D layout) or, with
 //   VKATTN_TRANS_B, [N, K] (the tied LM head: Y = X · Wᵀ); bias fp32; Y fp32.
+// The GPU kernel (matmul_simd.comp serves CPU devices, matmul_vec.comp the few-row decode step).
 // One workgroup of WG × WG invocations computes a BM × BN block (BM = WG·TM, BN = WG·TN): it walks K in
 // BK-wide steps, staging X [BM, BK] and W [BK, BN] in shared memory, and each invocation keeps a TM × TN
-// block of accumulators in registers, so every staged value is used TM or TN times.
+// block of accumulators in registers, so every staged value is used TM or TN times. Invocation (tx, ty) owns
+// rows ty + r·WG and columns tx + c·WG: a row of invocations reads consecutive words of a staged row, and
+// stores to Y are coalesced.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "storage.glsl"
-#include "matmul_params.h"
+#include "matmul_common.glsl"
 
 layout(local_size_x_id = 0, local_size_y_id = 0) in;
 layout(constant_id = 0) const uint WG = 16;
@@ -15,21 +18,13 @@ layout(constant_id = 1) const uint TM = 4;
 layout(constant_id = 2) const uint TN = 4;
 layout(constant_id = 3) const uint BK = 16;
 
-layout(std430, binding = 0) readonly buffer XBuf { float x[]; };
-layout(std430, binding = 1) readonly buffer WBuf { ELEM w[]; };
-layout(std430, binding = 2) readonly buffer BBuf { float bias[]; };
-layout(std430, binding = 3) buffer YBuf { float y[]; };
-layout(push_constant) uniform Push { MatmulParams p; };
-
 const uint BM = WG * TM;
 const uint BN = WG * TN;
-shared float xs[BK][BM];  // transposed, so the inner loop reads a row of it
-shared float ws[BK][BN];
-
-float gelu_tanh(float v) {
-    const float k = 0.7978845608028654;  // sqrt(2 / pi)
-    return 0.5 * v * (1.0 + tanh(k * (v + 0.044715 * v * v * v)));
-}
+// X is staged transposed, so the inner loop reads a row of it. Stagings that walk k across invocations
+// (all of X, and W when transposed) write a column: the +1 pads the rows apart so those writes fall in
+// different banks.
+shared float xs[BK][BM + 1];
+shared float ws[BK][BN + 1];
 
 void main() {
     const uint tx = gl_LocalInvocationID.x;
@@ -78,13 +73,7 @@ void main() {
         if (m >= p.M) continue;
         for (uint c = 0; c < TN; ++c) {
             const uint n = n0 + tx + c * WG;
-            if (n >= p.N) continue;
-            float v = acc[r][c];
-            if ((p.flags & VKATTN_MATMUL_BIAS) != 0) v += bias[p.b_offset + n];
-            if ((p.flags & VKATTN_MATMUL_GELU) != 0) v = gelu_tanh(v);
-            const uint yi = p.y_offset + m * p.y_stride + n;
-            if ((p.flags & VKATTN_MATMUL_ACCUMULATE) != 0) v += y[yi];
-            y[yi] = v;
+            if (n < p.N) store_output(m, n, acc[r][c]);
         }
     }
 }

@@ -17,15 +17,22 @@
 
 namespace vkattn {
 
+// How attention() computes. fused: one kernel streams K and V past each block of queries with an online softmax
+// (running max and sum in fp32), so no [B, H, Lq, Lk] buffer exists and any L that fits the device's bindings runs;
+// for short Lq and long Lk it splits the keys over many workgroups and merges (split-KV, for decode).
+// naive: the three kernels below with the L×L scores on the device (refused when they do not fit).
+enum class AttentionImpl { automatic, naive, fused };
+
 struct AttentionParams {
     float scale = 0;                          // <= 0: 1 / sqrt(D)
     bool causal = false;
     int window = 0;                           // 0: no sliding window
     const Tensor* additive_mask = nullptr;    // [Lq, Lk] f32, broadcast over B and H
     const Tensor* key_padding_mask = nullptr; // [B, Lk] f32, nonzero marks a padded key
+    AttentionImpl impl = AttentionImpl::automatic;  // automatic: fused
 };
 
-// out = softmax(mask(scale · Q Kᵀ)) V, by the three kernels below with the L×L scores on the device.
+// out = softmax(mask(scale · Q Kᵀ)) V: fused by default, or by the three kernels below (params.impl = naive).
 void attention(Context& ctx, const TensorView& q, const TensorView& k, const TensorView& v, const TensorView& out,
                const AttentionParams& params = {});
 

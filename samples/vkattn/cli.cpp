@@ -1,7 +1,18 @@
 #include "cli.hpp"
 
+#include <vkattn/error.hpp>
+#include <vkattn/model/gpt2_loader.hpp>
+
+#include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstdio>
+
+#ifdef _WIN32
+#include <io.h>
+#else
+#include <unistd.h>
+#endif
 
 namespace vkattn::cli {
 
@@ -51,6 +62,175 @@ void print_matrix(const std::string& label, const std::vector<float>& m, int row
         for (int c = 0; c < cols; ++c) std::printf("%*.*g", width, 6, double(m[size_t(r) * cols + c]));
         std::printf(" ]\n");
     }
+}
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+double gpu_ms(const Context& ctx) {
+    double total = 0;
+    for (const auto& t : ctx.last_timings()) total += t.ms;
+    return total;
+}
+
+double median(std::vector<double> v) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+std::vector<int> parse_ids(const std::string& list, const std::string& option) {
+    std::vector<int> ids;
+    size_t start = 0;
+    while (start <= list.size()) {
+        const size_t end = std::min(list.find(',', start), list.size());
+        std::string item = list.substr(start, end - start);
+        item.erase(0, item.find_first_not_of(" \t"));
+        item.erase(item.find_last_not_of(" \t") + 1);
+        int id = 0;
+        const auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), id);
+        if (item.empty() || ec != std::errc() || ptr != item.data() + item.size() || id < 0) {
+            throw Error(option + " takes comma-separated token ids (non-negative integers), but entry " +
+                        std::to_string(ids.size() + 1) + " is '" + item + "'");
+        }
+        ids.push_back(id);
+        start = end + 1;
+    }
+    return ids;
+}
+
+std::string join_ids(std::span<const int> ids) {
+    std::string s;
+    for (const int id : ids) s += (s.empty() ? "" : ",") + std::to_string(id);
+    return s;
+}
+
+ModelSource resolve_model(const std::string& spec) {
+    ModelSource m;
+    m.spec = spec;
+    if (spec == "synthetic" || spec.starts_with("synthetic:")) {
+        m.synthetic = true;
+        if (spec.size() > 10) {
+            int dims[3] = {0, 0, 0};
+            const std::string rest = spec.substr(10);
+            size_t start = 0;
+            int n = 0;
+            bool ok = true;
+            while (ok && start <= rest.size()) {
+                const size_t end = std::min(rest.find(',', start), rest.size());
+                const char* first = rest.data() + start;
+                const char* last = rest.data() + end;
+                int value = 0;
+                const auto [ptr, ec] = std::from_chars(first, last, value);
+                ok = n < 3 && first != last && ec == std::errc() && ptr == last && value > 0;
+                if (ok) dims[n++] = value;
+                start = end + 1;
+            }
+            if (!ok || n != 3) {
+                throw Error("--model '" + spec + "': expected synthetic:LAYERS,HEADS,EMBD with three positive "
+                            "integers, e.g. synthetic:12,12,768");
+            }
+            m.config.n_layer = dims[0];
+            m.config.n_head = dims[1];
+            m.config.n_embd = dims[2];
+        }
+        m.config.validate();
+        return m;
+    }
+    m.dir = spec;
+    std::error_code ec;
+    if (!std::filesystem::is_directory(m.dir, ec)) {
+        throw Error("--model " + spec + " is not a directory; expected a Hugging Face GPT-2 directory (config.json, "
+                    "model.safetensors, vocab.json, merges.txt) or synthetic[:LAYERS,HEADS,EMBD]");
+    }
+    m.config = model::load_gpt2_config(m.dir / "config.json");
+    return m;
+}
+
+model::Gpt2Weights load_weights(const ModelSource& source) {
+    if (source.synthetic) return model::synthetic_gpt2(source.config, kSyntheticSeed, kSyntheticStddev);
+    return model::load_gpt2_weights(source.dir);
+}
+
+model::Tokenizer load_tokenizer(const ModelSource& source, const std::string& what, const std::string& instead) {
+    if (source.synthetic) {
+        throw Error(what + " needs a tokenizer (vocab.json and merges.txt in a model directory), and synthetic models "
+                           "have none" + (instead.empty() ? "" : ": " + instead));
+    }
+    return model::Tokenizer::from_dir(source.dir);
+}
+
+void ModelOptions::add_to(CLI::App& cmd, bool with_backend) {
+    cmd.add_option("--model", model, "Hugging Face GPT-2 directory, or synthetic[:LAYERS,HEADS,EMBD] (GPT-2 small "
+                                      "shape by default; weights N(0, 0.02), seed 124)")
+        ->required();
+    if (with_backend) {
+        cmd.add_option("--backend", backend, "vulkan (the GPU model) or cpu (the reference)")
+            ->check(CLI::IsMember({"vulkan", "cpu"}))
+            ->capture_default_str();
+    }
+    cmd.add_option("--dtype", dtype, "GPU weight storage: f32 or f16 (the CPU reference always uses f32)")
+        ->check(CLI::IsMember({"f32", "f16"}))
+        ->capture_default_str();
+    cmd.add_option("--attention", attention, "GPU attention: fused (flash) or naive (three kernels)")
+        ->check(CLI::IsMember({"naive", "fused"}))
+        ->capture_default_str();
+    device.add_to(cmd);
+}
+
+model::Gpt2GpuOptions ModelOptions::gpu_options() const {
+    model::Gpt2GpuOptions o;
+    o.weights = dtype == "f16" ? DType::f16 : DType::f32;
+    o.fused_attention = attention == "fused";
+    return o;
+}
+
+LanguageModel::LanguageModel(const model::Gpt2Weights& weights, const std::string& backend,
+                             const ModelOptions& options, bool profile)
+    : config_(weights.config) {
+    if (backend == "cpu") {
+        cpu_ = std::make_unique<model::Gpt2Cpu>(weights);
+        description_ = "cpu reference, f32 weights";
+        return;
+    }
+    ctx_ = std::make_unique<Context>(options.device.context_options(profile));
+    gpu_ = std::make_unique<model::Gpt2Gpu>(*ctx_, weights, options.gpu_options());
+    description_ = "vulkan on " + ctx_->device().name + ", " + options.dtype + " weights, " + options.attention +
+                   " attention";
+}
+
+LanguageModel::~LanguageModel() = default;
+
+std::vector<float> LanguageModel::forward(std::span<const int> tokens, bool all_logits) {
+    if (gpu_) return gpu_->forward(tokens, all_logits);
+    std::vector<float> logits = cpu_->forward(tokens);
+    if (!all_logits && tokens.size() > 1) {
+        const size_t V = size_t(config_.vocab_size);
+        logits.erase(logits.begin(), logits.end() - std::ptrdiff_t(V));
+    }
+    return logits;
+}
+
+void LanguageModel::reset() {
+    if (gpu_) {
+        gpu_->reset();
+    } else {
+        cpu_->reset();
+    }
+}
+
+int LanguageModel::position() const { return gpu_ ? gpu_->position() : cpu_->position(); }
+
+std::string LanguageModel::description() const { return description_; }
+
+bool stderr_is_terminal() {
+#ifdef _WIN32
+    return _isatty(_fileno(stderr)) != 0;
+#else
+    return isatty(fileno(stderr)) != 0;
+#endif
 }
 
 }  // namespace vkattn::cli

@@ -24,6 +24,7 @@ struct Options {
     float scale = 0;
     int window = 0;
     std::string backend = "vulkan";
+    std::string impl = "fused";
     bool check = false;
     DeviceOption device;
 };
@@ -92,6 +93,7 @@ int run(const Options& o) {
     const Inputs in = load(o);
     const auto& s = in.shape;
     if (o.backend != "vulkan" && o.backend != "cpu") throw Error("--backend must be vulkan or cpu, got '" + o.backend + "'");
+    if (o.impl != "fused" && o.impl != "naive") throw Error("--impl must be fused or naive, got '" + o.impl + "'");
     std::printf("attention B=%d H=%d Hkv=%d Lq=%d Lk=%d D=%d %s%s%s, backend %s\n", s.B, s.H, s.Hkv, s.Lq, s.Lk, s.D,
                 std::string(dtype_name(in.dtype)).c_str(), o.causal ? " causal" : "",
                 o.window ? (" window " + std::to_string(o.window)).c_str() : "", o.backend.c_str());
@@ -121,6 +123,7 @@ int run(const Options& o) {
         params.scale = o.scale;
         params.causal = o.causal;
         params.window = o.window;
+        params.impl = o.impl == "naive" ? AttentionImpl::naive : AttentionImpl::fused;
         attention(ctx, q, k, v, result, params);
         double total = 0;
         std::string parts;
@@ -172,6 +175,7 @@ Runner add_attention(CLI::App& app) {
     cmd->add_option("--scale", o->scale, "score scale (default 1/sqrt(D))");
     cmd->add_option("--window", o->window, "sliding window: each query sees at most this many most recent keys");
     cmd->add_option("--backend", o->backend, "vulkan or cpu")->capture_default_str();
+    cmd->add_option("--impl", o->impl, "fused (no L×L buffer) or naive (three kernels)")->capture_default_str();
     cmd->add_option("--out", o->out_file, "write the output [B, H, Lq, D] as .npy");
     cmd->add_flag("--check", o->check, "also run the CPU reference; exit 1 past the tolerance");
     o->device.add_to(*cmd);

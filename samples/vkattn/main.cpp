@@ -7,6 +7,27 @@
 #include <exception>
 #include <map>
 #include <string>
+#include <string_view>
+
+namespace {
+
+// Some messages list things one per line (the candidate devices); the CLI promises one line per error.
+std::string one_line(std::string_view message) {
+    std::string out;
+    for (size_t i = 0; i < message.size(); ++i) {
+        if (message[i] != '\n') {
+            out += message[i];
+            continue;
+        }
+        while (i + 1 < message.size() && (message[i + 1] == ' ' || message[i + 1] == '\n')) ++i;
+        if (i + 1 < message.size()) out += out.ends_with(':') ? " " : "; ";
+    }
+    return out;
+}
+
+void print_error(std::string_view message) { std::fprintf(stderr, "vkattn: %s\n", one_line(message).c_str()); }
+
+}  // namespace
 
 int main(int argc, char** argv) {
     CLI::App app{"vkattn: transformer attention and GPT-2 on any Vulkan GPU, checked against a CPU reference.\n"
@@ -17,6 +38,11 @@ int main(int argc, char** argv) {
         {"devices", vkattn::cli::add_devices(app)},
         {"attention", vkattn::cli::add_attention(app)},
         {"demo", vkattn::cli::add_demo(app)},
+        {"forward", vkattn::cli::add_forward(app)},
+        {"generate", vkattn::cli::add_generate(app)},
+        {"perplexity", vkattn::cli::add_perplexity(app)},
+        {"tokenize", vkattn::cli::add_tokenize(app)},
+        {"bench", vkattn::cli::add_bench(app)},
     };
 
     try {
@@ -26,19 +52,19 @@ int main(int argc, char** argv) {
     } catch (const CLI::CallForAllHelp& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
-        std::fprintf(stderr, "vkattn: %s\n", e.what());
+        print_error(e.what());
         return vkattn::cli::kBadInput;
     }
     try {
         for (const CLI::App* sub : app.get_subcommands()) return runners.at(sub->get_name())();
     } catch (const vkattn::Error& e) {
-        std::fprintf(stderr, "vkattn: %s\n", e.what());
+        print_error(e.what());
         return vkattn::cli::kBadInput;
     } catch (const std::bad_alloc&) {
-        std::fprintf(stderr, "vkattn: out of host memory\n");
+        print_error("out of host memory");
         return vkattn::cli::kBadInput;
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "vkattn: %s\n", e.what());
+        print_error(e.what());
         return vkattn::cli::kBadInput;
     }
     return vkattn::cli::kOk;

@@ -50,6 +50,35 @@ struct PvParams {
     uint z0;
 };
 
+// flash_rows.comp, flash_tiled.comp, flash_split.comp: O = softmax(mask(scale · Q Kᵀ)) V without the L×L scores,
+// for z = b·H + h in [z0, z0 + gridZ). Scores are kept in base 2: scale_log2 = scale · log2(e), and the additive
+// mask is multiplied by log2(e) as it is read, so exp2 of the difference is the usual exp.
+struct FlashParams {
+    ViewParams q;
+    ViewParams k;
+    ViewParams v;
+    ViewParams o;
+    uint H, Hkv, Lq, Lk;
+    uint z0;
+    float scale_log2;
+    uint causal;           // 1: key j visible to query i iff j <= i + Lk - Lq
+    uint window;           // > 0: key j visible iff j > i + Lk - Lq - window
+    uint has_additive;     // 1: additive[i, j] (binding 4, [Lq, Lk] f32) is added to the score
+    uint has_key_padding;  // 1: key_padding[b, j] (binding 5, [B, Lk] f32) nonzero hides key j
+    uint split_keys;       // flash_split: keys per split (grid x runs over the splits)
+    uint nz;               // flash_split: (b, h) slices in this dispatch; partial rows are [nz, Lq]
+    uint ml_offset;        // flash_split: where the (max, sum) pairs start in the scratch buffer, in floats
+};
+
+// flash_merge.comp: O [b, h, i, :] from the partial (max, sum, acc) of every split and invocation.
+struct FlashMergeParams {
+    ViewParams o;
+    uint H, Lq;
+    uint z0, nz;
+    uint parts;            // partials per row: splits × invocations per split workgroup
+    uint ml_offset;        // as in FlashParams
+};
+
 #ifdef __cplusplus
 }  // namespace vkattn::ops::glsl
 #endif

@@ -1,8 +1,8 @@
 // GPT-2 config: checks and config.json parsing. Fields that would change the math in ways the forward
 // passes do not implement (exact-erf GELU, a custom MLP width, unscaled attention) are refused here so a
 // checkpoint never runs with silently different numerics.
-#include "model/gpt2_loader.hpp"
-#include "model/gpt2_weights.hpp"
+#include <vkattn/model/gpt2_loader.hpp>
+#include <vkattn/model/gpt2_weights.hpp>
 
 #include "vkattn/error.hpp"
 

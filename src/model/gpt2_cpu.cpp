@@ -1,4 +1,4 @@
-#include "model/gpt2_cpu.hpp"
+#include <vkattn/model/gpt2_cpu.hpp>
 
 #include "cpu/add.hpp"
 #include "cpu/attention.hpp"

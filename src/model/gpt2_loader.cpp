@@ -1,6 +1,6 @@
 // GPT-2 weights from a Hugging Face directory (config.json + safetensors, single file or sharded), and
 // seeded synthetic weights for tests and benchmarks that must not depend on a download.
-#include "model/gpt2_loader.hpp"
+#include <vkattn/model/gpt2_loader.hpp>
 
 #include "model/safetensors.hpp"
 #include "vkattn/error.hpp"

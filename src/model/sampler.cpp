@@ -1,4 +1,4 @@
-#include "model/sampler.hpp"
+#include <vkattn/model/sampler.hpp>
 
 #include "vkattn/error.hpp"
 

@@ -2,7 +2,7 @@
 // part is cut into pieces by the pre-tokenisation regex, and each piece's UTF-8 bytes are merged pair by
 // pair, lowest merge rank first. The byte-to-unicode table only exists so that vocab.json and merges.txt
 // can be text; internally every token is its raw bytes.
-#include "model/tokenizer.hpp"
+#include <vkattn/model/tokenizer.hpp>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>

@@ -29,4 +29,24 @@ void record_softmax(Encoder& enc, const AttentionDims& dims, const vk::Buffer& s
 void record_pv(Encoder& enc, const AttentionDims& dims, const vk::Buffer& probs, const TensorRef& v,
                const TensorRef& out);
 
+// out [B, H, Lq, D] = softmax(mask(scale · Q Kᵀ)) V in one pass per query block (online softmax), with no
+// L×L buffer; split over Lk for short Lq (decode). Same views and masks as the three kernels above.
+void record_flash(Encoder& enc, const AttentionDims& dims, const TensorRef& q, const TensorRef& k, const TensorRef& v,
+                  const TensorRef& out, const MaskArgs& mask, float scale);
+
+// The fused kernels: rows (CPU devices: one query row per invocation, no barrier), tiled (GPUs: shared-memory
+// tiles), split (short Lq, long Lk: key slices over many workgroups, then a merge).
+enum class FlashVariant { automatic, rows, tiled, split };
+
+// What automatic picks on this device for these sizes (the tuning table's rule).
+FlashVariant flash_variant(const DeviceInfo& device, const AttentionDims& dims);
+
+// For tests and benchmarks: record_flash with the variant, and for split the number of key slices, forced.
+struct FlashConfig {
+    FlashVariant variant = FlashVariant::automatic;
+    uint32_t splits = 0;  // split: key slices; 0 lets the tuning table choose
+};
+void record_flash(Encoder& enc, const AttentionDims& dims, const TensorRef& q, const TensorRef& k, const TensorRef& v,
+                  const TensorRef& out, const MaskArgs& mask, float scale, const FlashConfig& config);
+
 }  // namespace vkattn::ops

@@ -1,7 +1,12 @@
-// matmul: Y = X · W (+ bias) (GELU) (+ Y), the projections of the transformer (shaders/matmul.comp).
+// matmul: Y = X · W (+ bias) (GELU) (+ Y), the projections of the transformer. Three kernels, chosen per device
+// and per M by ops/tuning.cpp: shaders/matmul.comp (tiled, GPUs), matmul_simd.comp (CPU devices) and
+// matmul_vec.comp (a few rows of X: the decode step).
 #pragma once
 
 #include "ops/encoder.hpp"
+#include "ops/tuning.hpp"
+
+#include <optional>
 
 namespace vkattn::ops {
 
@@ -26,5 +31,14 @@ struct MatmulEpilogue {
 // A w larger than one binding is split: over N when transposed, over K (accumulating) otherwise.
 void record_matmul(Encoder& enc, const MatrixRef& x, const MatrixRef& w, bool w_transposed, const MatrixRef& y,
                    const MatmulEpilogue& epilogue = {});
+
+// For tests and tuning: what record_matmul would otherwise choose itself.
+struct MatmulOverride {
+    std::optional<MatmulKernel> kernel;  // instead of the choice by M and device
+    std::optional<Tuning> tuning;        // instead of tuning_for(device)
+    uint64_t max_binding_bytes = 0;      // nonzero: split W as if a binding could cover no more
+};
+void record_matmul(Encoder& enc, const MatrixRef& x, const MatrixRef& w, bool w_transposed, const MatrixRef& y,
+                   const MatmulEpilogue& epilogue, const MatmulOverride& override_);
 
 }  // namespace vkattn::ops

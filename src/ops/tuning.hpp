@@ -7,17 +7,63 @@
 
 namespace vkattn::ops {
 
+// matmul kernels: tiled (shared-memory tiles, for GPUs), simd (one subgroup, no barriers, for CPU devices),
+// matvec (a few rows of X on GPUs: each weight read once, N spread over many workgroups).
+enum class MatmulKernel { tiled, simd, matvec };
+
 struct Tuning {
     uint32_t matmul_tile = 16;     // qk/pv: TILE × TILE invocations, TILE × TILE outputs per workgroup
     uint32_t softmax_wg = 128;     // invocations per softmax row (power of two)
-    uint32_t gemm_wg = 16;         // matmul: gemm_wg × gemm_wg invocations ...
+    uint32_t norm_wg = 64;         // LayerNorm invocations per row: one subgroup on CPU devices
+    // matmul (ops/matmul.cpp): up to mv_rows rows of X (decode) take decode_kernel, more take gemm_kernel.
+    MatmulKernel gemm_kernel = MatmulKernel::tiled;
+    MatmulKernel decode_kernel = MatmulKernel::matvec;
+    uint32_t gemm_wg = 16;         // tiled: gemm_wg × gemm_wg invocations ...
     uint32_t gemm_tm = 4;          // ... each owning gemm_tm × gemm_tn outputs in registers
     uint32_t gemm_tn = 4;
     uint32_t gemm_bk = 16;         // K step staged in shared memory per iteration
+    uint32_t simd_tm = 16;         // simd: rows of Y per one-subgroup workgroup ...
+    uint32_t simd_tn = 2;          // ... and vec4 column groups ([K, N]) or columns ([N, K]) per lane
+    uint32_t simd_tn_t = 4;
+    uint32_t simd_tn_decode = 4;   // [K, N] with at most mv_rows rows: wider rows of W per workgroup
+    uint32_t mv_rows = 4;          // the most rows that count as decode; matvec's rows per dispatch
+    uint32_t mv_wg = 256;          // [K, N]: invocations per workgroup (power of two) ...
+    uint32_t mv_split = 64;        // ... in this many K slices (power of two dividing mv_wg)
+    uint32_t mv_wg_t = 64;         // [N, K]: invocations per workgroup (power of two) ...
+    uint32_t mv_split_t = 4;       // ... sharing this many rows of W
+    // Fused attention (ops/flash.cpp). CPU devices run flash_rows: one subgroup per workgroup, each invocation
+    // owning query rows in registers, keys handed round by subgroup shuffles, no barrier. GPUs run flash_tiled:
+    // query rows × key tiles staged in shared memory (flash_tiles() shrinks them to fit per head dim).
+    bool flash_rows = false;
+    uint32_t flash_rows_wg = 8;         // rows: invocations per workgroup (the subgroup size)
+    uint32_t flash_rows_kb = 8;         // rows: keys per block, one per lane, at most the subgroup size
+    uint32_t flash_bq = 64;             // tiled: query rows per workgroup ...
+    uint32_t flash_bk = 32;             // ... keys per tile ...
+    uint32_t flash_tpr = 4;             // ... and invocations per row in the PV step
+    // Split-KV (decode): up to flash_split_max_lq query rows with at least flash_split_min_lk keys take
+    // flash_split + flash_merge: keys cut into slices of at least flash_split_min_keys, aiming at
+    // flash_split_target_wgs workgroups of flash_split_wg invocations in all.
+    uint32_t flash_split_max_lq = 4;
+    uint32_t flash_split_min_lk = 256;
+    uint32_t flash_split_min_keys = 256;
+    uint32_t flash_split_target_wgs = 128;
+    uint32_t flash_split_wg = 32;
+    uint32_t flash_merge_wg = 64;
 };
 
+// Tile sizes of the fused attention kernels for one head dim D.
+struct FlashTiles {
+    uint32_t rows_r = 2;   // flash_rows: query rows per invocation
+    uint32_t bq = 64;      // flash_tiled: query rows, keys per tile, invocations per row (bq · tpr in all)
+    uint32_t bk = 32;
+    uint32_t tpr = 4;
+    uint32_t split_qn = 1; // flash_split: query rows per workgroup
+};
+FlashTiles flash_tiles(const Tuning& t, const DeviceInfo& device, uint32_t D);
+
 // Every device gets 16 × 16 tiles unless it cannot run 256 invocations per workgroup (Vulkan only promises
-// 128), and softmax workgroups of 128 or the device's maximum power of two below it.
+// 128), and softmax workgroups of 128 or the device's maximum power of two below it. CPU devices multiply
+// matrices with the simd kernel and decode without barriers.
 Tuning tuning_for(const DeviceInfo& device);
 
 }  // namespace vkattn::ops

@@ -3,6 +3,7 @@
 #include "vulkan/check.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
@@ -82,7 +83,112 @@ int compute_family(VkPhysicalDevice pd, uint32_t* timestamp_bits) {
     return best;
 }
 
-DeviceInfo describe(VkPhysicalDevice pd, uint32_t index) {
+// Whether matmuls with f16 weights can run on VK_NV_cooperative_matrix here, and on which shape; sets
+// matmul_f16_path, coopmat_shape and coopmat_note. The kernel (shaders/matmul_coopmat.comp) multiplies fp16
+// A and B into fp32 C at subgroup scope; its SPIR-V needs the cooperativeMatrix, vulkanMemoryModel,
+// shaderFloat16 and storageBuffer16BitAccess features, and the shape must be one the driver lists.
+void choose_coopmat(VkInstance instance, VkPhysicalDevice pd, uint32_t api,
+                    const std::vector<VkExtensionProperties>& exts, DeviceInfo& d) {
+    if (!has_ext(exts, "VK_NV_cooperative_matrix")) {
+        if (d.cooperative_matrix) d.coopmat_note = "only VK_KHR_cooperative_matrix, which vkattn does not use yet";
+        return;
+    }
+#if !VKATTN_HAVE_COOPMAT_NV
+    (void)instance;
+    (void)pd;
+    (void)api;
+    d.coopmat_note = "this build's shader compiler had no GL_NV_cooperative_matrix";
+#else
+    if (const char* env = std::getenv("VKATTN_COOPMAT"); env != nullptr && std::string(env) == "0") {
+        d.coopmat_note = "turned off by VKATTN_COOPMAT=0";
+        return;
+    }
+    const bool memory_model_api = api >= VK_API_VERSION_1_2 || has_ext(exts, "VK_KHR_vulkan_memory_model");
+    if (api < VK_API_VERSION_1_1) return;
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV coop{};
+    coop.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV;
+    VkPhysicalDeviceVulkanMemoryModelFeatures vmm{};
+    vmm.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES;
+    if (memory_model_api) coop.pNext = &vmm;
+    VkPhysicalDeviceFeatures2 feats{};
+    feats.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
+    feats.pNext = &coop;
+    vkGetPhysicalDeviceFeatures2(pd, &feats);
+    VkPhysicalDeviceCooperativeMatrixPropertiesNV coop_props{};
+    coop_props.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_PROPERTIES_NV;
+    VkPhysicalDeviceProperties2 props{};
+    props.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2;
+    props.pNext = &coop_props;
+    vkGetPhysicalDeviceProperties2(pd, &props);
+
+    if (!coop.cooperativeMatrix) {
+        d.coopmat_note = "VK_NV_cooperative_matrix is listed but its cooperativeMatrix feature is not";
+        return;
+    }
+    if (!(coop_props.cooperativeMatrixSupportedStages & VK_SHADER_STAGE_COMPUTE_BIT)) {
+        d.coopmat_note = "VK_NV_cooperative_matrix does not support compute shaders here";
+        return;
+    }
+    if (!vmm.vulkanMemoryModel) {
+        d.coopmat_note = "the cooperative-matrix kernel needs the vulkanMemoryModel feature";
+        return;
+    }
+    if (!d.fp16_arithmetic || !d.storage_16bit) {
+        d.coopmat_note = "the cooperative-matrix kernel needs shaderFloat16 and storageBuffer16BitAccess";
+        return;
+    }
+    // Not exported by the loader: extension commands come through vkGetInstanceProcAddr.
+    const auto list_shapes = reinterpret_cast<PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV>(
+        vkGetInstanceProcAddr(instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV"));
+    uint32_t n = 0;
+    if (list_shapes == nullptr || list_shapes(pd, &n, nullptr) != VK_SUCCESS) {
+        d.coopmat_note = "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV is missing or failed";
+        return;
+    }
+    std::vector<VkCooperativeMatrixPropertiesNV> shapes(n);
+    for (auto& s : shapes) s.sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
+    if (list_shapes(pd, &n, shapes.data()) != VK_SUCCESS) n = 0;
+    shapes.resize(n);
+    // fp16 × fp16 + fp32 at subgroup scope, each side 8, 16 or 32 (the kernel's shared-memory rows and tile
+    // offsets then stay 16-byte aligned, as cooperative-matrix loads want); 16 × 16 × 16 first, else the first
+    // such shape listed.
+    auto fits = [](uint32_t v) { return v == 8 || v == 16 || v == 32; };
+    std::array<uint32_t, 3> chosen{};
+    std::string listed;
+    auto type = [](VkComponentTypeNV t) -> std::string {
+        switch (t) {
+        case VK_COMPONENT_TYPE_FLOAT16_NV: return "f16";
+        case VK_COMPONENT_TYPE_FLOAT32_NV: return "f32";
+        case VK_COMPONENT_TYPE_SINT8_NV: return "s8";
+        case VK_COMPONENT_TYPE_UINT8_NV: return "u8";
+        case VK_COMPONENT_TYPE_SINT32_NV: return "s32";
+        case VK_COMPONENT_TYPE_UINT32_NV: return "u32";
+        default: return "type" + std::to_string(int(t));
+        }
+    };
+    for (const auto& s : shapes) {
+        listed += (listed.empty() ? "" : ", ") + std::to_string(s.MSize) + "x" + std::to_string(s.NSize) + "x" +
+                  std::to_string(s.KSize) + " " + type(s.AType) + "*" + type(s.BType) + "+" + type(s.CType) + "=" +
+                  type(s.DType) + (s.scope == VK_SCOPE_SUBGROUP_NV ? "" : " scope " + std::to_string(int(s.scope)));
+        if (s.AType != VK_COMPONENT_TYPE_FLOAT16_NV || s.BType != VK_COMPONENT_TYPE_FLOAT16_NV ||
+            s.CType != VK_COMPONENT_TYPE_FLOAT32_NV || s.DType != VK_COMPONENT_TYPE_FLOAT32_NV ||
+            s.scope != VK_SCOPE_SUBGROUP_NV || !fits(s.MSize) || !fits(s.NSize) || !fits(s.KSize)) {
+            continue;
+        }
+        const std::array<uint32_t, 3> shape{s.MSize, s.NSize, s.KSize};
+        if (chosen[0] == 0 || shape == std::array<uint32_t, 3>{16, 16, 16}) chosen = shape;
+    }
+    if (chosen[0] == 0) {
+        d.coopmat_note = "no fp16*fp16+fp32 subgroup shape with sides of 8, 16 or 32 among those listed "
+                         "(MxNxK A*B+C=D): " + (listed.empty() ? std::string("none") : listed);
+        return;
+    }
+    d.matmul_f16_path = "coopmat_nv";
+    d.coopmat_shape = chosen;
+#endif
+}
+
+DeviceInfo describe(VkInstance instance, VkPhysicalDevice pd, uint32_t index) {
     DeviceInfo d;
     d.index = index;
 
@@ -173,6 +279,7 @@ DeviceInfo describe(VkPhysicalDevice pd, uint32_t index) {
     const auto exts = device_extensions(pd);
     d.cooperative_matrix = has_ext(exts, "VK_KHR_cooperative_matrix") || has_ext(exts, "VK_NV_cooperative_matrix");
     d.portability_subset = has_ext(exts, "VK_KHR_portability_subset");
+    choose_coopmat(instance, pd, base.apiVersion, exts, d);
 
     uint32_t ts_bits = 0;
     const int family = compute_family(pd, &ts_bits);
@@ -192,7 +299,7 @@ DeviceInfo describe(VkPhysicalDevice pd, uint32_t index) {
 std::vector<DeviceInfo> describe_devices(const Instance& instance) {
     std::vector<DeviceInfo> out;
     const auto pds = instance.physical_devices();
-    for (uint32_t i = 0; i < pds.size(); ++i) out.push_back(describe(pds[i], i));
+    for (uint32_t i = 0; i < pds.size(); ++i) out.push_back(describe(instance.get(), pds[i], i));
     return out;
 }
 
@@ -260,6 +367,22 @@ Device::Device(Instance& instance, const std::string& selector) : instance_(inst
     VkPhysicalDeviceFeatures2 features{};
     features.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
     features.pNext = &s16;
+    // The cooperative-matrix matmul, when describe() chose it: its SPIR-V declares CooperativeMatrixNV and
+    // the Vulkan memory model (shaderFloat16 and 16-bit storage are enabled above whenever present).
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV coop{};
+    coop.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV;
+    VkPhysicalDeviceVulkanMemoryModelFeatures vmm{};
+    vmm.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_MEMORY_MODEL_FEATURES;
+    if (info_.matmul_f16_path == "coopmat_nv") {
+        enabled.push_back("VK_NV_cooperative_matrix");
+        VkPhysicalDeviceProperties props{};
+        vkGetPhysicalDeviceProperties(physical_, &props);
+        if (props.apiVersion < VK_API_VERSION_1_2) enabled.push_back("VK_KHR_vulkan_memory_model");
+        coop.cooperativeMatrix = VK_TRUE;
+        vmm.vulkanMemoryModel = VK_TRUE;
+        coop.pNext = &vmm;
+        f16.pNext = &coop;
+    }
 
     const float priority = 1.0f;
     VkDeviceQueueCreateInfo queue_info{};

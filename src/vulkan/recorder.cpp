@@ -123,6 +123,24 @@ void Recorder::dispatch(const Pipeline& pipeline, std::span<const Binding> bindi
     labels_.push_back(label.empty() ? pipeline.name : std::move(label));
 }
 
+void Recorder::copy(VkBuffer src, VkBuffer dst, std::span<const VkBufferCopy> regions) {
+    if (submitted_) throw Error("internal: copy recorded after submit");
+    if (regions.empty()) return;
+    // Earlier dispatches' reads and writes → this copy's writes (and its reads of their results).
+    VkMemoryBarrier before{VK_STRUCTURE_TYPE_MEMORY_BARRIER, nullptr, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT,
+                           VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT};
+    vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &before, 0,
+                         nullptr, 0, nullptr);
+    vkCmdCopyBuffer(cmd_, src, dst, uint32_t(regions.size()), regions.data());
+    // This copy's writes → later dispatches' reads.
+    VkMemoryBarrier after{VK_STRUCTURE_TYPE_MEMORY_BARRIER, nullptr, VK_ACCESS_TRANSFER_WRITE_BIT,
+                          VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
+    vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &after, 0,
+                         nullptr, 0, nullptr);
+}
+
+void Recorder::keep_alive(Buffer&& buffer) { kept_.push_back(std::move(buffer)); }
+
 void Recorder::submit_and_wait() {
     if (submitted_) throw Error("internal: a Recorder is submitted once");
     submitted_ = true;

@@ -38,6 +38,12 @@ public:
     void dispatch(const Pipeline& pipeline, std::span<const Binding> bindings, const void* push, uint32_t push_bytes,
                   std::array<uint32_t, 3> groups, std::string label = {});
 
+    // Records buffer-to-buffer copies, fenced by barriers from earlier dispatches and to later ones.
+    void copy(VkBuffer src, VkBuffer dst, std::span<const VkBufferCopy> regions);
+
+    // Keeps a buffer that recorded work uses (scratch made while recording) alive until the Recorder dies.
+    void keep_alive(Buffer&& buffer);
+
     // Ends recording, submits, waits. A Recorder is used once.
     void submit_and_wait();
 
@@ -58,6 +64,7 @@ private:
     std::vector<UniqueQueryPool> query_pools_;
     std::vector<std::string> labels_;
     std::vector<DispatchTiming> timings_;
+    std::vector<Buffer> kept_;  // destroyed after the command buffer is freed, which follows the wait
 };
 
 }  // namespace vkattn::vk

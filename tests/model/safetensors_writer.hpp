@@ -3,7 +3,7 @@
 #pragma once
 
 #include "cpu/half.hpp"
-#include "model/gpt2_weights.hpp"
+#include <vkattn/model/gpt2_weights.hpp>
 #include "vkattn/error.hpp"
 
 #include <nlohmann/json.hpp>

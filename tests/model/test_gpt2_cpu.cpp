@@ -2,8 +2,8 @@
 // and the logits match golden ones from an independent PyTorch forward (scripts/golden_gpt2.py).
 #include "catch.hpp"
 
-#include "model/gpt2_cpu.hpp"
-#include "model/gpt2_loader.hpp"
+#include <vkattn/model/gpt2_cpu.hpp>
+#include <vkattn/model/gpt2_loader.hpp>
 #include "vkattn/error.hpp"
 #include "vkattn/npy.hpp"
 

@@ -1,7 +1,7 @@
 // GPT-2 config parsing, checkpoint loading in every Hugging Face layout, and the synthetic weights.
 #include "catch.hpp"
 
-#include "model/gpt2_loader.hpp"
+#include <vkattn/model/gpt2_loader.hpp>
 #include "model/safetensors_writer.hpp"
 
 #include <bit>

@@ -2,7 +2,7 @@
 // filters seen through the frequencies of many draws (fixed seeds, so these are deterministic, not flaky).
 #include "catch.hpp"
 
-#include "model/sampler.hpp"
+#include <vkattn/model/sampler.hpp>
 #include "vkattn/error.hpp"
 
 #include <cmath>

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "catch.hpp"
-#include "model/tokenizer.hpp"
+#include <vkattn/model/tokenizer.hpp>
 #include <vkattn/error.hpp>
 
 namespace fs = std::filesystem;

@@ -1,4 +1,5 @@
-// matmul against the CPU reference: odd shapes, f16 weights, the transposed LM-head form, the epilogues.
+// matmul against the CPU reference: every kernel (tiled, simd, matvec) forced in turn, f32 and f16 weights,
+// [K, N] and transposed [N, K] weights, odd shapes, strides and offsets, every epilogue, and the W splits.
 #include "api/context_impl.hpp"
 #include "catch.hpp"
 #include "cpu/gelu.hpp"
@@ -9,12 +10,218 @@
 #include <vkattn/matmul.hpp>
 
 #include <cmath>
+#include <iterator>
+#include <limits>
+#include <optional>
+#include <string>
 
 using namespace vkattn;
 using vkattn::test::compare;
 using vkattn::test::random_values;
 
-TEST_CASE("matmul matches the CPU reference", "[gpu][matmul]") {
+namespace {
+
+// A kernel forced through MatmulOverride, with the device's tuning or, for matvec, a GPU's: many K slices
+// and their shared-memory reduction, which the CPU tuning (one slice) never runs.
+struct Variant {
+    const char* name;
+    ops::MatmulKernel kernel;
+    bool gpu_tuning = false;
+};
+
+ops::MatmulOverride override_for(const Variant& v) {
+    ops::MatmulOverride o;
+    o.kernel = v.kernel;
+    if (v.gpu_tuning) {
+        ops::Tuning t = ops::tuning_for(test::gpu().device());
+        t.mv_wg = 256;
+        t.mv_split = 64;
+        t.mv_wg_t = 64;
+        t.mv_split_t = 4;
+        o.tuning = t;
+    }
+    return o;
+}
+
+const Variant kVariants[] = {{"tiled", ops::MatmulKernel::tiled},
+                             {"simd", ops::MatmulKernel::simd},
+                             {"matvec", ops::MatmulKernel::matvec},
+                             {"matvec, GPU tuning", ops::MatmulKernel::matvec, true}};
+
+// One matmul problem laid out awkwardly: X and Y rows padded apart and offset inside their buffers, W offset.
+struct Problem {
+    int M, K, N;
+    bool bias = false, gelu = false, accumulate = false;
+    int x_pad = 0, y_pad = 0;        // extra elements between rows
+    int x_offset = 0, w_offset = 0;  // elements before the first row
+};
+
+std::string describe(const Problem& p, bool f16, bool transposed) {
+    return "M " + std::to_string(p.M) + " K " + std::to_string(p.K) + " N " + std::to_string(p.N) +
+           (f16 ? " f16" : " f32") + (transposed ? " W [N, K]" : " W [K, N]") + (p.bias ? " +bias" : "") +
+           (p.gelu ? " gelu" : "") + (p.accumulate ? " +=Y" : "") + " x_pad " + std::to_string(p.x_pad) +
+           " y_pad " + std::to_string(p.y_pad) + " x_off " + std::to_string(p.x_offset) + " w_off " +
+           std::to_string(p.w_offset);
+}
+
+constexpr float kGuard = 777.0f;  // Y's padding: a kernel that writes outside [M, N] changes it
+
+// Runs the problem on the GPU with `override_` and checks Y against cpu::matmul / cpu::matmul_transposed_b.
+void check(const Problem& p, bool f16, bool transposed, const ops::MatmulOverride& override_) {
+    Context& ctx = test::gpu();
+    const DType wt = f16 ? DType::f16 : DType::f32;
+    const uint64_t seed = test::seed_of("matmul " + describe(p, f16, transposed));
+    const int xs = p.K + p.x_pad, ys = p.N + p.y_pad;
+
+    // Host data. W is rounded to its storage type first, so the reference multiplies the same numbers.
+    const auto x_buf = random_values(size_t(p.x_offset) + size_t(p.M) * xs, seed);  // padding holds junk too
+    auto w = random_values(size_t(p.K) * p.N, seed + 1);  // [K, N] or [N, K]
+    for (float& v : w) v = round_to_dtype(v, wt);
+    std::vector<float> w_buf(size_t(p.w_offset), 9.0f);
+    w_buf.insert(w_buf.end(), w.begin(), w.end());
+    const auto b = random_values(size_t(p.N), seed + 2);
+    const auto y0 = random_values(size_t(p.M) * p.N, seed + 3);
+    // NaN where Y is overwritten, so an output never stored stays NaN.
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    std::vector<float> y_buf(size_t(p.M) * ys, kGuard);
+    for (int m = 0; m < p.M; ++m)
+        for (int n = 0; n < p.N; ++n) y_buf[size_t(m) * ys + n] = p.accumulate ? y0[size_t(m) * p.N + n] : nan;
+
+    // Reference: [M, N] = x · w (double accumulation), then the epilogue in the same order as the kernels.
+    std::vector<float> x(size_t(p.M) * p.K);
+    for (int m = 0; m < p.M; ++m)
+        for (int k = 0; k < p.K; ++k) x[size_t(m) * p.K + k] = x_buf[size_t(p.x_offset) + size_t(m) * xs + k];
+    std::vector<float> ref(size_t(p.M) * p.N);
+    if (transposed) {
+        cpu::matmul_transposed_b(p.M, p.K, p.N, x.data(), w.data(), ref.data());
+    } else {
+        cpu::matmul(p.M, p.K, p.N, x.data(), w.data(), nullptr, ref.data());
+    }
+    for (size_t i = 0; i < ref.size(); ++i) {
+        float v = ref[i] + (p.bias ? b[i % size_t(p.N)] : 0.0f);
+        if (p.gelu) cpu::gelu(1, &v, &v);
+        ref[i] = v + (p.accumulate ? y0[i] : 0.0f);
+    }
+
+    Tensor tx(ctx, {int64_t(x_buf.size())}, x_buf), tw(ctx, {int64_t(w_buf.size())}, w_buf, wt);
+    Tensor tb(ctx, {p.N}, b), ty(ctx, {int64_t(y_buf.size())}, y_buf);
+    ctx.impl().run([&](ops::Encoder& enc) {
+        const ops::MatrixRef xm{&tx.impl().buffer, DType::f32, uint64_t(p.x_offset), uint32_t(p.M), uint32_t(p.K),
+                                uint32_t(xs)};
+        const ops::MatrixRef wm = transposed ? ops::matrix(tw.impl().buffer, wt, p.N, p.K, p.w_offset)
+                                             : ops::matrix(tw.impl().buffer, wt, p.K, p.N, p.w_offset);
+        const ops::MatrixRef ym{&ty.impl().buffer, DType::f32, 0, uint32_t(p.M), uint32_t(p.N), uint32_t(ys)};
+        ops::MatmulEpilogue ep;
+        if (p.bias) ep.bias = &tb.impl().buffer;
+        ep.gelu = p.gelu;
+        ep.accumulate = p.accumulate;
+        ops::record_matmul(enc, xm, wm, transposed, ym, ep, override_);
+    });
+
+    const auto y_out = ty.download();
+    std::vector<float> got(size_t(p.M) * p.N);
+    size_t guard_changed = 0;
+    for (int m = 0; m < p.M; ++m) {
+        for (int n = 0; n < p.N; ++n) got[size_t(m) * p.N + n] = y_out[size_t(m) * ys + n];
+        for (int n = p.N; n < ys; ++n) guard_changed += y_out[size_t(m) * ys + n] != kGuard;
+    }
+    CHECK(guard_changed == 0);
+    // fp32 accumulation of K products of magnitude <= 1 (in any order) against a double reference grows like
+    // sqrt(K)·2^-24 relative to the terms; the fp32 tanh of GELU and the add of Y stay within the rtol.
+    const auto cmp = compare(got, ref, 1e-5 * std::sqrt(double(p.K)) + 1e-6, 1e-5);
+    INFO(cmp.describe());
+    CHECK(cmp.ok);
+}
+
+}  // namespace
+
+TEST_CASE("every matmul kernel matches the CPU reference", "[gpu][matmul]") {
+    const Variant variant = GENERATE(from_range(std::begin(kVariants), std::end(kVariants)));
+    const bool f16 = GENERATE(false, true);
+    const bool transposed = GENERATE(false, true);
+    // Multiples of 4 everywhere take the vec4 loads of simd and matvec; the odd ones their element-wise path.
+    const Problem p = GENERATE(Problem{1, 33, 65, false, false, false, 0, 1},
+                               Problem{1, 768, 3072, true, false, false, 0, 0, 0, 4},
+                               Problem{2, 64, 100, true, true, false, 0, 0, 4, 8},
+                               Problem{3, 130, 63, true, false, true, 3, 2, 1, 2},
+                               Problem{17, 68, 36, false, true, true, 4, 4, 8, 0},
+                               Problem{65, 96, 129, true, true, false, 0, 0, 0, 1},
+                               Problem{128, 72, 96, true, false, true, 0, 5, 4, 4},
+                               Problem{17, 768, 2304, true, false, false});  // GPT-2's fused QKV, 17 tokens
+    INFO(variant.name << ": " << describe(p, f16, transposed));
+    check(p, f16, transposed, override_for(variant));
+}
+
+TEST_CASE("matmul splits a weight larger than one binding", "[gpu][matmul]") {
+    // A 4 KiB binding limit cuts W into ~10-row pieces: [K, N] into K slices accumulating in Y (bias with the
+    // last), [N, K] into column blocks of Y.
+    const Variant variant = GENERATE(from_range(std::begin(kVariants), std::end(kVariants)));
+    const bool f16 = GENERATE(false, true);
+    const bool transposed = GENERATE(false, true);
+    Problem p{5, 300, 72, true, false, true};
+    if (transposed) p = {5, 72, 300, true, true, true, 0, 3};
+    INFO(variant.name << ": " << describe(p, f16, transposed));
+    ops::MatmulOverride o = override_for(variant);
+    o.max_binding_bytes = 4096;
+    check(p, f16, transposed, o);
+}
+
+TEST_CASE("matmul refuses GELU after a K-split", "[gpu][matmul][errors]") {
+    ops::MatmulOverride o;
+    o.max_binding_bytes = 4096;
+    VKATTN_REQUIRE_CONTAINS(test::error_message([&] { check({5, 300, 72, true, true, false}, false, false, o); }),
+                            "GELU epilogue cannot follow a K-split");
+}
+
+TEST_CASE("matmul picks the decode kernel for a few rows", "[gpu][matmul]") {
+    Context& ctx = test::gpu();
+    const int K = 64, N = 96;
+    const int M = GENERATE(1, 4, 5);
+    Tensor x(ctx, {M, K}, random_values(size_t(M) * K, 1)), w(ctx, {K, N}, random_values(size_t(K) * N, 2));
+    Tensor y(ctx, {M, N});
+    const bool was = ctx.profiling();
+    ctx.set_profiling(true);
+    matmul(ctx, x, w, y);
+    ctx.set_profiling(was);
+    REQUIRE(ctx.last_timings().size() == 1);
+    const std::string name = ctx.last_timings()[0].name;
+    INFO("M " << M << " ran " << name);
+    const ops::Tuning t = ops::tuning_for(ctx.device());
+    const ops::MatmulKernel want = uint32_t(M) <= t.mv_rows ? t.decode_kernel : t.gemm_kernel;
+    const char* prefix = want == ops::MatmulKernel::matvec ? "matmul_vec_"
+                         : want == ops::MatmulKernel::simd ? "matmul_simd_"
+                                                           : "matmul_f32";
+    CHECK(name.rfind(prefix, 0) == 0);
+}
+
+TEST_CASE("the LM head splits over N when wte exceeds a binding", "[gpu][matmul]") {
+    // [1, 768] · [50257, 768]ᵀ in f32: 154 MB of weights, more than lavapipe's 128 MiB binding range.
+    Context& ctx = test::gpu();
+    const int K = 768, N = 50257;
+    const uint64_t w_bytes = uint64_t(N) * K * 4;
+    if (w_bytes <= ctx.device().max_storage_buffer_range || w_bytes > ctx.device().max_memory_allocation) {
+        SUCCEED("this device binds wte whole, or cannot allocate it: nothing to split");
+        return;
+    }
+    const auto x = random_values(size_t(K), 11), w = random_values(size_t(N) * K, 12);
+    std::vector<float> ref(static_cast<size_t>(N));
+    cpu::matmul_transposed_b(1, K, N, x.data(), w.data(), ref.data());
+    Tensor tx(ctx, {1, K}, x), tw(ctx, {N, K}, w), ty(ctx, {1, N});
+    const bool was = ctx.profiling();
+    ctx.set_profiling(true);
+    ctx.impl().run([&](ops::Encoder& enc) {
+        ops::record_matmul(enc, ops::matrix(tx.impl().buffer, DType::f32, 1, K),
+                           ops::matrix(tw.impl().buffer, DType::f32, N, K), true,
+                           ops::matrix(ty.impl().buffer, DType::f32, 1, N));
+    });
+    ctx.set_profiling(was);
+    CHECK(ctx.last_timings().size() >= 2);
+    const auto cmp = compare(ty.download(), ref, 1e-5 * std::sqrt(double(K)) + 1e-6, 1e-5);  // as above
+    INFO(cmp.describe());
+    CHECK(cmp.ok);
+}
+
+TEST_CASE("matmul matches the CPU reference through the public API", "[gpu][matmul]") {
     struct Shape { int M, K, N; };
     const Shape s = GENERATE(Shape{1, 1, 1}, Shape{1, 768, 2304}, Shape{17, 33, 65}, Shape{64, 64, 64},
                              Shape{65, 130, 63}, Shape{128, 768, 768});
@@ -30,9 +237,17 @@ TEST_CASE("matmul matches the CPU reference", "[gpu][matmul]") {
     cpu::matmul(s.M, s.K, s.N, x.data(), w.data(), b.data(), ref.data());
 
     Tensor tx(ctx, {s.M, s.K}, x), tw(ctx, {s.K, s.N}, w, wt), tb(ctx, {s.N}, b), ty(ctx, {s.M, s.N});
+    const bool was = ctx.profiling();
+    ctx.set_profiling(true);
     matmul(ctx, tx, tw, ty, &tb);
-    // fp32 accumulation of K products of magnitude <= 1 against a double reference: ~K·2^-24 relative growth.
-    const auto cmp = compare(ty.download(), ref, 1e-5 * std::sqrt(double(s.K)) + 1e-6, 1e-5);
+    ctx.set_profiling(was);
+    const bool fp16_products = ctx.last_timings().at(0).name.find("coopmat") != std::string::npos;
+    INFO("kernel " << ctx.last_timings().at(0).name);
+    // fp32 accumulation of K products of magnitude <= 1 against a double reference: ~sqrt(K)·2^-24 relative
+    // growth. Tensor cores (the coopmat kernel, f16 weights on some GPUs) also round X to fp16: each product
+    // off by up to 2^-11, ~sqrt(K)·2^-12 in the sum.
+    const double atol = (fp16_products ? 1e-3 : 1e-5) * std::sqrt(double(s.K)) + 1e-6;
+    const auto cmp = compare(ty.download(), ref, atol, fp16_products ? 1e-3 : 1e-5);
     INFO(cmp.describe());
     CHECK(cmp.ok);
 }

@@ -2,7 +2,7 @@
 // and the `--backend cpu` path. Layout and order follow llm.c's train_gpt2.c gpt2_forward.
 #pragma once
 
-#include "model/gpt2_weights.hpp"
+#include <vkattn/model/gpt2_weights.hpp>
 
 #include <span>
 #include <vector>

@@ -1,7 +1,7 @@
 // Loading GPT-2 weights: a Hugging Face model directory, or seeded random weights of any GPT-2 shape.
 #pragma once
 
-#include "model/gpt2_weights.hpp"
+#include <vkattn/model/gpt2_weights.hpp>
 
 #include <cstdint>
 #include <filesystem>

@@ -1,0 +1,46 @@
+// The GPT-2 forward pass on a Vulkan device: weights uploaded once, activations and the KV cache kept on the
+// GPU, one command buffer (one submit, one wait) per forward step.
+#pragma once
+
+#include <vkattn/context.hpp>
+#include <vkattn/dtype.hpp>
+#include <vkattn/model/gpt2_weights.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+namespace vkattn::model {
+
+struct Gpt2GpuOptions {
+    DType weights = DType::f32;   // storage of the matmul weights and embeddings (f16 halves memory)
+    bool fused_attention = true;  // fused flash attention; false: the three inspectable kernels
+};
+
+class Gpt2Gpu {
+public:
+    // Uploads the weights; the host copy may be freed afterwards. Throws vkattn::Error naming what was
+    // needed and what the device has when the model does not fit.
+    Gpt2Gpu(Context& ctx, const Gpt2Weights& weights, const Gpt2GpuOptions& options = {});
+    ~Gpt2Gpu();
+    Gpt2Gpu(const Gpt2Gpu&) = delete;
+    Gpt2Gpu& operator=(const Gpt2Gpu&) = delete;
+
+    // Appends tokens [T] after the cached ones (prefill, or one token at a time for decode) and returns
+    // logits [T, V] for every new position, or [1, V] for the last one when all_logits is false.
+    // Throws vkattn::Error, leaving the cache untouched, on a token id outside [0, V) or a context beyond
+    // n_positions.
+    std::vector<float> forward(std::span<const int> tokens, bool all_logits = true);
+
+    void reset();               // empties the KV cache
+    int position() const;       // tokens in the KV cache
+    const Gpt2Config& config() const;
+    uint64_t weight_bytes() const;  // device bytes held by the weights
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vkattn::model

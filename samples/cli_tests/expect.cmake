@@ -1,0 +1,42 @@
+# Runs the vkattn CLI once and checks its exit code; for exit code 2 also that stderr is exactly one line
+# (the CLI's promise for bad input). cmake -P, with:
+#   EXE      the vkattn executable
+#   ARGS     its arguments, separated by '|'; <TMP> becomes a scratch directory and <LONG_TOKENS> a list of
+#            1025 token ids (one more than GPT-2's n_positions)
+#   RC       the expected exit code
+#   MATCH    (optional) a regular expression stderr must match
+#   SETUP    (optional) bad_npy: writes <TMP>/bad.npy, a file that is not .npy; config_only: writes a GPT-2
+#            config.json into <TMP>/model and no weights
+#   TMP      the scratch directory
+file(REMOVE_RECURSE "${TMP}")
+file(MAKE_DIRECTORY "${TMP}")
+if(SETUP STREQUAL "bad_npy")
+  file(WRITE "${TMP}/bad.npy" "NUMPY but not really a .npy file")
+elseif(SETUP STREQUAL "config_only")
+  file(WRITE "${TMP}/model/config.json" [[{"model_type": "gpt2", "n_embd": 64, "n_head": 2, "n_layer": 1,
+    "n_positions": 64, "vocab_size": 96, "layer_norm_epsilon": 1e-05, "activation_function": "gelu_new"}]])
+endif()
+
+set(long_tokens "464")
+foreach(i RANGE 1 1024)
+  string(APPEND long_tokens ",464")
+endforeach()
+string(REPLACE "<TMP>" "${TMP}" args "${ARGS}")
+string(REPLACE "<LONG_TOKENS>" "${long_tokens}" args "${args}")
+string(REPLACE "|" ";" args "${args}")
+
+execute_process(COMMAND "${EXE}" ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("stdout:\n${out}\nstderr:\n${err}")
+if(NOT rc STREQUAL "${RC}")
+  message(FATAL_ERROR "expected exit code ${RC}, got ${rc}")
+endif()
+if(RC EQUAL 2)
+  string(REGEX MATCHALL "\n" newlines "${err}")
+  list(LENGTH newlines lines)
+  if(NOT lines EQUAL 1 OR NOT err MATCHES "^vkattn: ")
+    message(FATAL_ERROR "expected one line on stderr starting 'vkattn: ', got ${lines} lines")
+  endif()
+endif()
+if(DEFINED MATCH AND NOT err MATCHES "${MATCH}")
+  message(FATAL_ERROR "stderr does not match '${MATCH}'")
+endif()

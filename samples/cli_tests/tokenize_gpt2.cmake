@@ -1,0 +1,15 @@
+# GPT-2's real vocabulary: "Hello world" is 15496,995 and back. cmake -P with EXE; the vocabulary directory
+# comes from $VKATTN_GPT2_VOCAB_DIR at test time (scripts/test.sh fetches it), the test is skipped without it.
+if(NOT DEFINED ENV{VKATTN_GPT2_VOCAB_DIR})
+  message("SKIPPED: VKATTN_GPT2_VOCAB_DIR is not set (scripts/fetch-gpt2-vocab.sh fetches the vocabulary)")
+  return()
+endif()
+set(dir "$ENV{VKATTN_GPT2_VOCAB_DIR}")
+execute_process(COMMAND "${EXE}" tokenize --model "${dir}" --text "Hello world" RESULT_VARIABLE rc OUTPUT_VARIABLE ids)
+if(NOT rc EQUAL 0 OR NOT ids STREQUAL "15496,995\n")
+  message(FATAL_ERROR "tokenize --text 'Hello world': exit code ${rc}, output '${ids}', expected 15496,995")
+endif()
+execute_process(COMMAND "${EXE}" tokenize --model "${dir}" --decode 15496,995 RESULT_VARIABLE rc OUTPUT_VARIABLE text)
+if(NOT rc EQUAL 0 OR NOT text STREQUAL "Hello world\n")
+  message(FATAL_ERROR "tokenize --decode 15496,995: exit code ${rc}, output '${text}'")
+endif()

@@ -1,0 +1,259 @@
+// vkattn bench: timings of attention, matmul and the GPT-2 model. Attention and matmul here; gpt in
+// cmd_bench_gpt.cpp. GPU times come from timestamps (the sum of one call's dispatches), CPU times from the clock.
+#include "cli.hpp"
+
+#include <vkattn/attention.hpp>
+#include <vkattn/error.hpp>
+#include <vkattn/matmul.hpp>
+#include <vkattn/reference.hpp>
+#include <vkattn/tensor.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <new>
+#include <optional>
+
+namespace vkattn::cli {
+namespace {
+
+struct Repeat {
+    int warmup = 2;
+    int reps = 10;
+    bool json = false;
+    void add_to(CLI::App& cmd) {
+        cmd.add_option("--warmup", warmup, "untimed runs first")->capture_default_str();
+        cmd.add_option("--reps", reps, "timed runs; median and min are reported")->capture_default_str();
+        cmd.add_flag("--json", json, "one JSON object per measured case on stdout instead of a table");
+    }
+    void validate() const {
+        if (warmup < 0 || reps < 1) throw Error("--warmup must be >= 0 and --reps >= 1");
+    }
+};
+
+struct Timing {
+    double median_ms = 0, min_ms = 0;
+    uint64_t peak_bytes = 0;
+    std::string clock;  // "gpu timestamps" or "wall clock"
+};
+
+// Runs fn warm-up + reps times; each timed run is the sum of its dispatches' timestamps when the context
+// profiles (else the wall clock around it).
+template <class Fn>
+Timing time_runs(Context* ctx, const Repeat& r, Fn&& fn) {
+    for (int i = 0; i < r.warmup; ++i) fn();
+    const bool stamps = ctx != nullptr && ctx->profiling() && ctx->device().timestamps;
+    std::vector<double> ms;
+    for (int i = 0; i < r.reps; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        fn();
+        ms.push_back(stamps ? gpu_ms(*ctx) : ms_since(t0));
+    }
+    Timing t;
+    t.median_ms = median(ms);
+    t.min_ms = *std::min_element(ms.begin(), ms.end());
+    t.clock = stamps ? "gpu timestamps" : "wall clock";
+    if (ctx) t.peak_bytes = ctx->peak_device_memory_bytes();
+    return t;
+}
+
+double mib(uint64_t bytes) { return double(bytes) / (1024.0 * 1024.0); }
+
+// ---- attention ----
+
+struct AttentionOptions {
+    int heads = 12, kv_heads = 0, lq = 1024, lk = 0, dim = 64;
+    bool causal = false, sweep = false;
+    std::string dtype = "f32", impl = "fused";
+    Repeat repeat;
+    DeviceOption device;
+};
+
+void print_attention(const AttentionOptions& o, const Context* ctx, int lq, int lk, const Timing& t) {
+    const int hkv = o.kv_heads > 0 ? o.kv_heads : o.heads;
+    const double es = o.dtype == "f16" ? 2 : 4;
+    double flops = 4.0 * o.heads * double(lq) * lk * o.dim;
+    if (o.causal && lq == lk) flops /= 2;
+    const double bytes = es * o.dim * (2.0 * o.heads * lq + 2.0 * hkv * lk);  // Q and O, K and V, once each
+    const double gflops = flops / (t.median_ms * 1e6), gbps = bytes / (t.median_ms * 1e6);
+    if (o.repeat.json) {
+        using json = nlohmann::ordered_json;
+        const json j = {{"bench", "attention"},
+                            {"device", ctx ? ctx->device().name : "cpu reference"},
+                            {"impl", o.impl},
+                            {"dtype", o.dtype},
+                            {"heads", o.heads},
+                            {"kv_heads", hkv},
+                            {"lq", lq},
+                            {"lk", lk},
+                            {"dim", o.dim},
+                            {"causal", o.causal},
+                            {"reps", o.repeat.reps},
+                            {"clock", t.clock},
+                            {"median_ms", t.median_ms},
+                            {"min_ms", t.min_ms},
+                            {"flops", flops},
+                            {"gflops", gflops},
+                            {"gbps", gbps},
+                            {"peak_device_bytes", ctx ? json(t.peak_bytes) : json(nullptr)}};
+        std::printf("%s\n", j.dump().c_str());
+    } else {
+        std::printf("%7d %7d %11.3f %10.3f %10.2f %9.2f %11.1f\n", lq, lk, t.median_ms, t.min_ms, gflops, gbps,
+                    mib(t.peak_bytes));
+    }
+    std::fflush(stdout);
+}
+
+Timing measure_attention(const AttentionOptions& o, Context* ctx, int lq, int lk) {
+    const int hkv = o.kv_heads > 0 ? o.kv_heads : o.heads;
+    const size_t nq = size_t(o.heads) * lq * o.dim, nk = size_t(hkv) * lk * o.dim;
+    const auto qh = random_values(nq, 1, -2, 2), kh = random_values(nk, 2, -2, 2), vh = random_values(nk, 3);
+    if (ctx == nullptr) {
+        const reference::AttentionShape s{1, o.heads, hkv, lq, lk, o.dim};
+        if (o.heads % hkv != 0) {
+            throw Error("K has " + std::to_string(hkv) + " heads, which does not divide the " +
+                        std::to_string(o.heads) + " query heads");
+        }
+        return time_runs(nullptr, o.repeat, [&] { reference::attention(s, qh, kh, vh, {.causal = o.causal}); });
+    }
+    const DType dt = o.dtype == "f16" ? DType::f16 : DType::f32;
+    ctx->reset_peak_memory();
+    Tensor q(*ctx, {1, o.heads, lq, o.dim}, qh, dt), k(*ctx, {1, hkv, lk, o.dim}, kh, dt);
+    Tensor v(*ctx, {1, hkv, lk, o.dim}, vh, dt), out(*ctx, {1, o.heads, lq, o.dim}, dt);
+    AttentionParams params;
+    params.causal = o.causal;
+    params.impl = o.impl == "naive" ? AttentionImpl::naive : AttentionImpl::fused;
+    return time_runs(ctx, o.repeat, [&] { attention(*ctx, q, k, v, out, params); });
+}
+
+int run_attention(const AttentionOptions& o) {
+    o.repeat.validate();
+    if (o.heads < 1 || o.kv_heads < 0 || o.lq < 1 || o.lk < 0 || o.dim < 1) {
+        throw Error("--heads, --lq and --dim must be positive, --kv-heads and --lk >= 1 when given");
+    }
+    std::optional<Context> ctx;
+    if (o.impl != "cpu") ctx.emplace(o.device.context_options(true));
+    const std::string device = ctx ? ctx->device().name + " (" + ctx->device().driver + ")" : "cpu reference";
+    if (!o.repeat.json) {
+        std::printf("attention on %s: impl %s, %s, H=%d Hkv=%d D=%d%s; %d warm-up, %d timed runs\n", device.c_str(),
+                    o.impl.c_str(), o.dtype.c_str(), o.heads, o.kv_heads > 0 ? o.kv_heads : o.heads, o.dim,
+                    o.causal ? " causal" : "", o.repeat.warmup, o.repeat.reps);
+        std::printf("FLOPs counted as 4·H·Lq·Lk·D%s; GB/s counts Q, K, V and O moved once.\n",
+                    o.causal ? ", halved for causal when Lq = Lk" : "");
+        std::printf("%7s %7s %11s %10s %10s %9s %11s\n", "Lq", "Lk", "median ms", "min ms", "GFLOP/s", "GB/s",
+                    "peak MiB");
+    }
+    Context* c = ctx ? &*ctx : nullptr;
+    if (!o.sweep) {
+        const int lk = o.lk > 0 ? o.lk : o.lq;
+        const Timing t = measure_attention(o, c, o.lq, lk);
+        print_attention(o, c, o.lq, lk, t);
+        if (!o.repeat.json) std::printf("times from %s\n", t.clock.c_str());
+        return kOk;
+    }
+    std::string clock;
+    for (int L = 128; L <= 16384; L *= 2) {
+        try {
+            const Timing t = measure_attention(o, c, L, L);
+            print_attention(o, c, L, L, t);
+            clock = t.clock;
+        } catch (const Error& e) {
+            // In JSON mode stdout holds only measured cases; the refusal goes to stderr.
+            std::fprintf(o.repeat.json ? stderr : stdout, "%7d %7d refused: %s\n", L, L, e.what());
+        } catch (const std::bad_alloc&) {
+            std::fprintf(o.repeat.json ? stderr : stdout, "%7d %7d refused: out of host memory\n", L, L);
+        }
+    }
+    if (!o.repeat.json && !clock.empty()) std::printf("times from %s\n", clock.c_str());
+    return kOk;
+}
+
+// ---- matmul ----
+
+struct MatmulOptions {
+    int m = 1024, n = 768, k = 768;
+    std::string dtype = "f32";
+    Repeat repeat;
+    DeviceOption device;
+};
+
+int run_matmul(const MatmulOptions& o) {
+    o.repeat.validate();
+    if (o.m < 1 || o.n < 1 || o.k < 1) throw Error("--m, --n and --k must be positive");
+    Context ctx(o.device.context_options(true));
+    const DType wt = o.dtype == "f16" ? DType::f16 : DType::f32;
+    ctx.reset_peak_memory();
+    Tensor x(ctx, {o.m, o.k}, random_values(size_t(o.m) * o.k, 1));
+    Tensor w(ctx, {o.k, o.n}, random_values(size_t(o.k) * o.n, 2), wt);
+    Tensor y(ctx, {o.m, o.n});
+    const Timing t = time_runs(&ctx, o.repeat, [&] { matmul(ctx, x, w, y); });
+    const double flops = 2.0 * o.m * o.n * o.k;
+    const double bytes = 4.0 * o.m * o.k + double(dtype_size(wt)) * o.k * o.n + 4.0 * o.m * o.n;
+    const double gflops = flops / (t.median_ms * 1e6), gbps = bytes / (t.median_ms * 1e6);
+    if (o.repeat.json) {
+        const nlohmann::ordered_json j = {{"bench", "matmul"},      {"device", ctx.device().name},
+                                  {"m", o.m},               {"n", o.n},
+                                  {"k", o.k},               {"dtype", o.dtype},
+                                  {"reps", o.repeat.reps},  {"clock", t.clock},
+                                  {"median_ms", t.median_ms}, {"min_ms", t.min_ms},
+                                  {"flops", flops},         {"gflops", gflops},
+                                  {"gbps", gbps},           {"peak_device_bytes", t.peak_bytes}};
+        std::printf("%s\n", j.dump().c_str());
+        return kOk;
+    }
+    std::printf("matmul on %s (%s): y [%d, %d] = x [%d, %d] f32 · w [%d, %d] %s; %d warm-up, %d timed runs\n",
+                ctx.device().name.c_str(), ctx.device().driver.c_str(), o.m, o.n, o.m, o.k, o.k, o.n, o.dtype.c_str(),
+                o.repeat.warmup, o.repeat.reps);
+    std::printf("median %.3f ms, min %.3f ms (%s); %.2f GFLOP/s (2·M·N·K), %.2f GB/s (x, w, y once), "
+                "peak %.1f MiB\n",
+                t.median_ms, t.min_ms, t.clock.c_str(), gflops, gbps, mib(t.peak_bytes));
+    return kOk;
+}
+
+}  // namespace
+
+Runner add_bench(CLI::App& app) {
+    auto* bench = app.add_subcommand("bench", "Benchmarks: attention, matmul, gpt (median and min of timed runs)");
+    bench->require_subcommand(1);
+
+    auto* att = bench->add_subcommand("attention", "Time one attention shape, or sweep L = Lq = Lk over 128 .. 16384");
+    auto a = std::make_shared<AttentionOptions>();
+    att->add_option("--heads", a->heads, "query heads H")->capture_default_str();
+    att->add_option("--kv-heads", a->kv_heads, "key/value heads Hkv (default: H)");
+    att->add_option("--lq", a->lq, "query length")->capture_default_str();
+    att->add_option("--lk", a->lk, "key length (default: Lq)");
+    att->add_option("--dim", a->dim, "head dim D")->capture_default_str();
+    att->add_flag("--causal", a->causal, "causal mask (FLOPs halved when Lq = Lk)");
+    att->add_option("--dtype", a->dtype, "storage of Q, K, V, O")
+        ->check(CLI::IsMember({"f32", "f16"}))
+        ->capture_default_str();
+    att->add_option("--impl", a->impl,
+                    "naive (three kernels), fused (flash), or cpu (the double reference, wall clock)")
+        ->check(CLI::IsMember({"naive", "fused", "cpu"}))
+        ->capture_default_str();
+    att->add_flag("--sweep", a->sweep, "L = Lq = Lk over 128, 256, .. 16384; shapes the path refuses are listed "
+                                       "with the reason");
+    a->repeat.add_to(*att);
+    a->device.add_to(*att);
+
+    auto* mm = bench->add_subcommand("matmul", "Time y [M, N] = x [M, K] · w [K, N]");
+    auto m = std::make_shared<MatmulOptions>();
+    mm->add_option("--m", m->m, "rows of x and y")->capture_default_str();
+    mm->add_option("--n", m->n, "columns of w and y")->capture_default_str();
+    mm->add_option("--k", m->k, "columns of x, rows of w")->capture_default_str();
+    mm->add_option("--dtype", m->dtype, "storage of w (x and y are f32)")
+        ->check(CLI::IsMember({"f32", "f16"}))
+        ->capture_default_str();
+    m->repeat.add_to(*mm);
+    m->device.add_to(*mm);
+
+    Runner gpt = add_bench_gpt(*bench);
+    return [att, a, mm, m, gpt] {
+        if (att->parsed()) return run_attention(*a);
+        if (mm->parsed()) return run_matmul(*m);
+        return gpt();
+    };
+}
+
+}  // namespace vkattn::cli

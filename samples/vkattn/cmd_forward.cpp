@@ -1,0 +1,114 @@
+// vkattn forward: GPT-2 logits for every position of a prompt, on the GPU or the CPU reference, optionally
+// checked against the other backend.
+#include "cli.hpp"
+
+#include <vkattn/error.hpp>
+#include <vkattn/npy.hpp>
+
+#include <algorithm>
+#include <cstdio>
+
+namespace vkattn::cli {
+namespace {
+
+struct Options {
+    ModelOptions model;
+    std::string tokens, text, out_file;
+    bool check = false;
+};
+
+// Max |Δ logits| allowed between the backends. f32: the GPU accumulates in fp32 through every layer while
+// the reference's attention runs in double, so rounding differences compound over up to 12 layers and the
+// LM head's C-long dot products. f16: every weight is also rounded to 11 significant bits, a relative error
+// of up to 2^-11 per weight that reaches the logits through all layers.
+constexpr double kTolF32 = 2e-3;
+constexpr double kTolF16 = 5e-2;
+
+std::vector<int> prompt_tokens(const Options& o, const ModelSource& source) {
+    if (o.tokens.empty() == o.text.empty()) throw Error("give the prompt as exactly one of --tokens or --text");
+    std::vector<int> ids = o.tokens.empty()
+                               ? load_tokenizer(source, "--text", "give token ids with --tokens").encode(o.text)
+                               : parse_ids(o.tokens, "--tokens");
+    const auto& c = source.config;
+    if (ids.empty()) throw Error("the prompt is empty: --text encodes to no tokens");
+    if (int(ids.size()) > c.n_positions) {
+        throw Error("the prompt has " + std::to_string(ids.size()) + " tokens, more than the model's n_positions = " +
+                    std::to_string(c.n_positions));
+    }
+    for (size_t i = 0; i < ids.size(); ++i) {
+        if (ids[i] >= c.vocab_size) {
+            throw Error("token " + std::to_string(ids[i]) + " (entry " + std::to_string(i + 1) +
+                        " of --tokens) is outside the vocabulary of " + std::to_string(c.vocab_size));
+        }
+    }
+    return ids;
+}
+
+// Runs the whole prompt through one backend and reports the time it took.
+std::vector<float> run_backend(const model::Gpt2Weights& weights, const std::string& backend, const Options& o,
+                               const std::vector<int>& ids) {
+    LanguageModel lm(weights, backend, o.model, true);
+    const auto t0 = std::chrono::steady_clock::now();
+    std::vector<float> logits = lm.forward(ids);
+    const double wall = ms_since(t0);
+    if (Context* ctx = lm.context()) {
+        // The first call also creates the pipelines and reads [T, V] logits back, hence wall >> GPU time.
+        std::printf("%s: %.1f ms wall clock, %.1f ms GPU (timestamps)\n", lm.description().c_str(), wall, gpu_ms(*ctx));
+    } else {
+        std::printf("%s: %.1f ms\n", lm.description().c_str(), wall);
+    }
+    return logits;
+}
+
+int run(const Options& o) {
+    const ModelSource source = resolve_model(o.model.model);
+    const std::vector<int> ids = prompt_tokens(o, source);
+    const auto& c = source.config;
+    std::printf("GPT-2 %s: %d layers, %d heads, C = %d, V = %d; %zu tokens\n", o.model.model.c_str(), c.n_layer,
+                c.n_head, c.n_embd, c.vocab_size, ids.size());
+    const model::Gpt2Weights weights = load_weights(source);
+
+    const std::vector<float> logits = run_backend(weights, o.model.backend, o, ids);
+    const size_t T = ids.size(), V = size_t(c.vocab_size);
+    const auto last = logits.end() - std::ptrdiff_t(V);
+    const int next = int(std::max_element(last, logits.end()) - last);
+    std::printf("logits [%zu, %zu]; most likely next token: %d\n", T, V, next);
+    if (!o.out_file.empty()) {
+        const std::vector<int64_t> shape = {int64_t(T), int64_t(V)};
+        write_npy(o.out_file, shape, logits);
+        std::printf("wrote %s\n", o.out_file.c_str());
+    }
+    if (!o.check) return kOk;
+
+    const std::string other = o.model.backend == "cpu" ? "vulkan" : "cpu";
+    const std::vector<float> other_logits = run_backend(weights, other, o, ids);
+    const double tol = o.model.dtype == "f16" ? kTolF16 : kTolF32;
+    const auto& gpu = o.model.backend == "cpu" ? other_logits : logits;
+    const auto& cpu = o.model.backend == "cpu" ? logits : other_logits;
+    const ErrorStats e = compare(gpu, cpu, tol, 0);
+    std::printf("check: max |Δ logits| GPU vs CPU = %.3g (tolerance %.0e, %s weights): %s\n", e.max_abs, tol,
+                o.model.dtype.c_str(), e.bad == 0 ? "PASS" : "FAIL");
+    if (e.bad != 0) {
+        std::printf("  %zu logits out of tolerance; worst at position %zu, token %zu: GPU %g, CPU %g\n", e.bad,
+                    e.worst / V, e.worst % V, double(gpu[e.worst]), double(cpu[e.worst]));
+        return kMismatch;
+    }
+    return kOk;
+}
+
+}  // namespace
+
+Runner add_forward(CLI::App& app) {
+    auto* cmd = app.add_subcommand("forward", "GPT-2 logits [T, V] for every position of a prompt");
+    auto o = std::make_shared<Options>();
+    o->model.add_to(*cmd);
+    cmd->add_option("--tokens", o->tokens, "prompt as comma-separated token ids, e.g. 464,3797");
+    cmd->add_option("--text", o->text, "prompt as text (needs vocab.json and merges.txt in the model directory)");
+    cmd->add_option("--out", o->out_file, "write the logits [T, V] as float32 .npy");
+    cmd->add_flag("--check", o->check,
+                  "also run the other backend and compare the logits; exit 1 past the tolerance (f32 weights: "
+                  "2e-3, f16: 5e-2)");
+    return [o] { return run(*o); };
+}
+
+}  // namespace vkattn::cli

@@ -1,0 +1,49 @@
+// flash_merge: the second half of split-KV attention: O from the partial softmax states flash_split.comp wrote.
+//   partials [nz, Lq, parts, D] f32 and, from ml_offset, [nz, Lq, parts, 2] f32 (max, sum) (binding 0);
+//   O [B, H, Lq, D] (view, D contiguous; binding 1); z = b·H + h in [z0, z0 + nz).
+// Invocation g of grid z handles 4 elements of O: row i = g / (D/4), columns 4·(g % (D/4)) + 0..3. With
+// M = max_p m_p, O = Σ_p acc_p · 2^(m_p − M) / Σ_p l_p · 2^(m_p − M); a row no part saw a key of gives zeros.
+// No shared memory, no barrier.
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#include "storage.glsl"
+#include "attention_params.h"
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 0) const uint WG = 64;  // invocations
+layout(constant_id = 1) const uint D = 64;   // head dim
+
+layout(std430, binding = 0) readonly buffer PartBuf { float part_s[]; };
+layout(std430, binding = 0) readonly buffer PartBufV { vec4 part_v[]; };
+layout(std430, binding = 1) writeonly buffer OBuf { ELEM o_s[]; };
+layout(push_constant) uniform Push { FlashMergeParams p; };
+
+#define NEG_INF (-1.0 / 0.0)
+
+const uint D4 = D / 4;
+
+void main() {
+    const uint g = gl_GlobalInvocationID.x;
+    const uint i = g / D4;
+    const uint c = g % D4;
+    if (i >= p.Lq) return;
+    const uint zl = gl_WorkGroupID.z;
+    const uint z = p.z0 + zl;
+    const uint first = (zl * p.Lq + i) * p.parts;  // this row's first partial
+
+    float mx = NEG_INF;
+    for (uint part = 0; part < p.parts; ++part) mx = max(mx, part_s[p.ml_offset + 2 * (first + part)]);
+    vec4 acc = vec4(0.0);
+    float sum = 0.0;
+    if (mx != NEG_INF) {
+        for (uint part = 0; part < p.parts; ++part) {
+            const uint slot = first + part;
+            const float w = exp2(part_s[p.ml_offset + 2 * slot] - mx);  // 0 for parts that saw no key
+            sum += w * part_s[p.ml_offset + 2 * slot + 1];
+            acc += w * part_v[slot * D4 + c];
+        }
+        acc /= sum;
+    }
+    const uint o = p.o.offset + (z / p.H) * p.o.stride_b + (z % p.H) * p.o.stride_h + i * p.o.stride_l + 4 * c;
+    for (uint e = 0; e < 4; ++e) o_s[o + e] = TO_ELEM(acc[e]);
+}

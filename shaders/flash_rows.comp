@@ -1,0 +1,115 @@
+// flash_rows: fused attention O = softmax(mask(scale · Q Kᵀ)) V for CPU devices (lavapipe, SwiftShader), with no
+// shared memory and no barrier, which such devices pay for dearly.
+//   Q [B, H, Lq, D], K and V [B, Hkv, Lk, D], O [B, H, Lq, D] (views: offset and strides in push constants, D
+//   contiguous), additive mask [Lq, Lk] f32, key padding [B, Lk] f32 (see flash_common.glsl);
+//   z = b·H + h in [z0, z0 + gridZ); query head h reads K/V head h / (H / Hkv).
+// One workgroup (one subgroup of WG invocations) owns WG·R consecutive query rows of one (b, h); invocation t
+// keeps rows t, t + WG, ... in registers: q (pre-scaled by scale·log2 e) and a D-long fp32 accumulator. It walks the
+// keys its rows may see in blocks of KB: invocation l < KB loads key j0 + l (K row, later V row) with vector loads,
+// and subgroupShuffle with a constant lane hands every element to every invocation, so each key is read once per
+// workgroup. Softmax is online: per row a running max and sum (fp32, base 2), the accumulator rescaled when the
+// max moves. Blocks that the causal or window rule hides from every row of the workgroup are never visited.
+// Needs subgroup shuffles with KB <= the subgroup size (lavapipe and SwiftShader have them; GPUs run flash_tiled).
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
+#extension GL_KHR_shader_subgroup_basic : require
+#extension GL_KHR_shader_subgroup_shuffle : require
+#include "storage.glsl"
+#include "attention_params.h"
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 0) const uint WG = 8;      // invocations: the subgroup size
+layout(constant_id = 1) const uint D = 64;      // head dim
+layout(constant_id = 2) const uint R = 2;       // query rows per invocation
+layout(constant_id = 3) const uint KB = 8;      // keys per block, <= the subgroup size
+layout(constant_id = 4) const bool VEC = true;  // rows start on 16 bytes: vector loads
+
+layout(push_constant) uniform Push { FlashParams p; };
+
+#include "flash_common.glsl"
+
+const uint D4 = D / 4;
+
+void main() {
+    const uint z = p.z0 + gl_WorkGroupID.z;
+    const uint b = z / p.H;
+    const uint h = z % p.H;
+    const uint hk = h / (p.H / p.Hkv);
+    const uint t = gl_LocalInvocationIndex;
+    const uint lane = gl_SubgroupInvocationID;
+    const uint row0 = gl_WorkGroupID.x * WG * R;
+    const uint k_base = row_of(p.k, b, hk, 0);
+    const uint v_base = row_of(p.v, b, hk, 0);
+
+    vec4 q[R][D4];
+    vec4 acc[R][D4];
+    float m[R];  // running max of the base-2 scores, -inf until a key is visible
+    float l[R];  // running sum of exp2(score - m)
+    uint rows[R];
+    [[unroll]] for (uint r = 0; r < R; ++r) {
+        rows[r] = min(row0 + r * WG + t, p.Lq - 1);  // rows past Lq redo the last row and are not stored
+        LOAD_ROW(q, row_of(p.q, b, h, rows[r]), q[r]);
+        [[unroll]] for (uint c = 0; c < D4; ++c) {
+            q[r][c] *= p.scale_log2;
+            acc[r][c] = vec4(0.0);
+        }
+        m[r] = NEG_INF;
+        l[r] = 0.0;
+    }
+
+    const uvec2 keys = key_range(row0, min(p.Lq, row0 + WG * R) - 1);
+    for (uint j0 = keys.x; j0 < keys.y; j0 += KB) {
+        const uint j_mine = min(j0 + min(lane, KB - 1), p.Lk - 1);  // the key this invocation loads
+        vec4 kv[D4];
+        LOAD_ROW(k, k_base + j_mine * p.k.stride_l, kv);
+        const float pad_mine = p.has_key_padding != 0 ? key_padding[b * p.Lk + j_mine] : 0.0;
+
+        // s[r][jj]: base-2 score of row r against key j0 + jj.
+        float s[R][KB];
+        [[unroll]] for (uint jj = 0; jj < KB; ++jj) {
+            [[unroll]] for (uint r = 0; r < R; ++r) s[r][jj] = 0.0;
+            [[unroll]] for (uint c = 0; c < D4; ++c) {
+                const vec4 kc = subgroupShuffle(kv[c], jj);
+                [[unroll]] for (uint r = 0; r < R; ++r) {
+                    const vec4 qc = q[r][c];
+                    s[r][jj] = fma(qc.x, kc.x, fma(qc.y, kc.y, fma(qc.z, kc.z, fma(qc.w, kc.w, s[r][jj]))));
+                }
+            }
+            const float pad = subgroupShuffle(pad_mine, jj);
+            [[unroll]] for (uint r = 0; r < R; ++r) s[r][jj] = masked_score(s[r][jj], rows[r], j0 + jj, pad);
+        }
+
+        // Online softmax: new max, rescale what was accumulated, weights of this block.
+        [[unroll]] for (uint r = 0; r < R; ++r) {
+            float mx = m[r];
+            [[unroll]] for (uint jj = 0; jj < KB; ++jj) mx = max(mx, s[r][jj]);
+            const float base = mx == NEG_INF ? 0.0 : mx;  // nothing visible yet: weights stay exactly 0
+            const float alpha = exp2(m[r] - base);
+            float sum = 0.0;
+            [[unroll]] for (uint jj = 0; jj < KB; ++jj) {
+                s[r][jj] = exp2(s[r][jj] - base);
+                sum += s[r][jj];
+            }
+            l[r] = l[r] * alpha + sum;
+            m[r] = mx;
+            [[unroll]] for (uint c = 0; c < D4; ++c) acc[r][c] *= alpha;
+        }
+
+        LOAD_ROW(v, v_base + j_mine * p.v.stride_l, kv);
+        [[unroll]] for (uint jj = 0; jj < KB; ++jj) {
+            [[unroll]] for (uint c = 0; c < D4; ++c) {
+                const vec4 vc = subgroupShuffle(kv[c], jj);
+                [[unroll]] for (uint r = 0; r < R; ++r) acc[r][c] = fma(vec4(s[r][jj]), vc, acc[r][c]);
+            }
+        }
+    }
+
+    [[unroll]] for (uint r = 0; r < R; ++r) {
+        const uint i = row0 + r * WG + t;
+        if (i < p.Lq) {
+            const float inv = l[r] > 0.0 ? 1.0 / l[r] : 0.0;  // no visible key: zeros, never NaN
+            STORE_ROW(row_of(p.o, b, h, i), acc[r], inv);
+        }
+    }
+}

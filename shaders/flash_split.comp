@@ -1,0 +1,100 @@
+// flash_split: the first half of split-KV attention for short Lq (decode): partial softmax states over slices of
+// the keys, which flash_merge.comp combines into O.
+//   Q [B, H, Lq, D], K and V [B, Hkv, Lk, D] (views), masks as flash_common.glsl;
+//   partials [nz, Lq, parts, D] f32 (the accumulators) and, from ml_offset, [nz, Lq, parts, 2] f32 (max, sum),
+//   parts = gridX · WG; z = b·H + h in [z0, z0 + nz).
+// One workgroup owns QN consecutive query rows of one (b, h) and the keys [x·split_keys, (x + 1)·split_keys) they
+// may see. Every invocation holds all QN rows of q (the same values in every invocation) and walks its own keys,
+// j = first + t, first + t + WG, ...: each key is loaded by one invocation only, with vector loads, and no
+// invocation talks to another (no shared memory, no barrier, no subgroup operation). Each keeps its own online
+// softmax state per row (max and sum in fp32, base 2, the accumulator rescaled when its max moves) and writes
+// it as one partial.
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#extension GL_EXT_control_flow_attributes : require
+#include "storage.glsl"
+#include "attention_params.h"
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 0) const uint WG = 8;      // invocations
+layout(constant_id = 1) const uint D = 64;      // head dim
+layout(constant_id = 2) const uint QN = 1;      // query rows per workgroup
+layout(constant_id = 3) const bool VEC = true;  // rows start on 16 bytes: vector loads
+
+layout(push_constant) uniform Push { FlashParams p; };
+
+#include "flash_common.glsl"
+
+layout(std430, binding = 6) writeonly buffer PartBuf { float part_s[]; };
+layout(std430, binding = 6) writeonly buffer PartBufV { vec4 part_v[]; };
+
+const uint D4 = D / 4;
+
+void main() {
+    const uint zl = gl_WorkGroupID.z;
+    const uint z = p.z0 + zl;
+    const uint b = z / p.H;
+    const uint h = z % p.H;
+    const uint hk = h / (p.H / p.Hkv);
+    const uint t = gl_LocalInvocationIndex;
+    const uint i0 = gl_WorkGroupID.y * QN;
+    const uint k_base = row_of(p.k, b, hk, 0);
+    const uint v_base = row_of(p.v, b, hk, 0);
+
+    vec4 q[QN][D4];
+    vec4 acc[QN][D4];
+    float m[QN];
+    float l[QN];
+    uint rows[QN];
+    [[unroll]] for (uint r = 0; r < QN; ++r) {
+        rows[r] = min(i0 + r, p.Lq - 1);  // rows past Lq redo the last row and are not stored
+        LOAD_ROW(q, row_of(p.q, b, h, rows[r]), q[r]);
+        [[unroll]] for (uint c = 0; c < D4; ++c) {
+            q[r][c] *= p.scale_log2;
+            acc[r][c] = vec4(0.0);
+        }
+        m[r] = NEG_INF;
+        l[r] = 0.0;
+    }
+
+    const uvec2 keys = key_range(i0, min(p.Lq, i0 + QN) - 1);
+    const uint first = max(keys.x, gl_WorkGroupID.x * p.split_keys);
+    const uint end = min(keys.y, (gl_WorkGroupID.x + 1) * p.split_keys);
+    for (uint j = first + t; j < end; j += WG) {
+        vec4 kv[D4];
+        LOAD_ROW(k, k_base + j * p.k.stride_l, kv);
+        const float pad = p.has_key_padding != 0 ? key_padding[b * p.Lk + j] : 0.0;
+        float w[QN];  // this key's weight per row
+        float alpha[QN];
+        [[unroll]] for (uint r = 0; r < QN; ++r) {
+            float s = 0.0;
+            [[unroll]] for (uint c = 0; c < D4; ++c) {
+                const vec4 qc = q[r][c];
+                s = fma(qc.x, kv[c].x, fma(qc.y, kv[c].y, fma(qc.z, kv[c].z, fma(qc.w, kv[c].w, s))));
+            }
+            s = masked_score(s, rows[r], j, pad);
+            const float mx = max(m[r], s);
+            const float base = mx == NEG_INF ? 0.0 : mx;  // nothing visible yet: weights stay exactly 0
+            alpha[r] = exp2(m[r] - base);
+            w[r] = exp2(s - base);
+            l[r] = l[r] * alpha[r] + w[r];
+            m[r] = mx;
+        }
+        LOAD_ROW(v, v_base + j * p.v.stride_l, kv);
+        [[unroll]] for (uint r = 0; r < QN; ++r) {
+            [[unroll]] for (uint c = 0; c < D4; ++c) acc[r][c] = fma(vec4(w[r]), kv[c], acc[r][c] * alpha[r]);
+        }
+    }
+
+    const uint parts = gl_NumWorkGroups.x * WG;
+    const uint part = gl_WorkGroupID.x * WG + t;
+    [[unroll]] for (uint r = 0; r < QN; ++r) {
+        const uint i = i0 + r;
+        if (i < p.Lq) {
+            const uint slot = (zl * p.Lq + i) * parts + part;
+            [[unroll]] for (uint c = 0; c < D4; ++c) part_v[slot * D4 + c] = acc[r][c];
+            part_s[p.ml_offset + 2 * slot] = m[r];
+            part_s[p.ml_offset + 2 * slot + 1] = l[r];
+        }
+    }
+}

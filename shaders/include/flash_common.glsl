@@ -1,0 +1,109 @@
+// Shared by flash_rows.comp, flash_tiled.comp and flash_split.comp: the bindings, whole-row loads into vec4
+// registers, the output store, and the mask rules. The including shader first includes storage.glsl and
+// attention_params.h, declares `Push { FlashParams p; }` and the specialization constant D (head dim), and, to use
+// LOAD_ROW and STORE_ROW, VEC (true when every row starts on 16 bytes: rows then move by 16-byte vector loads, 4 f32
+// or 8 f16 at a time, which on lavapipe costs a fraction of element-wise loads; otherwise element by element).
+//
+// Bindings: 0 Q, 1 K, 2 V, 3 O (views [B, heads, L, D]), 4 additive mask [Lq, Lk] f32, 5 key padding [B, Lk] f32.
+// Each view buffer is declared twice, by element and by 16-byte vector, over the same binding.
+
+layout(std430, binding = 0) readonly buffer QBuf { ELEM q_s[]; };
+layout(std430, binding = 1) readonly buffer KBuf { ELEM k_s[]; };
+layout(std430, binding = 2) readonly buffer VBuf { ELEM v_s[]; };
+layout(std430, binding = 3) writeonly buffer OBuf { ELEM o_s[]; };
+#if VKATTN_F16
+layout(std430, binding = 0) readonly buffer QBufV { uvec4 q_v[]; };  // 8 halves
+layout(std430, binding = 1) readonly buffer KBufV { uvec4 k_v[]; };
+layout(std430, binding = 2) readonly buffer VBufV { uvec4 v_v[]; };
+layout(std430, binding = 3) writeonly buffer OBufV { uvec4 o_v[]; };
+#else
+layout(std430, binding = 0) readonly buffer QBufV { vec4 q_v[]; };
+layout(std430, binding = 1) readonly buffer KBufV { vec4 k_v[]; };
+layout(std430, binding = 2) readonly buffer VBufV { vec4 v_v[]; };
+layout(std430, binding = 3) writeonly buffer OBufV { vec4 o_v[]; };
+#endif
+layout(std430, binding = 4) readonly buffer AddBuf { float additive[]; };
+layout(std430, binding = 5) readonly buffer PadBuf { float key_padding[]; };
+
+#define NEG_INF (-1.0 / 0.0)  // the score of a hidden key
+#define LOG2E 1.4426950408889634
+
+// dst[0 .. D/4) = the D elements of buf starting at element `base` (a row of Q, K or V), as fp32.
+#if VKATTN_F16
+#define LOAD_ROW(buf, base, dst)                                                                   \
+    if (VEC) {                                                                                     \
+        [[unroll]] for (uint c_ = 0; c_ < D / 8; ++c_) {                                           \
+            const uvec4 u_ = buf##_v[(base) / 8 + c_];                                             \
+            dst[2 * c_] = vec4(unpackHalf2x16(u_.x), unpackHalf2x16(u_.y));                        \
+            dst[2 * c_ + 1] = vec4(unpackHalf2x16(u_.z), unpackHalf2x16(u_.w));                    \
+        }                                                                                          \
+    } else {                                                                                       \
+        [[unroll]] for (uint c_ = 0; c_ < D / 4; ++c_) {                                           \
+            const uint e_ = (base) + 4 * c_;                                                       \
+            dst[c_] = vec4(buf##_s[e_], buf##_s[e_ + 1], buf##_s[e_ + 2], buf##_s[e_ + 3]);        \
+        }                                                                                          \
+    }
+// o[base .. base + D) = src[0 .. D/4) · f, rounded to the storage type.
+#define STORE_ROW(base, src, f)                                                                    \
+    if (VEC) {                                                                                     \
+        [[unroll]] for (uint c_ = 0; c_ < D / 8; ++c_) {                                           \
+            const vec4 a_ = src[2 * c_] * (f), b_ = src[2 * c_ + 1] * (f);                         \
+            o_v[(base) / 8 + c_] = uvec4(packHalf2x16(a_.xy), packHalf2x16(a_.zw),                 \
+                                         packHalf2x16(b_.xy), packHalf2x16(b_.zw));                \
+        }                                                                                          \
+    } else {                                                                                       \
+        [[unroll]] for (uint c_ = 0; c_ < D / 4; ++c_) {                                           \
+            const vec4 a_ = src[c_] * (f);                                                         \
+            [[unroll]] for (uint e_ = 0; e_ < 4; ++e_) o_s[(base) + 4 * c_ + e_] = TO_ELEM(a_[e_]); \
+        }                                                                                          \
+    }
+#else
+#define LOAD_ROW(buf, base, dst)                                                                   \
+    if (VEC) {                                                                                     \
+        [[unroll]] for (uint c_ = 0; c_ < D / 4; ++c_) dst[c_] = buf##_v[(base) / 4 + c_];         \
+    } else {                                                                                       \
+        [[unroll]] for (uint c_ = 0; c_ < D / 4; ++c_) {                                           \
+            const uint e_ = (base) + 4 * c_;                                                       \
+            dst[c_] = vec4(buf##_s[e_], buf##_s[e_ + 1], buf##_s[e_ + 2], buf##_s[e_ + 3]);        \
+        }                                                                                          \
+    }
+#define STORE_ROW(base, src, f)                                                                    \
+    if (VEC) {                                                                                     \
+        [[unroll]] for (uint c_ = 0; c_ < D / 4; ++c_) o_v[(base) / 4 + c_] = src[c_] * (f);       \
+    } else {                                                                                       \
+        [[unroll]] for (uint c_ = 0; c_ < D / 4; ++c_) {                                           \
+            const vec4 a_ = src[c_] * (f);                                                         \
+            [[unroll]] for (uint e_ = 0; e_ < 4; ++e_) o_s[(base) + 4 * c_ + e_] = a_[e_];         \
+        }                                                                                          \
+    }
+#endif
+
+// Element offset of row (b, head, i) of a view, relative to its binding.
+uint row_of(ViewParams v, uint b, uint head, uint i) {
+    return v.offset + b * v.stride_b + head * v.stride_h + i * v.stride_l;
+}
+
+// Whether the causal and window rules let query i see key j (bottom-right aligned, as the CPU reference).
+bool position_visible(uint i, uint j) {
+    const int diag = int(i) + int(p.Lk) - int(p.Lq);  // the newest key query i may see under causal
+    if (p.causal != 0 && int(j) > diag) return false;
+    if (p.window != 0 && int(j) <= diag - int(p.window)) return false;
+    return true;
+}
+
+// Keys [x, y) that some query in [i_first, i_last] may see: blocks outside are never loaded.
+uvec2 key_range(uint i_first, uint i_last) {
+    int begin = 0;
+    int end = int(p.Lk);
+    if (p.causal != 0) end = min(end, int(i_last) + int(p.Lk) - int(p.Lq) + 1);
+    if (p.window != 0) begin = max(0, int(i_first) + int(p.Lk) - int(p.Lq) - int(p.window) + 1);
+    return uvec2(begin, max(begin, end));
+}
+
+// The base-2 score of query i (q already scaled by scale·log2 e) for key j, or -inf where a rule hides it.
+// `padded` is key_padding[b, j] (the caller loads it once per key).
+float masked_score(float dot_qk, uint i, uint j, float padded) {
+    if (j >= p.Lk || padded != 0.0 || !position_visible(i, j)) return NEG_INF;
+    if (p.has_additive != 0) return dot_qk + float(LOG2E) * additive[i * p.Lk + j];
+    return dot_qk;
+}

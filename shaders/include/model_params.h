@@ -1,0 +1,31 @@
+// Push constants of the transformer's elementwise and normalisation kernels, shared by GLSL and C++.
+#ifndef VKATTN_MODEL_PARAMS_H
+#define VKATTN_MODEL_PARAMS_H
+
+#ifdef __cplusplus
+#include <cstdint>
+namespace vkattn::ops::glsl {
+using uint = uint32_t;
+#endif
+
+// embedding.comp: x [T, C] = rows [T, C] + wpe [pos0 + t, C]
+struct EmbeddingParams {
+    uint T, C;
+    uint rows_offset;
+    uint wpe_offset;   // element offset of wpe row pos0
+    uint x_offset;
+};
+
+// layernorm.comp: y [T, C] = (x - mean) / sqrt(var + eps) · w + b, row by row
+struct LayerNormParams {
+    uint T, C;
+    uint x_offset, x_stride;
+    uint y_offset, y_stride;
+    float eps;
+};
+
+#ifdef __cplusplus
+}  // namespace vkattn::ops::glsl
+#endif
+
+#endif

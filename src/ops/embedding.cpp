@@ -1,0 +1,35 @@
+// embedding: gather token rows by copies, then add position rows (shaders/embedding.comp).
+#include "model_params.h"
+#include "ops/shader_table.hpp"
+#include "ops/transformer.hpp"
+
+#include <vector>
+
+namespace vkattn::ops {
+
+void record_embedding(Encoder& enc, std::span<const int> tokens, int pos0, uint32_t C, DType dtype,
+                      const vk::Buffer& wte, const vk::Buffer& wpe, const vk::Buffer& rows, const vk::Buffer& x) {
+    const uint32_t T = uint32_t(tokens.size());
+    const uint64_t row_bytes = uint64_t(C) * dtype_size(dtype);
+    std::vector<VkBufferCopy> regions(T);
+    for (uint32_t t = 0; t < T; ++t) regions[t] = {uint64_t(tokens[t]) * row_bytes, t * row_bytes, row_bytes};
+    enc.recorder.copy(wte.get(), rows.get(), regions);
+
+    const char* name = dtype == DType::f16 ? "embedding_f16" : "embedding_f32";
+    const vk::Pipeline& pipeline = enc.pipelines.get({name, spirv(name), 3, sizeof(glsl::EmbeddingParams), {}});
+    glsl::EmbeddingParams p{};
+    p.T = T;
+    p.C = C;
+    p.rows_offset = 0;
+    p.x_offset = 0;
+    // Bind wpe from the first position used; rows of f16 may start mid-word, so keep an element remainder.
+    const TensorRef wpe_ref{&wpe, dtype, uint64_t(pos0) * C, {1, 1, int64_t(T), int64_t(C)}, {0, 0, int64_t(C), 1}};
+    const BoundView bw = bind_view(enc.device, wpe_ref, 1, 0, 1);
+    p.wpe_offset = bw.offset;
+    const vk::Binding bindings[] = {{rows.get(), 0, rows.size()}, bw.binding, {x.get(), 0, x.size()}};
+    const uint32_t groups = (T * C + 255) / 256;
+    const uint32_t gx = std::min(groups, enc.device.info().max_workgroup_count[0]);
+    enc.recorder.dispatch(pipeline, bindings, &p, sizeof(p), {gx, (groups + gx - 1) / gx, 1}, name);
+}
+
+}  // namespace vkattn::ops

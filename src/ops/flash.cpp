@@ -1,0 +1,198 @@
+// flash: fused attention with no L×L buffer (shaders/flash_rows.comp, flash_tiled.comp, flash_split.comp,
+// flash_merge.comp). Which kernel runs and its tile sizes come from the tuning table (ops/tuning.cpp).
+#include "ops/attention.hpp"
+#include "ops/shader_table.hpp"
+#include "ops/tuning.hpp"
+
+#include <vkattn/error.hpp>
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+namespace vkattn::ops {
+namespace {
+
+constexpr double kLog2e = 1.4426950408889634;
+// Scratch of one split-KV dispatch (partial accumulators, maxima and sums), at most; heads are split into
+// more dispatches, or slices made fewer, to stay under it.
+constexpr uint64_t kScratchCap = uint64_t(64) << 20;
+
+std::string kernel_name(const char* kernel, DType dtype) {
+    return std::string(kernel) + (dtype == DType::f16 ? "_f16" : "_f32");
+}
+
+// Whether every row of the view starts on 16 bytes inside its binding, so the kernels may use vector loads.
+bool rows_aligned(const BoundView& bound, const TensorRef& v) {
+    const uint64_t n = 16 / dtype_size(v.dtype);
+    return bound.offset % n == 0 && v.stride[0] % n == 0 && v.stride[1] % n == 0 && v.stride[2] % n == 0;
+}
+
+struct Bound {
+    BoundView q, k, v, o;
+    bool aligned = false;
+};
+
+Bound bind_all(Encoder& enc, const AttentionDims& d, const TensorRef& q, const TensorRef& k, const TensorRef& v,
+               const TensorRef& o, uint32_t z0, uint32_t z1) {
+    Bound b{bind_view(enc.device, q, d.H, z0, z1), bind_view(enc.device, k, d.H, z0, z1),
+            bind_view(enc.device, v, d.H, z0, z1), bind_view(enc.device, o, d.H, z0, z1)};
+    b.aligned = rows_aligned(b.q, q) && rows_aligned(b.k, k) && rows_aligned(b.v, v) && rows_aligned(b.o, o);
+    return b;
+}
+
+glsl::FlashParams flash_params(const AttentionDims& d, const MaskArgs& mask, float scale, const Bound& b,
+                               const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& o,
+                               uint32_t z0) {
+    glsl::FlashParams p{};
+    p.q = view_params(b.q, q);
+    p.k = view_params(b.k, k);
+    p.v = view_params(b.v, v);
+    p.o = view_params(b.o, o);
+    p.H = d.H;
+    p.Hkv = d.Hkv;
+    p.Lq = d.Lq;
+    p.Lk = d.Lk;
+    p.z0 = z0;
+    p.scale_log2 = float(double(scale) * kLog2e);
+    p.causal = mask.causal ? 1 : 0;
+    p.window = mask.window;
+    p.has_additive = mask.additive ? 1 : 0;
+    p.has_key_padding = mask.key_padding ? 1 : 0;
+    return p;
+}
+
+uint32_t ceil_div(uint64_t a, uint64_t b) { return uint32_t((a + b - 1) / b); }
+
+// Key slices per query block for split-KV: enough workgroups to fill the device, slices of at least
+// flash_split_min_keys, and partials that fit the scratch cap for one (b, h).
+uint32_t choose_splits(const Tuning& t, const AttentionDims& d, uint32_t qn) {
+    const uint64_t blocks = uint64_t(d.B) * d.H * ceil_div(d.Lq, qn);
+    const uint32_t splits = uint32_t(std::max<uint64_t>(1, (t.flash_split_target_wgs + blocks - 1) / blocks));
+    return std::min(splits, std::max(1u, d.Lk / t.flash_split_min_keys));
+}
+
+void record_rows_or_tiled(Encoder& enc, const Tuning& tune, const FlashTiles& tiles, bool rows,
+                          const AttentionDims& d, const TensorRef& q, const TensorRef& k, const TensorRef& v,
+                          const TensorRef& o, const MaskArgs& mask, float scale, const vk::Binding& additive,
+                          const vk::Binding& padding) {
+    const std::string name = kernel_name(rows ? "flash_rows" : "flash_tiled", q.dtype);
+    const TensorRef* views[] = {&q, &k, &v, &o};
+    for (auto [z0, z1] : plan_chunks(enc.device, d.B * d.H, d.H, views, "fused attention")) {
+        const Bound b = bind_all(enc, d, q, k, v, o, z0, z1);
+        std::vector<uint32_t> spec;
+        uint32_t rows_per_wg = 0;
+        if (rows) {
+            spec = {tune.flash_rows_wg, d.D, tiles.rows_r, tune.flash_rows_kb, b.aligned ? 1u : 0u};
+            rows_per_wg = tune.flash_rows_wg * tiles.rows_r;
+        } else {
+            spec = {tiles.bq * tiles.tpr, d.D, tiles.bq, tiles.bk, tiles.tpr};
+            rows_per_wg = tiles.bq;
+        }
+        const vk::Pipeline& pipeline =
+            enc.pipelines.get({name, spirv(name), 6, sizeof(glsl::FlashParams), std::move(spec)});
+        const glsl::FlashParams p = flash_params(d, mask, scale, b, q, k, v, o, z0);
+        const vk::Binding bindings[] = {b.q.binding, b.k.binding, b.v.binding, b.o.binding, additive, padding};
+        enc.recorder.dispatch(pipeline, bindings, &p, sizeof(p), {ceil_div(d.Lq, rows_per_wg), 1, z1 - z0}, name);
+    }
+}
+
+void record_split(Encoder& enc, const Tuning& tune, const FlashTiles& tiles, uint32_t splits, const AttentionDims& d,
+                  const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& o,
+                  const MaskArgs& mask, float scale, const vk::Binding& additive, const vk::Binding& padding) {
+    const uint32_t qn = std::min(d.Lq, tiles.split_qn);
+    const uint32_t wg = tune.flash_split_wg;
+    if (splits == 0) splits = choose_splits(tune, d, qn);
+    splits = std::clamp(splits, 1u, d.Lk);
+    // Partials of one (b, h): Lq rows × parts × (D accumulators + max + sum) floats. Fewer slices when even
+    // one (b, h) would not fit the cap; fewer heads per dispatch when a chunk would not.
+    const uint64_t max_bytes = std::min<uint64_t>(kScratchCap, enc.device.info().max_storage_buffer_range);
+    const auto head_bytes = [&](uint32_t s) { return uint64_t(d.Lq) * s * wg * (d.D + 2) * 4; };
+    while (splits > 1 && head_bytes(splits) > max_bytes) splits = (splits + 1) / 2;
+    if (head_bytes(splits) > max_bytes) {
+        throw Error("split-KV attention needs " + std::to_string(head_bytes(splits)) +
+                    " bytes of partials for one head, over the " + std::to_string(max_bytes) + "-byte limit");
+    }
+    const uint32_t split_keys = ceil_div(d.Lk, splits);
+    splits = ceil_div(d.Lk, split_keys);  // no empty trailing slice
+    const uint32_t parts = splits * wg;
+    const uint32_t heads_per_dispatch = uint32_t(std::max<uint64_t>(1, max_bytes / head_bytes(splits)));
+
+    const TensorRef* views[] = {&q, &k, &v, &o};
+    std::vector<std::pair<uint32_t, uint32_t>> chunks;
+    for (auto [z0, z1] : plan_chunks(enc.device, d.B * d.H, d.H, views, "fused attention")) {
+        for (uint32_t a = z0; a < z1; a += heads_per_dispatch) {
+            chunks.emplace_back(a, std::min(z1, a + heads_per_dispatch));
+        }
+    }
+    uint32_t max_nz = 0;
+    for (auto [z0, z1] : chunks) max_nz = std::max(max_nz, z1 - z0);
+    vk::Buffer scratch(enc.device, head_bytes(splits) * max_nz);
+
+    const std::string split_name = kernel_name("flash_split", q.dtype);
+    const std::string merge_name = kernel_name("flash_merge", q.dtype);
+    const vk::Pipeline& merge = enc.pipelines.get(
+        {merge_name, spirv(merge_name), 2, sizeof(glsl::FlashMergeParams), {tune.flash_merge_wg, d.D}});
+    for (auto [z0, z1] : chunks) {
+        const uint32_t nz = z1 - z0;
+        const Bound b = bind_all(enc, d, q, k, v, o, z0, z1);
+        const vk::Pipeline& split = enc.pipelines.get({split_name, spirv(split_name), 7, sizeof(glsl::FlashParams),
+                                                       {wg, d.D, qn, b.aligned ? 1u : 0u}});
+        glsl::FlashParams p = flash_params(d, mask, scale, b, q, k, v, o, z0);
+        p.split_keys = split_keys;
+        p.nz = nz;
+        p.ml_offset = nz * d.Lq * parts * d.D;
+        const vk::Binding part_binding{scratch.get(), 0, head_bytes(splits) * nz};
+        const vk::Binding bindings[] = {b.q.binding, b.k.binding, b.v.binding, b.o.binding, additive, padding,
+                                        part_binding};
+        enc.recorder.dispatch(split, bindings, &p, sizeof(p), {splits, ceil_div(d.Lq, qn), nz}, split_name);
+
+        glsl::FlashMergeParams mp{};
+        mp.o = view_params(b.o, o);
+        mp.H = d.H;
+        mp.Lq = d.Lq;
+        mp.z0 = z0;
+        mp.nz = nz;
+        mp.parts = parts;
+        mp.ml_offset = p.ml_offset;
+        const vk::Binding merge_bindings[] = {part_binding, b.o.binding};
+        enc.recorder.dispatch(merge, merge_bindings, &mp, sizeof(mp),
+                              {ceil_div(uint64_t(d.Lq) * (d.D / 4), tune.flash_merge_wg), 1, nz}, merge_name);
+    }
+    enc.recorder.keep_alive(std::move(scratch));
+}
+
+}  // namespace
+
+FlashVariant flash_variant(const DeviceInfo& device, const AttentionDims& d) {
+    const Tuning t = tuning_for(device);
+    if (d.Lq <= t.flash_split_max_lq && d.Lk >= t.flash_split_min_lk) return FlashVariant::split;
+    return t.flash_rows ? FlashVariant::rows : FlashVariant::tiled;
+}
+
+void record_flash(Encoder& enc, const AttentionDims& d, const TensorRef& q, const TensorRef& k, const TensorRef& v,
+                  const TensorRef& out, const MaskArgs& mask, float scale) {
+    record_flash(enc, d, q, k, v, out, mask, scale, FlashConfig{});
+}
+
+void record_flash(Encoder& enc, const AttentionDims& d, const TensorRef& q, const TensorRef& k, const TensorRef& v,
+                  const TensorRef& out, const MaskArgs& mask, float scale, const FlashConfig& config) {
+    const DeviceInfo& info = enc.device.info();
+    const Tuning tune = tuning_for(info);
+    const FlashTiles tiles = flash_tiles(tune, info, d.D);
+    // Absent masks bind Q again: every binding must be valid, and the kernels never read them.
+    const vk::Binding unused{q.buffer->get(), 0, std::min<uint64_t>(16, q.buffer->size())};
+    const vk::Binding additive = mask.additive ? bind_whole(enc.device, *mask.additive, "the additive mask") : unused;
+    const vk::Binding padding =
+        mask.key_padding ? bind_whole(enc.device, *mask.key_padding, "the key-padding mask") : unused;
+    FlashVariant variant = config.variant;
+    if (variant == FlashVariant::automatic) variant = flash_variant(info, d);
+    if (variant == FlashVariant::split) {
+        record_split(enc, tune, tiles, config.splits, d, q, k, v, out, mask, scale, additive, padding);
+    } else {
+        record_rows_or_tiled(enc, tune, tiles, variant == FlashVariant::rows, d, q, k, v, out, mask, scale, additive,
+                             padding);
+    }
+}
+
+}  // namespace vkattn::ops

@@ -1,0 +1,135 @@
+// matmul on cooperative matrices: blocking, bindings and grid for shaders/matmul_coopmat.comp.
+#include "ops/matmul_coopmat.hpp"
+
+#include "matmul_params.h"
+#include "ops/shader_table.hpp"
+
+#include <vkattn/error.hpp>
+
+#include <algorithm>
+#include <string>
+
+namespace vkattn::ops {
+namespace {
+
+// The binding covering a whole matrix and the element offset of its first element inside it.
+std::pair<vk::Binding, uint32_t> bind_matrix(const vk::Device& device, const MatrixRef& m) {
+    const uint64_t es = dtype_size(m.dtype);
+    const uint64_t align = device.info().min_storage_buffer_offset_alignment;
+    const uint64_t first = m.offset;
+    const uint64_t last = m.offset + uint64_t(m.rows - 1) * m.stride + m.cols;  // one past the last element
+    const uint64_t start = first * es / align * align;
+    const uint64_t range = std::min((last * es - start + 3) / 4 * 4, m.buffer->size() - start);
+    return {{m.buffer->get(), start, range}, uint32_t(first - start / es)};
+}
+
+// Elements [0, end) of the matrix's binding that the kernel indexes, which must stay below 2^32.
+uint64_t index_end(const MatrixRef& m) {
+    return m.offset + uint64_t(m.rows - 1) * m.stride + m.cols;
+}
+
+std::string kernel_name(bool emulate, bool w_transposed) {
+    return std::string("matmul_coopmat") + (emulate ? "_emu" : "") + (w_transposed ? "_nt" : "") + "_f16";
+}
+
+}  // namespace
+
+uint64_t CoopmatConfig::shared_bytes(bool w_transposed) const {
+    const uint64_t x_tiles = 2 * uint64_t(block_m()) * (bk + 8) * 2;  // hi and lo
+    const uint64_t w_tile = w_transposed ? uint64_t(block_n()) * (bk + 8) * 2 : uint64_t(bk) * (block_n() + 8) * 2;
+    const uint64_t c_tiles = uint64_t(sgm) * sgn * shape[0] * (shape[1] + 4) * 4;
+    return x_tiles + w_tile + c_tiles + 4;
+}
+
+CoopmatConfig coopmat_config(const DeviceInfo& d, uint32_t M, uint32_t N) {
+    CoopmatConfig c;
+    if (d.coopmat_shape[0] != 0) c.shape = d.coopmat_shape;
+    c.subgroup = d.subgroup_size;
+    c.bk = 32;  // a multiple of every LK the device check accepts (8, 16, 32)
+    // 4 subgroups, each with 2 × 2 accumulators; 4 × 4 when the 128-wide blocks still number a few per
+    // multiprocessor of a large GPU (~128 multiprocessors), so each staged value feeds twice the products.
+    const uint64_t big_blocks = uint64_t((M + 127) / 128) * ((N + 127) / 128);
+    if (big_blocks >= 256 && c.shape[0] == 16 && c.shape[1] == 16) c.tm = c.tn = 4;
+    // Within the device's shared memory (48 KiB on NVIDIA holds any of these): a shorter K step first.
+    auto fits = [&] { return std::max(c.shared_bytes(false), c.shared_bytes(true)) <= d.max_shared_memory; };
+    if (!fits() && c.shape[2] <= 16) c.bk = 16;
+    if (!fits()) c.tm = c.tn = 2;
+    return c;
+}
+
+bool coopmat_fits(const vk::Device& device, const MatrixRef& x, const MatrixRef& w, bool w_transposed,
+                  const MatrixRef& y, const MatmulEpilogue& ep, const CoopmatConfig& cfg) {
+    const DeviceInfo& d = device.info();
+    if (w.dtype != DType::f16 || x.dtype != DType::f32 || y.dtype != DType::f32) return false;
+    if (!d.fp16_arithmetic || !d.storage_16bit) return false;  // fp16 shared-memory tiles, fp16 weights
+    const auto [lm, ln, lk] = cfg.shape;
+    for (uint32_t v : {lm, ln, lk}) {
+        if (v != 8 && v != 16 && v != 32) return false;  // keeps the kernel's rows 16-byte aligned
+    }
+    if (cfg.bk % lk != 0 || cfg.bk % 8 != 0 || cfg.subgroup == 0) return false;
+    if (cfg.emulate && (lm * ln) % cfg.subgroup != 0) return false;
+    if (cfg.invocations() > d.max_workgroup_invocations || cfg.invocations() > d.max_workgroup_size[0]) return false;
+    if (cfg.shared_bytes(w_transposed) > d.max_shared_memory) return false;
+    const uint32_t M = x.rows, N = y.cols;
+    if ((N + cfg.block_n() - 1) / cfg.block_n() > d.max_workgroup_count[0] ||
+        (M + cfg.block_m() - 1) / cfg.block_m() > d.max_workgroup_count[1]) {
+        return false;
+    }
+    // One binding each: the weights larger than maxStorageBufferRange that record_matmul splits stay there.
+    const uint64_t max_range = d.max_storage_buffer_range;
+    for (const MatrixRef* m : {&x, &w, &y}) {
+        if (m->rows == 0 || m->cols == 0) return false;
+        if (bind_matrix(device, *m).first.range > max_range || index_end(*m) >= (uint64_t(1) << 32)) return false;
+    }
+    if (ep.bias != nullptr && ep.bias->size() > max_range) return false;
+    return true;
+}
+
+bool coopmat_usable(const vk::Device& device, const MatrixRef& x, const MatrixRef& w, bool w_transposed,
+                    const MatrixRef& y, const MatmulEpilogue& ep) {
+    if (device.info().matmul_f16_path != "coopmat_nv" || w.dtype != DType::f16 || x.rows < kCoopmatMinRows) {
+        return false;
+    }
+    return coopmat_fits(device, x, w, w_transposed, y, ep, coopmat_config(device.info(), x.rows, y.cols));
+}
+
+void record_matmul_coopmat(Encoder& enc, const MatrixRef& x, const MatrixRef& w, bool w_transposed,
+                           const MatrixRef& y, const MatmulEpilogue& ep, const CoopmatConfig& cfg) {
+    const uint32_t M = x.rows, K = x.cols, N = y.cols;
+    if ((w_transposed ? w.cols : w.rows) != K || (w_transposed ? w.rows : w.cols) != N || y.rows != M) {
+        throw Error("internal: coopmat matmul shapes X [" + std::to_string(M) + ", " + std::to_string(K) + "], W [" +
+                    std::to_string(w.rows) + ", " + std::to_string(w.cols) + "], Y [" + std::to_string(y.rows) +
+                    ", " + std::to_string(y.cols) + "]");
+    }
+    if (!coopmat_fits(enc.device, x, w, w_transposed, y, ep, cfg)) {
+        throw Error("internal: the cooperative-matrix matmul was asked for a product it does not take");
+    }
+    const std::string name = kernel_name(cfg.emulate, w_transposed);
+    const vk::Pipeline& pipeline =
+        enc.pipelines.get({name, spirv(name), 4, sizeof(glsl::MatmulParams),
+                           {cfg.invocations(), cfg.shape[0], cfg.shape[1], cfg.shape[2], cfg.tm, cfg.tn, cfg.sgm,
+                            cfg.sgn, cfg.bk, cfg.subgroup}});
+    const auto [bx, x_off] = bind_matrix(enc.device, x);
+    const auto [bw, w_off] = bind_matrix(enc.device, w);
+    const auto [by, y_off] = bind_matrix(enc.device, y);
+    const vk::Binding bias = ep.bias ? vk::Binding{ep.bias->get(), 0, ep.bias->size()} : by;
+
+    glsl::MatmulParams p{};
+    p.M = M;
+    p.N = N;
+    p.K = K;
+    p.x_offset = x_off;
+    p.x_stride = x.stride;
+    p.w_offset = w_off;
+    p.w_stride = w.stride;
+    p.b_offset = uint32_t(ep.bias_offset);
+    p.y_offset = y_off;
+    p.y_stride = y.stride;
+    p.flags = (ep.bias ? VKATTN_MATMUL_BIAS : 0) | (ep.gelu ? VKATTN_MATMUL_GELU : 0) |
+              (ep.accumulate ? VKATTN_MATMUL_ACCUMULATE : 0);
+    const vk::Binding bindings[] = {bx, bw, bias, by};
+    const uint32_t BM = cfg.block_m(), BN = cfg.block_n();
+    enc.recorder.dispatch(pipeline, bindings, &p, sizeof(p), {(N + BN - 1) / BN, (M + BM - 1) / BM, 1}, name);
+}
+
+}  // namespace vkattn::ops

@@ -1,0 +1,24 @@
+// The transformer's other kernels: token + position embedding and LayerNorm (the projections are matmul.hpp).
+#pragma once
+
+#include "ops/encoder.hpp"
+
+#include <span>
+
+namespace vkattn::ops {
+
+// x [T, C] f32 = wte [tokens[t]] + wpe [pos0 + t]; wte [V, C] and wpe [P, C] in dtype. rows is [T, C] dtype
+// scratch: the token rows are gathered into it by buffer copies, so wte may exceed one binding.
+void record_embedding(Encoder& enc, std::span<const int> tokens, int pos0, uint32_t C, DType dtype,
+                      const vk::Buffer& wte, const vk::Buffer& wpe, const vk::Buffer& rows, const vk::Buffer& x);
+
+// y [T, C] = layernorm(x [T, C]) · w [C] + b [C], f32; offsets and row strides in elements.
+struct RowsRef {
+    const vk::Buffer* buffer = nullptr;
+    uint32_t offset = 0;
+    uint32_t stride = 0;
+};
+void record_layernorm(Encoder& enc, uint32_t T, uint32_t C, const RowsRef& x, const vk::Buffer& w,
+                      const vk::Buffer& b, const RowsRef& y, float eps);
+
+}  // namespace vkattn::ops

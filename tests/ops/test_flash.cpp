@@ -1,0 +1,327 @@
+// The fused attention kernels (flash_rows, flash_tiled, flash_split + flash_merge), each forced in turn, against
+// the CPU reference, over the shapes of test_attention.cpp; then the public API's choice, strided and unaligned
+// views, and work split across dispatches to fit the binding limit.
+#include "catch.hpp"
+#include "api/context_impl.hpp"
+#include "cpu/attention.hpp"
+#include "cpu/half.hpp"
+#include "ops/attention.hpp"
+#include "support.hpp"
+
+#include <vkattn/attention.hpp>
+#include <vkattn/tensor.hpp>
+
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <sstream>
+
+using namespace vkattn;
+using vkattn::test::compare;
+using vkattn::test::gpu;
+using vkattn::test::random_values;
+
+namespace {
+
+struct Case {
+    int B, H, Hkv, Lq, Lk, D;
+    bool causal = false;
+    int window = 0;
+    bool padding = false;
+    bool additive = false;
+    DType dtype = DType::f32;
+
+    std::string name() const {
+        std::ostringstream s;
+        s << "B" << B << " H" << H << " Hkv" << Hkv << " Lq" << Lq << " Lk" << Lk << " D" << D
+          << (causal ? " causal" : "") << (window ? " window" + std::to_string(window) : "")
+          << (padding ? " padding" : "") << (additive ? " additive" : "") << " " << dtype_name(dtype);
+        return s.str();
+    }
+};
+
+const char* variant_name(ops::FlashVariant v) {
+    switch (v) {
+        case ops::FlashVariant::rows: return "rows";
+        case ops::FlashVariant::tiled: return "tiled";
+        case ops::FlashVariant::split: return "split";
+        default: return "automatic";
+    }
+}
+
+std::vector<float> round_to(DType t, std::vector<float> v) {
+    if (t == DType::f16) {
+        for (float& x : v) x = cpu::half_to_float(cpu::float_to_half(x));
+    }
+    return v;
+}
+
+struct Inputs {
+    cpu::AttentionShape shape;
+    std::vector<float> q, k, v, additive, padding, ref;
+    cpu::AttentionMask mask;
+};
+
+Inputs make_inputs(const Case& c) {
+    Inputs in;
+    in.shape = {c.B, c.H, c.Hkv, c.Lq, c.Lk, c.D};
+    const uint64_t seed = test::seed_of(c.name());
+    // Spread of ±2 makes softmax rows far from uniform, so a wrong scale or mask shows.
+    in.q = round_to(c.dtype, random_values(size_t(c.B) * c.H * c.Lq * c.D, seed, -2, 2));
+    in.k = round_to(c.dtype, random_values(size_t(c.B) * c.Hkv * c.Lk * c.D, seed + 1, -2, 2));
+    in.v = round_to(c.dtype, random_values(size_t(c.B) * c.Hkv * c.Lk * c.D, seed + 2, -1, 1));
+    if (c.additive) {
+        in.additive = random_values(size_t(c.Lq) * c.Lk, seed + 3, -1, 1);
+        // Row 1 fully hidden by -inf: it must come out as zeros, not NaN.
+        if (c.Lq > 1) std::fill_n(in.additive.begin() + c.Lk, c.Lk, -std::numeric_limits<float>::infinity());
+    }
+    if (c.padding) {
+        // Batch b pads its last b + 1 keys; with Lk = 1 that hides every key of a row (zeros expected).
+        in.padding.assign(size_t(c.B) * c.Lk, 0.0f);
+        for (int b = 0; b < c.B; ++b)
+            for (int j = std::max(0, c.Lk - b - 1); j < c.Lk; ++j) in.padding[size_t(b) * c.Lk + j] = 1.0f;
+    }
+    in.mask.causal = c.causal;
+    in.mask.window = c.window;
+    in.mask.additive = c.additive ? in.additive.data() : nullptr;
+    in.mask.key_padding = c.padding ? in.padding.data() : nullptr;
+    in.ref.resize(size_t(c.B) * c.H * c.Lq * c.D);
+    cpu::attention(in.shape, in.mask, in.q.data(), in.k.data(), in.v.data(), 0, in.ref.data());
+    return in;
+}
+
+// fp32 storage: errors are fp32 rounding in D-long dot products and Lk-long sums (and exp2 against double exp),
+// well under 1e-4 for these magnitudes. fp16 storage: inputs are fp16-exact, but the output is rounded to fp16
+// (relative 2^-11 ≈ 4.9e-4), so 2e-3 absolute plus 2e-3 relative.
+double atol_for(DType t) { return t == DType::f16 ? 2e-3 : 1e-4; }
+double rtol_for(DType t) { return t == DType::f16 ? 2e-3 : 1e-4; }
+
+// Rows the reference leaves with no visible key must be exactly zero, and nothing may be NaN or inf.
+void check_masked_rows(const Case& c, const Inputs& in, const std::vector<float>& got) {
+    for (float x : got) REQUIRE(std::isfinite(x));
+    for (int b = 0; b < c.B; ++b)
+        for (int i = 0; i < c.Lq; ++i) {
+            bool any = false;
+            for (int j = 0; j < c.Lk && !any; ++j) {
+                const bool hidden = c.additive && std::isinf(in.additive[size_t(i) * c.Lk + j]);
+                any = cpu::key_visible(in.shape, in.mask, b, i, j) && !hidden;
+            }
+            if (any) continue;
+            for (int h = 0; h < c.H; ++h)
+                for (int d = 0; d < c.D; ++d) REQUIRE(got[((size_t(b) * c.H + h) * c.Lq + i) * c.D + d] == 0.0f);
+        }
+}
+
+// Runs record_flash on contiguous tensors with the variant forced.
+std::vector<float> run_flash(const Case& c, const Inputs& in, const ops::FlashConfig& config) {
+    Context& ctx = gpu();
+    Tensor q(ctx, {c.B, c.H, c.Lq, c.D}, in.q, c.dtype);
+    Tensor k(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.k, c.dtype);
+    Tensor v(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.v, c.dtype);
+    Tensor out(ctx, {c.B, c.H, c.Lq, c.D}, c.dtype);
+    std::optional<Tensor> additive, padding;
+    ops::MaskArgs mask;
+    mask.causal = c.causal;
+    mask.window = uint32_t(c.window);
+    if (c.additive) mask.additive = &additive.emplace(ctx, std::vector<int64_t>{c.Lq, c.Lk}, in.additive).impl().buffer;
+    if (c.padding) mask.key_padding = &padding.emplace(ctx, std::vector<int64_t>{c.B, c.Lk}, in.padding).impl().buffer;
+    const ops::AttentionDims dims{uint32_t(c.B), uint32_t(c.H), uint32_t(c.Hkv), uint32_t(c.Lq), uint32_t(c.Lk),
+                                  uint32_t(c.D)};
+    const auto ref_of = [](const Tensor& t, DType dt, std::array<int64_t, 4> s) {
+        return ops::contiguous(t.impl().buffer, dt, s);
+    };
+    const float scale = float(1.0 / std::sqrt(double(c.D)));
+    const std::array<int64_t, 4> q_shape{c.B, c.H, c.Lq, c.D}, kv_shape{c.B, c.Hkv, c.Lk, c.D};
+    ctx.impl().run([&](ops::Encoder& enc) {
+        ops::record_flash(enc, dims, ref_of(q, c.dtype, q_shape), ref_of(k, c.dtype, kv_shape),
+                          ref_of(v, c.dtype, kv_shape), ref_of(out, c.dtype, q_shape), mask, scale, config);
+    });
+    return out.download();
+}
+
+void check_variant(const Case& c, const ops::FlashConfig& config) {
+    INFO(c.name() << ", variant " << variant_name(config.variant) << ", splits " << config.splits);
+    const Inputs in = make_inputs(c);
+    const std::vector<float> got = run_flash(c, in, config);
+    const auto cmp = compare(got, in.ref, atol_for(c.dtype), rtol_for(c.dtype));
+    INFO(cmp.describe());
+    CHECK(cmp.ok);
+    check_masked_rows(c, in, got);
+}
+
+// The shapes of test_attention.cpp, plus fully masked rows, long decodes and more fp16.
+const Case kGrid[] = {
+    {1, 1, 1, 1, 1, 64},                          // L = 1
+    {1, 2, 2, 17, 17, 64},                        // L not a multiple of any tile
+    {1, 2, 2, 63, 63, 32, true},
+    {1, 2, 2, 64, 64, 32, true},
+    {1, 2, 2, 65, 65, 32, true},
+    {2, 3, 3, 5, 33, 64},                         // Lq < Lk (cross attention)
+    {1, 4, 4, 1, 100, 64, true},                  // decode: one query against a cache
+    {1, 3, 3, 3, 700, 64, true},                  // a few decode rows against a long cache
+    {2, 4, 4, 33, 20, 64, true},                  // Lq > Lk with causal: the first 13 rows see nothing
+    {1, 8, 2, 19, 23, 64, true},                  // GQA
+    {2, 4, 1, 9, 40, 32},                         // MQA
+    {1, 2, 2, 20, 20, 80},                        // each head dim
+    {1, 2, 2, 20, 20, 96},
+    {1, 2, 2, 20, 20, 128},
+    {1, 2, 2, 20, 20, 256},
+    {1, 2, 2, 40, 40, 64, true, 7},               // sliding window with causal: blocks before it are skipped
+    {1, 2, 2, 12, 30, 64, false, 5},              // window alone
+    {3, 2, 2, 9, 13, 64, false, 0, true},         // key padding
+    {3, 2, 1, 1, 1, 32, false, 0, true},          // padding hides the only key: zeros
+    {1, 2, 2, 11, 19, 64, true, 0, false, true},  // additive mask, row 1 all -inf
+    {1, 12, 12, 128, 128, 64, true},              // a GPT-2 head shape
+    {1, 2, 2, 17, 17, 64, false, 0, false, false, DType::f16},
+    {1, 8, 2, 33, 47, 128, true, 0, false, false, DType::f16},
+    {2, 4, 4, 1, 65, 96, true, 9, true, false, DType::f16},
+    {1, 2, 1, 2, 300, 64, false, 0, true, true, DType::f16},
+};
+
+}  // namespace
+
+TEST_CASE("flash_rows matches the CPU reference over awkward shapes", "[gpu][attention][flash]") {
+    const Case c = GENERATE(from_range(std::begin(kGrid), std::end(kGrid)));
+    check_variant(c, {ops::FlashVariant::rows});
+}
+
+TEST_CASE("flash_tiled matches the CPU reference over awkward shapes", "[gpu][attention][flash]") {
+    const Case c = GENERATE(from_range(std::begin(kGrid), std::end(kGrid)));
+    check_variant(c, {ops::FlashVariant::tiled});
+}
+
+TEST_CASE("split-KV matches the CPU reference over awkward shapes", "[gpu][attention][flash]") {
+    // Three key slices, so most rows merge partials from slices that saw keys and slices that saw none.
+    const Case c = GENERATE(from_range(std::begin(kGrid), std::end(kGrid)));
+    check_variant(c, {ops::FlashVariant::split, 3});
+}
+
+TEST_CASE("split-KV decode over a long cache, slices chosen by the tuning table", "[gpu][attention][flash]") {
+    const Case c = GENERATE(Case{1, 12, 12, 1, 4096, 64, true, 0, false, false, DType::f16},
+                            Case{2, 8, 2, 1, 1500, 128, true},               // GQA decode
+                            Case{1, 4, 4, 4, 2000, 64, true, 700},          // a few rows, window
+                            Case{1, 2, 2, 1, 3000, 64, false, 0, true});    // padding
+    const Inputs in = make_inputs(c);
+    const ops::AttentionDims dims{uint32_t(c.B), uint32_t(c.H), uint32_t(c.Hkv), uint32_t(c.Lq), uint32_t(c.Lk),
+                                  uint32_t(c.D)};
+    CHECK(ops::flash_variant(gpu().device(), dims) == ops::FlashVariant::split);
+    check_variant(c, {});
+    check_variant(c, {ops::FlashVariant::split, 37});  // many slices, some shorter than one workgroup's stride
+}
+
+TEST_CASE("attention() runs fused by default and naive on request, both matching", "[gpu][attention][flash]") {
+    const Case c = GENERATE(Case{1, 4, 2, 37, 37, 64, true}, Case{1, 4, 4, 1, 600, 64, true},
+                            Case{2, 2, 2, 9, 13, 32, false, 3, true, true});
+    INFO(c.name());
+    const Inputs in = make_inputs(c);
+    Context& ctx = gpu();
+    Tensor q(ctx, {c.B, c.H, c.Lq, c.D}, in.q), k(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.k),
+        v(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.v), out(ctx, {c.B, c.H, c.Lq, c.D});
+    std::optional<Tensor> additive, padding;
+    AttentionParams params;
+    params.causal = c.causal;
+    params.window = c.window;
+    if (c.additive) params.additive_mask = &additive.emplace(ctx, std::vector<int64_t>{c.Lq, c.Lk}, in.additive);
+    if (c.padding) params.key_padding_mask = &padding.emplace(ctx, std::vector<int64_t>{c.B, c.Lk}, in.padding);
+    for (AttentionImpl impl : {AttentionImpl::automatic, AttentionImpl::fused, AttentionImpl::naive}) {
+        params.impl = impl;
+        out.fill_zero();
+        attention(ctx, q, k, v, out, params);
+        const std::vector<float> got = out.download();
+        const auto cmp = compare(got, in.ref, 1e-4, 1e-4);  // fp32, as above
+        INFO("impl " << int(impl) << ": " << cmp.describe());
+        CHECK(cmp.ok);
+        check_masked_rows(c, in, got);
+    }
+}
+
+TEST_CASE("fused attention reads strided views of one QKV buffer, aligned or not", "[gpu][attention][flash]") {
+    // The GPT-2 layout qkv [T, 3, H, D] (Q the view [H, T, D] with strides (D, 3·H·D, 1)), and the same with
+    // a one-element shift and odd row stride, whose rows miss 16-byte alignment (element-wise loads).
+    const bool aligned = GENERATE(true, false);
+    const ops::FlashVariant variant = GENERATE(ops::FlashVariant::rows, ops::FlashVariant::tiled,
+                                               ops::FlashVariant::split);
+    const DType dtype = GENERATE(DType::f32, DType::f16);
+    INFO((aligned ? "aligned" : "unaligned") << ", " << variant_name(variant) << ", " << dtype_name(dtype));
+    const int T = 21, H = 3, D = 32;
+    const int64_t row = 3 * H * D + (aligned ? 0 : 1), shift = aligned ? 0 : 1;
+    const auto qkv_host = round_to(dtype, random_values(size_t(T) * row + shift + 8, 7, -2, 2));
+    std::vector<float> q(size_t(H) * T * D), k(q.size()), v(q.size());
+    for (int t = 0; t < T; ++t)
+        for (int h = 0; h < H; ++h)
+            for (int d = 0; d < D; ++d) {
+                const size_t dst = (size_t(h) * T + t) * D + d;
+                const size_t src = size_t(shift) + size_t(t) * row + size_t(h) * D + d;
+                q[dst] = qkv_host[src];
+                k[dst] = qkv_host[src + H * D];
+                v[dst] = qkv_host[src + 2 * H * D];
+            }
+    std::vector<float> ref(q.size());
+    cpu::attention({1, H, H, T, T, D}, {true}, q.data(), k.data(), v.data(), 0, ref.data());
+
+    Context& ctx = gpu();
+    Tensor qkv(ctx, {int64_t(qkv_host.size())}, qkv_host, dtype);
+    Tensor out(ctx, {T * H * D + 1}, dtype);  // written as [H, T, D] with strides (D, H·D, 1) from element shift
+    const auto view = [&](const Tensor& t, uint64_t offset, int64_t stride_l) {
+        return ops::TensorRef{&t.impl().buffer, dtype, offset, {1, H, T, D}, {0, D, stride_l, 1}};
+    };
+    const ops::AttentionDims dims{1, H, H, T, T, D};
+    const ops::MaskArgs mask{.causal = true};
+    ctx.impl().run([&](ops::Encoder& enc) {
+        ops::record_flash(enc, dims, view(qkv, shift, row), view(qkv, shift + H * D, row),
+                          view(qkv, shift + 2 * H * D, row), view(out, shift, H * D), mask,
+                          float(1.0 / std::sqrt(double(D))), {variant, 2});
+    });
+    const auto got_thd = out.download();
+    std::vector<float> got(ref.size());
+    for (int t = 0; t < T; ++t)
+        for (int h = 0; h < H; ++h)
+            for (int d = 0; d < D; ++d)
+                got[(size_t(h) * T + t) * D + d] = got_thd[size_t(shift) + (size_t(t) * H + h) * D + d];
+    const auto cmp = compare(got, ref, atol_for(dtype), rtol_for(dtype));
+    INFO(cmp.describe());
+    CHECK(cmp.ok);
+}
+
+TEST_CASE("fused attention splits heads across dispatches to fit maxStorageBufferRange", "[gpu][attention][flash]") {
+    // Views [B = 3, H = 2, L = 16, D = 64] whose batches lie 48 MiB apart in one buffer: all three batches
+    // span 144 MiB, more than lavapipe's 128 MiB binding limit, so each kernel runs in several dispatches, the
+    // later ones with offsets relative to their own binding. (The same planner runs the 16384-token case.)
+    const ops::FlashVariant variant = GENERATE(ops::FlashVariant::rows, ops::FlashVariant::tiled,
+                                               ops::FlashVariant::split);
+    INFO(variant_name(variant));
+    Context& ctx = gpu();
+    const int B = 3, H = 2, L = 16, D = 64;
+    const int64_t batch_stride = int64_t(12) << 20;  // elements: 48 MiB of f32
+    const uint64_t range = ctx.device().max_storage_buffer_range;
+    if (uint64_t(B) * batch_stride * 4 <= range) {
+        WARN("maxStorageBufferRange " << range << " holds every batch; the split across dispatches is not exercised");
+    }
+    const int64_t slab = int64_t(H) * L * D;  // one batch of one tensor, contiguous [H, L, D]
+    std::vector<float> host(size_t(B) * batch_stride, 0.0f);
+    const Case c{B, H, H, L, L, D, true};
+    const Inputs in = make_inputs(c);
+    for (int b = 0; b < B; ++b)
+        for (int64_t e = 0; e < slab; ++e) {
+            host[size_t(b * batch_stride + e)] = in.q[size_t(b * slab + e)];
+            host[size_t(b * batch_stride + slab + e)] = in.k[size_t(b * slab + e)];
+            host[size_t(b * batch_stride + 2 * slab + e)] = in.v[size_t(b * slab + e)];
+        }
+    Tensor big(ctx, {B, batch_stride}, host);
+    host = {};
+    const auto view = [&](int which) {
+        return ops::TensorRef{&big.impl().buffer, DType::f32, uint64_t(which * slab), {B, H, L, D},
+                              {batch_stride, L * D, D, 1}};
+    };
+    const ops::AttentionDims dims{B, H, H, L, L, D};
+    ctx.impl().run([&](ops::Encoder& enc) {
+        ops::record_flash(enc, dims, view(0), view(1), view(2), view(3), {.causal = true}, 0.125f, {variant});
+    });
+    const auto all = big.download();
+    std::vector<float> got(in.ref.size());
+    for (int b = 0; b < B; ++b)
+        for (int64_t e = 0; e < slab; ++e) got[size_t(b * slab + e)] = all[size_t(b * batch_stride + 3 * slab + e)];
+    const auto cmp = compare(got, in.ref, 1e-4, 1e-4);  // fp32, as above
+    INFO(cmp.describe());
+    CHECK(cmp.ok);
+}
