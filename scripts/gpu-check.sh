@@ -19,7 +19,8 @@ results="$OUT/results.txt"
 deadline=$((SECONDS + ${GPU_CHECK_BUDGET:-480}))
 summary=()
 tests_rc=0
-bin=build/bin
+build="${VKATTN_BUILD_DIR:-build}"
+bin="$build/bin"
 
 log() { printf '%s\n' "$*" | tee -a "$results"; }
 
@@ -45,11 +46,11 @@ step() {
 
 # The test binary reads fixtures from the source path it was built in; where that path does not exist here,
 # point it at this checkout.
-src_dir=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' build/CMakeCache.txt 2>/dev/null)
+src_dir=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt" 2>/dev/null)
 if [ -n "$src_dir" ] && [ ! -e "$src_dir" ]; then
     mkdir -p "$(dirname "$src_dir")" && ln -s "$PWD" "$src_dir" && log "linked $src_dir -> $PWD (test fixtures)"
 fi
-for d in "${VKATTN_GPT2_VOCAB_DIR:-}" build/fixtures/gpt2-vocab .gl/gpt2-vocab; do
+for d in "${VKATTN_GPT2_VOCAB_DIR:-}" "$build/fixtures/gpt2-vocab" .gl/gpt2-vocab; do
     if [ -n "$d" ] && [ -f "$d/vocab.json" ]; then
         VKATTN_GPT2_VOCAB_DIR=$(cd "$d" && pwd)
         export VKATTN_GPT2_VOCAB_DIR

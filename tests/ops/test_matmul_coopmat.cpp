@@ -169,7 +169,8 @@ TEST_CASE("the cooperative-matrix matmul's indexing, emulated, matches the CPU r
                                                                                      : "matmul_coopmat_emu_f16"});
 }
 
-TEST_CASE("record_matmul runs f16 weights on cooperative matrices where the device has them", "[gpu][matmul][coopmat]") {
+TEST_CASE("record_matmul runs f16 weights on cooperative matrices where the device has them",
+          "[gpu][matmul][coopmat]") {
     Context& ctx = test::gpu();
     const DeviceInfo& d = ctx.device();
     if (!has_fp16(ctx)) {
