@@ -65,14 +65,14 @@ log "== machine"
 log "VK_DRIVER_FILES=${VK_DRIVER_FILES:-<loader default>} VKATTN_GPT2_VOCAB_DIR=${VKATTN_GPT2_VOCAB_DIR:-<unset>}"
 
 step "devices" 30 "$OUT/devices.txt" "$bin/vkattn" devices
-VKATTN_COOPMAT=0 step "devices, VKATTN_COOPMAT=0" 30 "$OUT/devices-nocoopmat.txt" "$bin/vkattn" devices
+VKATTN_COOPMAT=1 step "devices, VKATTN_COOPMAT=1" 30 "$OUT/devices-coopmat.txt" "$bin/vkattn" devices
 
 # Tests: the validation layer on (any message fails the run). spirv-val is not on this machine: the [spirv]
 # test ran where the build was made.
 not_here=""
 command -v spirv-val >/dev/null || not_here="~[spirv]"
 export VKATTN_VALIDATION=1
-step "tests [coopmat]" 120 "$OUT/tests-coopmat.txt" \
+VKATTN_COOPMAT=1 step "tests [coopmat], VKATTN_COOPMAT=1" 120 "$OUT/tests-coopmat.txt" \
     "$bin/vkattn_tests" "[coopmat]" --reporter console --durations yes --order decl || tests_rc=1
 step "tests [gpu] (the rest)" 240 "$OUT/tests-gpu.txt" \
     "$bin/vkattn_tests" "[gpu]~[coopmat]$not_here" --reporter compact --durations yes --order decl || tests_rc=1
@@ -85,7 +85,7 @@ else
     has() { "$bin/vkattn" bench "$1" --help 2>/dev/null | grep -q -- "$2"; }
     mm=("$bin/vkattn" bench matmul --m 4096 --n 4096 --k 4096 --json)
     step "bench matmul 4096^3 f16" 60 "$OUT/bench-matmul.json" "${mm[@]}" --dtype f16
-    VKATTN_COOPMAT=0 step "bench matmul 4096^3 f16, VKATTN_COOPMAT=0" 60 "$OUT/bench-matmul.json" "${mm[@]}" --dtype f16
+    VKATTN_COOPMAT=1 step "bench matmul 4096^3 f16, VKATTN_COOPMAT=1" 60 "$OUT/bench-matmul.json" "${mm[@]}" --dtype f16
     step "bench matmul 4096^3 f32" 60 "$OUT/bench-matmul.json" "${mm[@]}" --dtype f32
 
     att=("$bin/vkattn" bench attention --heads 32 --lq 4096 --dim 128 --dtype f16 --json)
@@ -103,7 +103,7 @@ else
         gpt=("$bin/vkattn" bench gpt --model synthetic --prompt-tokens 128 --gen-tokens 32 --json)
         if has gpt --dtype; then
             step "bench gpt synthetic f16" 90 "$OUT/bench-gpt.json" "${gpt[@]}" --dtype f16
-            VKATTN_COOPMAT=0 step "bench gpt synthetic f16, VKATTN_COOPMAT=0" 90 "$OUT/bench-gpt.json" \
+            VKATTN_COOPMAT=1 step "bench gpt synthetic f16, VKATTN_COOPMAT=1" 90 "$OUT/bench-gpt.json" \
                 "${gpt[@]}" --dtype f16
         fi
         step "bench gpt synthetic" 90 "$OUT/bench-gpt.json" "${gpt[@]}"
