@@ -2,6 +2,7 @@
 #include "catch.hpp"
 #include "cpu/attention.hpp"
 #include "cpu/half.hpp"
+#include "attention_cases.hpp"
 #include "support.hpp"
 
 #include <vkattn/attention.hpp>
@@ -16,72 +17,13 @@ using namespace vkattn;
 using vkattn::test::compare;
 using vkattn::test::gpu;
 using vkattn::test::random_values;
+using namespace vkattn::test;
 
 namespace {
-
-struct Case {
-    int B, H, Hkv, Lq, Lk, D;
-    bool causal = false;
-    int window = 0;
-    bool padding = false;
-    bool additive = false;
-    DType dtype = DType::f32;
-
-    std::string name() const {
-        std::ostringstream s;
-        s << "B" << B << " H" << H << " Hkv" << Hkv << " Lq" << Lq << " Lk" << Lk << " D" << D
-          << (causal ? " causal" : "") << (window ? " window" + std::to_string(window) : "")
-          << (padding ? " padding" : "") << (additive ? " additive" : "") << " " << dtype_name(dtype);
-        return s.str();
-    }
-};
-
-std::vector<float> round_to(DType t, std::vector<float> v) {
-    if (t == DType::f16) {
-        for (float& x : v) x = cpu::half_to_float(cpu::float_to_half(x));
-    }
-    return v;
-}
-
-struct Inputs {
-    cpu::AttentionShape shape;
-    std::vector<float> q, k, v, additive, padding;
-};
-
-Inputs make_inputs(const Case& c) {
-    Inputs in;
-    in.shape = {c.B, c.H, c.Hkv, c.Lq, c.Lk, c.D};
-    const uint64_t seed = test::seed_of(c.name());
-    // Spread of ±2 makes softmax rows far from uniform, so a wrong scale or mask shows.
-    in.q = round_to(c.dtype, random_values(size_t(c.B) * c.H * c.Lq * c.D, seed, -2, 2));
-    in.k = round_to(c.dtype, random_values(size_t(c.B) * c.Hkv * c.Lk * c.D, seed + 1, -2, 2));
-    in.v = round_to(c.dtype, random_values(size_t(c.B) * c.Hkv * c.Lk * c.D, seed + 2, -1, 1));
-    if (c.additive) in.additive = random_values(size_t(c.Lq) * c.Lk, seed + 3, -1, 1);
-    if (c.padding) {
-        // Batch b pads its last b + 1 keys; with Lk = 1 that masks every key of a row (zeros expected).
-        in.padding.assign(size_t(c.B) * c.Lk, 0.0f);
-        for (int b = 0; b < c.B; ++b)
-            for (int j = std::max(0, c.Lk - b - 1); j < c.Lk; ++j) in.padding[size_t(b) * c.Lk + j] = 1.0f;
-    }
-    return in;
-}
-
-// fp32 kernels against the double reference: errors are rounding in D-long and Lk-long fp32 sums, well under
-// 1e-4 for these magnitudes. fp16 storage: inputs are already fp16-exact, but the output is rounded to fp16
-// (relative 2^-11 ≈ 4.9e-4), so allow 2e-3 absolute plus 2e-3 relative.
-double atol_for(DType t) { return t == DType::f16 ? 2e-3 : 1e-4; }
-double rtol_for(DType t) { return t == DType::f16 ? 2e-3 : 1e-4; }
 
 void check_case(const Case& c) {
     INFO(c.name());
     const Inputs in = make_inputs(c);
-    cpu::AttentionMask mask;
-    mask.causal = c.causal;
-    mask.window = c.window;
-    mask.additive = c.additive ? in.additive.data() : nullptr;
-    mask.key_padding = c.padding ? in.padding.data() : nullptr;
-    std::vector<float> ref(size_t(c.B) * c.H * c.Lq * c.D);
-    cpu::attention(in.shape, mask, in.q.data(), in.k.data(), in.v.data(), 0, ref.data());
 
     Context& ctx = gpu();
     Tensor q(ctx, {c.B, c.H, c.Lq, c.D}, in.q, c.dtype);
@@ -92,12 +34,13 @@ void check_case(const Case& c) {
     AttentionParams params;
     params.causal = c.causal;
     params.window = c.window;
+    params.impl = AttentionImpl::naive;  // this file covers the three kernels; test_flash.cpp the fused ones
     if (c.additive) params.additive_mask = &additive.emplace(ctx, std::vector<int64_t>{c.Lq, c.Lk}, in.additive);
     if (c.padding) params.key_padding_mask = &padding.emplace(ctx, std::vector<int64_t>{c.B, c.Lk}, in.padding);
     attention(ctx, q, k, v, out, params);
     const std::vector<float> got = out.download();
 
-    const auto cmp = compare(got, ref, atol_for(c.dtype), rtol_for(c.dtype));
+    const auto cmp = compare(got, in.ref, atol_for(c.dtype), rtol_for(c.dtype));
     INFO(cmp.describe());
     CHECK(cmp.ok);
     for (float x : got) REQUIRE(std::isfinite(x));
@@ -105,7 +48,7 @@ void check_case(const Case& c) {
 
 }  // namespace
 
-TEST_CASE("attention matches the CPU reference over awkward shapes", "[gpu][attention]") {
+TEST_CASE("three-kernel attention matches the CPU reference over awkward shapes", "[gpu][attention]") {
     const Case c = GENERATE(
         Case{1, 1, 1, 1, 1, 64},                    // L = 1
         Case{1, 2, 2, 17, 17, 64},                  // L not a multiple of the tile
