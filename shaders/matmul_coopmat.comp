@@ -22,9 +22,9 @@
 #extension GL_EXT_control_flow_attributes : require
 #extension GL_EXT_shader_16bit_storage : require
 #extension GL_EXT_shader_explicit_arithmetic_types_float16 : require
+#extension GL_KHR_memory_scope_semantics : require  // the flag's workgroup-scope atomicOr, in both variants
 #if !VKATTN_COOPMAT_EMULATE
 #extension GL_NV_cooperative_matrix : require
-#extension GL_KHR_memory_scope_semantics : require
 #extension GL_KHR_shader_subgroup_basic : require
 #endif
 #include "matmul_params.h"
@@ -136,17 +136,21 @@ void main() {
             const uint r = e / BK, kk = e % BK;
             const uint m = m0 + r, k = k0 + kk;
             const float v = (m < p.M && k < p.K) ? x[p.x_offset + m * p.x_stride + k] : 0.0;
-            const float16_t hi = float16_t(v);
-            xs_hi[r * XS_STRIDE + kk] = hi;
-            xs_lo[r * XS_STRIDE + kk] = float16_t(v - float(hi));
+            // hi is v rounded to fp16's 11 significant bits on the integer bits, not as float16_t(v): a driver
+            // may fold v - float(float16_t(v)) to 0 (NVIDIA's does: lo vanished there, X entered as plain
+            // fp16), and no compiler folds the mask. Adding half of the dropped part's range, then masking,
+            // rounds to nearest (a carry into the exponent is still right); hi32 is then exactly an fp16 value
+            // (bar fp16 subnormals, |v| < 2^-14, which round by < 2^-25) and v - hi32 is exact in fp32
+            // (Sterbenz: hi32 and v are within a factor of 2), |lo| <= 2^-11 |v|.
+            const float hi32 = uintBitsToFloat((floatBitsToUint(v) + 0x1000u) & 0xFFFFE000u);
+            xs_hi[r * XS_STRIDE + kk] = float16_t(hi32);
+            xs_lo[r * XS_STRIDE + kk] = float16_t(v - hi32);
             beyond = beyond || abs(v) > 65504.0;
         }
-#if VKATTN_COOPMAT_EMULATE
-        if (beyond) atomicOr(x_beyond_fp16, 1u);
-#else
-        // Workgroup scope: the Vulkan memory model's device scope would need vulkanMemoryModelDeviceScope.
+        // Workgroup scope, in both variants: atomicOr's default is Device scope, which a device with the Vulkan
+        // memory model but not vulkanMemoryModelDeviceScope refuses (VUID-RuntimeSpirv-vulkanMemoryModel-06265),
+        // and a shared variable only needs its workgroup. The barrier below makes it visible.
         if (beyond) atomicOr(x_beyond_fp16, 1u, gl_ScopeWorkgroup, gl_StorageSemanticsShared, gl_SemanticsRelaxed);
-#endif
         // Stage W [BK, BN], reading along W's contiguous dimension.
         for (uint e = tid; e < BK * BN; e += WG) {
 #if VKATTN_TRANS_B
