@@ -31,7 +31,7 @@ struct DeviceInfo {
     bool cooperative_matrix = false;    // VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix listed
     // The kernel for matmuls with f16 weights: "coopmat_nv" (tensor cores through VK_NV_cooperative_matrix,
     // fp16 products summed in fp32, on coopmat_shape) or "shader" (plain GLSL, see coopmat_note for why).
-    // Experimental and opt-in: only VKATTN_COOPMAT=1 in the environment lets a device use "coopmat_nv".
+    // Opt-in (slower than the shader kernel where measured): only VKATTN_COOPMAT=1 lets a device use "coopmat_nv".
     std::string matmul_f16_path = "shader";
     std::array<uint32_t, 3> coopmat_shape{};  // M, N, K of the cooperative matrices "coopmat_nv" uses
     std::string coopmat_note;           // why cooperative matrices are not used, when the device lists them
