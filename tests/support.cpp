@@ -1,8 +1,13 @@
 #include "support.hpp"
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <fstream>
 #include <memory>
+#include <random>
 #include <sstream>
+#include <stdexcept>
 
 namespace vkattn::test {
 namespace {
@@ -74,6 +79,29 @@ std::string Comparison::describe() const {
       << ", max rel " << max_rel << "; worst at index " << worst_index << ": got " << worst_got << ", ref "
       << worst_ref;
     return s.str();
+}
+
+TempDir::TempDir(std::string_view tag) {
+    static std::atomic<uint64_t> counter{0};
+    std::random_device rd;
+    const uint64_t salt = (uint64_t(rd()) << 32) ^ uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
+    for (int attempt = 0;; ++attempt) {
+        path_ = std::filesystem::temp_directory_path() /
+                ("vkattn-" + std::string(tag) + "-" + std::to_string(salt) + "-" + std::to_string(counter++));
+        if (std::filesystem::create_directory(path_)) break;
+        if (attempt > 100) throw std::runtime_error("test: cannot create a temporary directory");
+    }
+}
+
+TempDir::~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+}
+
+std::filesystem::path TempDir::write(const std::string& name, const std::string& contents) const {
+    const std::filesystem::path file = path_ / name;
+    std::ofstream(file, std::ios::binary) << contents;
+    return file;
 }
 
 }  // namespace vkattn::test

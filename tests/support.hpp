@@ -4,9 +4,12 @@
 #include "catch.hpp"
 
 #include <vkattn/context.hpp>
+#include <vkattn/error.hpp>
 
 #include <cstdint>
+#include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace vkattn::test {
@@ -34,17 +37,41 @@ struct Comparison {
 };
 Comparison compare(const std::vector<float>& got, const std::vector<float>& ref, double atol, double rtol);
 
-// Runs fn and returns the message of the vkattn::Error it throws; fails the test when it throws none.
+// The message of the vkattn::Error that fn throws, or "" when it throws none (other exceptions propagate).
 template <typename F>
-std::string error_message(F&& fn) {
+std::string error_of(F&& fn) {
     try {
         fn();
-    } catch (const std::exception& e) {
+    } catch (const Error& e) {
         return e.what();
     }
-    FAIL("expected a vkattn::Error, but nothing was thrown");
     return {};
 }
+
+// The same, failing the test when nothing is thrown.
+template <typename F>
+std::string error_message(F&& fn) {
+    std::string message = error_of(fn);
+    if (message.empty()) FAIL("expected a vkattn::Error, but nothing was thrown");
+    return message;
+}
+
+// A fresh directory under the system temp dir, removed with everything in it when the test ends.
+class TempDir {
+public:
+    explicit TempDir(std::string_view tag = "test");
+    TempDir(const TempDir&) = delete;
+    TempDir& operator=(const TempDir&) = delete;
+    ~TempDir();
+
+    const std::filesystem::path& path() const { return path_; }
+    std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+    // Writes contents to a file in the directory and returns its path.
+    std::filesystem::path write(const std::string& name, const std::string& contents) const;
+
+private:
+    std::filesystem::path path_;
+};
 
 }  // namespace vkattn::test
 

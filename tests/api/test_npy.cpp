@@ -1,6 +1,7 @@
 // .npy reading and writing: round trips, hand-written headers as other writers produce them, and every
 // way a file can be refused.
 #include "catch.hpp"
+#include "support.hpp"
 
 #include "cpu/half.hpp"
 #include "vkattn/error.hpp"
@@ -24,34 +25,8 @@ using vkattn::write_npy;
 
 namespace {
 
-class TempDir {
-public:
-    TempDir() {
-        static std::atomic<uint64_t> counter{0};
-        const uint64_t salt = uint64_t(std::random_device{}()) ^ uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
-        do {
-            path_ = std::filesystem::temp_directory_path() / ("vkattn-npy-" + std::to_string(salt) + "-" + std::to_string(counter++));
-        } while (!std::filesystem::create_directory(path_));
-    }
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
-private:
-    std::filesystem::path path_;
-};
-
-template <class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const vkattn::Error& e) {
-        return e.what();
-    }
-    return "<no error>";
-}
+using vkattn::test::error_of;
+using vkattn::test::TempDir;
 
 bool has(const std::string& message, const std::string& part) { return message.find(part) != std::string::npos; }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "cpu/half.hpp"
+#include "support.hpp"
 #include <vkattn/model/gpt2_weights.hpp>
 #include "vkattn/error.hpp"
 
@@ -195,42 +196,5 @@ inline void write_gpt2_checkpoint(const std::filesystem::path& dir, const model:
     std::ofstream(dir / "model.safetensors.index.json") << index.dump(2);
 }
 
-// A fresh directory under the system temp dir, removed with everything in it when the test ends.
-class TempDir {
-public:
-    explicit TempDir(std::string_view tag) {
-        static std::atomic<uint64_t> counter{0};
-        std::random_device rd;
-        const uint64_t salt = (uint64_t(rd()) << 32) ^ uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
-        for (int attempt = 0;; ++attempt) {
-            path_ = std::filesystem::temp_directory_path() /
-                    ("vkattn-" + std::string(tag) + "-" + std::to_string(salt) + "-" + std::to_string(counter++));
-            if (std::filesystem::create_directory(path_)) break;
-            if (attempt > 100) throw std::runtime_error("test: cannot create a temporary directory");
-        }
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ec;
-        std::filesystem::remove_all(path_, ec);
-    }
-    const std::filesystem::path& path() const { return path_; }
-    std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
-
-private:
-    std::filesystem::path path_;
-};
-
-// The message of the vkattn::Error that f throws, or "<no error>" so a failed check shows why.
-template <class F>
-std::string error_of(F&& f) {
-    try {
-        f();
-    } catch (const vkattn::Error& e) {
-        return e.what();
-    }
-    return "<no error>";
-}
 
 }  // namespace vkattn::test

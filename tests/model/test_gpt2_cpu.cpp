@@ -1,6 +1,7 @@
 // The CPU GPT-2: KV-cache decoding agrees with a full recompute, bad input is refused with a useful message,
 // and the logits match golden ones from an independent PyTorch forward (scripts/golden_gpt2.py).
 #include "catch.hpp"
+#include "support.hpp"
 
 #include <vkattn/model/gpt2_cpu.hpp>
 #include <vkattn/model/gpt2_loader.hpp>
@@ -21,15 +22,7 @@ using namespace vkattn;
 
 namespace {
 
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
+using vkattn::test::error_of;
 
 // Awkward sizes on purpose: 3 heads of 16, a vocabulary and context that are not powers of two.
 model::Gpt2Config tiny_config() {

@@ -1,6 +1,7 @@
 // The sampler: greedy ties, option checks, determinism from the seed, and the top-k / top-p / temperature
 // filters seen through the frequencies of many draws (fixed seeds, so these are deterministic, not flaky).
 #include "catch.hpp"
+#include "support.hpp"
 
 #include <vkattn/model/sampler.hpp>
 #include "vkattn/error.hpp"
@@ -19,16 +20,7 @@ using model::SamplerOptions;
 
 namespace {
 
-// The message of the vkattn::Error that fn throws, or "" when it throws none.
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-    try {
-        fn();
-    } catch (const Error& e) {
-        return e.what();
-    }
-    return "";
-}
+using vkattn::test::error_of;
 
 SamplerOptions options(float temperature, int top_k, float top_p, uint64_t seed) {
     SamplerOptions o;

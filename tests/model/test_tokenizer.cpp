@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "catch.hpp"
+#include "support.hpp"
 #include <vkattn/model/tokenizer.hpp>
 #include <vkattn/error.hpp>
 
@@ -19,43 +20,11 @@ using vkattn::model::Tokenizer;
 
 namespace {
 
-// A fresh directory under the system temp dir, removed when the test ends.
-class TempDir {
-public:
-    TempDir() {
-        std::random_device entropy;
-        const std::string name = "vkattn-tokenizer-" + std::to_string(entropy()) + std::to_string(entropy());
-        path_ = fs::temp_directory_path() / name;
-        fs::create_directories(path_);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-    ~TempDir() {
-        std::error_code ignored;
-        fs::remove_all(path_, ignored);
-    }
+using vkattn::test::TempDir;
 
-    fs::path write(const std::string& name, const std::string& contents) const {
-        const fs::path file = path_ / name;
-        std::ofstream(file, std::ios::binary) << contents;
-        return file;
-    }
-    const fs::path& path() const { return path_; }
-
-private:
-    fs::path path_;
-};
-
-// The message of the vkattn::Error that f throws; fails the test if it throws nothing.
 template <typename F>
 std::string error_from(F&& f) {
-    try {
-        f();
-    } catch (const vkattn::Error& e) {
-        return e.what();
-    }
-    FAIL("expected a vkattn::Error, but nothing was thrown");
-    return {};
+    return vkattn::test::error_message(f);
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
