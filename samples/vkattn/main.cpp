@@ -32,7 +32,7 @@ void print_error(std::string_view message) { std::fprintf(stderr, "vkattn: %s\n"
 int main(int argc, char** argv) {
     CLI::App app{"vkattn: transformer attention and GPT-2 on any Vulkan GPU, checked against a CPU reference.\n"
                  "Environment: VKATTN_DEVICE picks a GPU (index or name substring); VKATTN_VALIDATION=1 turns on "
-                 "the Khronos validation layer."};
+                 "the Khronos validation layer; VKATTN_COOPMAT=1 lets f16 matmuls use the experimental cooperative-matrix kernel."};
     app.require_subcommand(1);
     std::map<std::string, vkattn::cli::Runner> runners = {
         {"devices", vkattn::cli::add_devices(app)},
