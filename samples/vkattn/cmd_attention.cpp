@@ -85,10 +85,6 @@ Inputs load(const Options& o) {
     return in;
 }
 
-double ms_since(std::chrono::steady_clock::time_point t0) {
-    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
-
 int run(const Options& o) {
     const Inputs in = load(o);
     const auto& s = in.shape;

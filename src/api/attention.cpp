@@ -1,5 +1,6 @@
 // The public attention entry points: check every shape, stride and dtype, then record the kernels.
 #include "api/context_impl.hpp"
+#include "api/format.hpp"
 #include "ops/attention.hpp"
 
 #include <vkattn/attention.hpp>
@@ -13,12 +14,6 @@ namespace vkattn {
 namespace {
 
 constexpr int kHeadDims[] = {32, 64, 80, 96, 128, 256};
-
-std::string dims_str(const std::vector<int64_t>& v) {
-    std::string s = "[";
-    for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-    return s + "]";
-}
 
 // A checked view as the kernels see it: [B, heads, L, D] with D contiguous, inside its tensor.
 ops::TensorRef checked_ref(const TensorView& v, const char* name, Context& ctx) {
@@ -92,12 +87,12 @@ Checked check_qk(const ops::TensorRef& q, const ops::TensorRef& k, const Attenti
 
 void check_v_out(const ops::TensorRef& q, const ops::TensorRef& k, const ops::TensorRef& v, const ops::TensorRef& o) {
     if (v.shape != k.shape) {
-        throw Error("V has shape " + dims_str({v.shape.begin(), v.shape.end()}) + " but K has shape " +
-                    dims_str({k.shape.begin(), k.shape.end()}) + "; they must match");
+        throw Error("V has shape " + dims_str(v.shape) + " but K has shape " +
+                    dims_str(k.shape) + "; they must match");
     }
     if (o.shape != q.shape) {
-        throw Error("the output has shape " + dims_str({o.shape.begin(), o.shape.end()}) + " but Q has shape " +
-                    dims_str({q.shape.begin(), q.shape.end()}) + "; they must match");
+        throw Error("the output has shape " + dims_str(o.shape) + " but Q has shape " +
+                    dims_str(q.shape) + "; they must match");
     }
     if (v.dtype != q.dtype || o.dtype != q.dtype) {
         throw Error("Q is " + std::string(dtype_name(q.dtype)) + ", V is " + std::string(dtype_name(v.dtype)) +

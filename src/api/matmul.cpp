@@ -1,4 +1,5 @@
 #include "api/context_impl.hpp"
+#include "api/format.hpp"
 #include "ops/matmul.hpp"
 
 #include <vkattn/error.hpp>
@@ -7,29 +8,21 @@
 #include <string>
 
 namespace vkattn {
-namespace {
-std::string dims(const std::vector<int64_t>& v) {
-    std::string s = "[";
-    for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-    return s + "]";
-}
-}  // namespace
-
 void matmul(Context& ctx, const Tensor& x, const Tensor& w, Tensor& y, const Tensor* bias) {
     if (x.shape().size() != 2 || w.shape().size() != 2 || y.shape().size() != 2) {
-        throw Error("matmul takes 2-D tensors: x " + dims(x.shape()) + ", w " + dims(w.shape()) + ", y " + dims(y.shape()));
+        throw Error("matmul takes 2-D tensors: x " + dims_str(x.shape()) + ", w " + dims_str(w.shape()) + ", y " + dims_str(y.shape()));
     }
     const int64_t M = x.shape()[0], K = x.shape()[1], N = w.shape()[1];
     if (w.shape()[0] != K) {
-        throw Error("matmul: x is " + dims(x.shape()) + " so w must have " + std::to_string(K) + " rows, got " +
-                    dims(w.shape()));
+        throw Error("matmul: x is " + dims_str(x.shape()) + " so w must have " + std::to_string(K) + " rows, got " +
+                    dims_str(w.shape()));
     }
     if (y.shape() != std::vector<int64_t>{M, N}) {
-        throw Error("matmul: y must be [" + std::to_string(M) + ", " + std::to_string(N) + "], got " + dims(y.shape()));
+        throw Error("matmul: y must be [" + std::to_string(M) + ", " + std::to_string(N) + "], got " + dims_str(y.shape()));
     }
     if (x.dtype() != DType::f32 || y.dtype() != DType::f32) throw Error("matmul: x and y must be f32");
     if (bias != nullptr && (bias->shape() != std::vector<int64_t>{N} || bias->dtype() != DType::f32)) {
-        throw Error("matmul: bias must be f32 [" + std::to_string(N) + "], got " + dims(bias->shape()));
+        throw Error("matmul: bias must be f32 [" + std::to_string(N) + "], got " + dims_str(bias->shape()));
     }
     for (int64_t d : {M, N, K}) {
         if (d < 1 || d > int64_t(UINT32_MAX)) throw Error("matmul: dimension " + std::to_string(d) + " out of range");

@@ -1,4 +1,5 @@
 #include "api/context_impl.hpp"
+#include "api/format.hpp"
 #include "cpu/half.hpp"
 
 #include <vkattn/error.hpp>
@@ -8,17 +9,11 @@
 namespace vkattn {
 namespace {
 
-std::string shape_str(const std::vector<int64_t>& shape) {
-    std::string s = "[";
-    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-    return s + "]";
-}
-
 int64_t count(const std::vector<int64_t>& shape) {
     int64_t n = 1;
     for (int64_t d : shape) {
-        if (d < 0) throw Error("tensor shape " + shape_str(shape) + " has a negative dimension");
-        if (d != 0 && n > (int64_t(1) << 40) / d) throw Error("tensor shape " + shape_str(shape) + " is too large");
+        if (d < 0) throw Error("tensor shape " + dims_str(shape) + " has a negative dimension");
+        if (d != 0 && n > (int64_t(1) << 40) / d) throw Error("tensor shape " + dims_str(shape) + " is too large");
         n *= d;
     }
     return n;
@@ -65,7 +60,7 @@ Tensor& Tensor::operator=(Tensor&&) noexcept = default;
 void Tensor::upload(std::span<const float> data) {
     if (int64_t(data.size()) != impl_->numel) {
         throw Error("upload of " + std::to_string(data.size()) + " values into a tensor of shape " +
-                    shape_str(impl_->shape) + " (" + std::to_string(impl_->numel) + " elements)");
+                    dims_str(impl_->shape) + " (" + std::to_string(impl_->numel) + " elements)");
     }
     vk::Device& dev = impl_->ctx->impl().device;
     if (impl_->dtype == DType::f32) {
