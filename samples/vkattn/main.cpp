@@ -2,6 +2,7 @@
 #include "cli.hpp"
 
 #include <vkattn/error.hpp>
+#include <vkattn/version.hpp>
 
 #include <cstdio>
 #include <exception>
@@ -33,6 +34,7 @@ int main(int argc, char** argv) {
     CLI::App app{"vkattn: transformer attention and GPT-2 on any Vulkan GPU, checked against a CPU reference.\n"
                  "Environment: VKATTN_DEVICE picks a GPU (index or name substring); VKATTN_VALIDATION=1 turns on "
                  "the Khronos validation layer; VKATTN_COOPMAT=1 lets f16 matmuls use the experimental cooperative-matrix kernel."};
+    app.set_version_flag("--version", "vkattn " + vkattn::version() + " (commit " + vkattn::git_commit() + ")");
     app.require_subcommand(1);
     std::map<std::string, vkattn::cli::Runner> runners = {
         {"devices", vkattn::cli::add_devices(app)},
@@ -50,6 +52,8 @@ int main(int argc, char** argv) {
     } catch (const CLI::CallForHelp& e) {
         return app.exit(e);
     } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
         return app.exit(e);
     } catch (const CLI::ParseError& e) {
         print_error(e.what());
