@@ -1,0 +1,633 @@
+// The Python module `vkattn`: attention, its three stages and the CPU reference on numpy float32 / float16 arrays,
+// the Vulkan devices and contexts. Errors are vkattn.Error (a ValueError) with the C++ library's one-line message;
+// a failed Vulkan call is vkattn.VulkanError, also a RuntimeError.
+//
+// Arrays: Q [B, H, Lq, D] or [H, Lq, D]; K, V [B, Hkv, Lk, D] or [Hkv, Lk, D]; results keep Q's rank (the stages
+// keep their first argument's). Non-contiguous arrays are copied; float64 and integer arrays are refused rather
+// than converted, so that no precision or time is lost silently.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <vkattn/attention.hpp>
+#include <vkattn/context.hpp>
+#include <vkattn/error.hpp>
+#include <vkattn/reference.hpp>
+#include <vkattn/tensor.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace py = pybind11;
+using vkattn::DType;
+using vkattn::Error;
+
+namespace {
+
+// ---------------------------------------------------------------------------------------------------------------
+// Contexts. A Python Context owns a vkattn::Context until close(); calls on it are serialised by its mutex and run
+// with the GIL released. The default context is created on first use and destroyed at interpreter exit.
+
+struct ContextBox {
+    std::unique_ptr<vkattn::Context> ctx;
+    std::mutex mutex;
+
+    vkattn::Context& get() {
+        if (!ctx) throw Error("this vkattn.Context is closed");
+        return *ctx;
+    }
+};
+using ContextPtr = std::shared_ptr<ContextBox>;
+
+ContextPtr& default_slot() {
+    static ContextPtr slot;
+    return slot;
+}
+
+ContextPtr make_context(std::optional<py::object> device, std::optional<bool> validation, bool profile) {
+    vkattn::ContextOptions options;
+    if (device && !device->is_none()) {
+        if (py::isinstance<py::bool_>(*device)) throw Error("device must be an index or a name substring, got a bool");
+        if (py::isinstance<py::int_>(*device)) {
+            const long long index = device->cast<long long>();
+            if (index < 0) throw Error("device index must be >= 0, got " + std::to_string(index));
+            options.device = std::to_string(index);
+        } else if (py::isinstance<py::str>(*device)) {
+            options.device = device->cast<std::string>();
+        } else {
+            throw Error("device must be an index (int) or a name substring (str), got " +
+                        std::string(py::str(py::type::of(*device).attr("__name__"))));
+        }
+    }
+    options.validation = validation;
+    options.profile = profile;
+    auto c = std::make_shared<ContextBox>();
+    py::gil_scoped_release release;
+    c->ctx = std::make_unique<vkattn::Context>(options);
+    return c;
+}
+
+ContextPtr default_context() {
+    ContextPtr& slot = default_slot();
+    if (!slot || !slot->ctx) slot = make_context(std::nullopt, std::nullopt, false);
+    return slot;
+}
+
+// Destroys the default context's device (a Python reference to it sees it closed) and forgets it.
+void close_default() {
+    ContextPtr slot = std::exchange(default_slot(), nullptr);
+    if (!slot) return;
+    py::gil_scoped_release release;
+    std::lock_guard lock(slot->mutex);
+    slot->ctx.reset();
+}
+
+ContextPtr resolve(const std::optional<ContextPtr>& context) {
+    if (context && *context) return *context;
+    return default_context();
+}
+
+py::dict device_dict(const vkattn::DeviceInfo& d) {
+    py::dict r;
+    r["index"] = d.index;
+    r["name"] = d.name;
+    r["type"] = d.type;
+    r["vendor"] = d.vendor;
+    r["vendor_id"] = d.vendor_id;
+    r["device_id"] = d.device_id;
+    r["driver"] = d.driver;
+    r["api_version"] = d.api_version;
+    r["subgroup_size"] = d.subgroup_size;
+    r["max_shared_memory"] = d.max_shared_memory;
+    r["max_workgroup_size"] = py::make_tuple(d.max_workgroup_size[0], d.max_workgroup_size[1], d.max_workgroup_size[2]);
+    r["max_workgroup_invocations"] = d.max_workgroup_invocations;
+    r["max_workgroup_count"] =
+        py::make_tuple(d.max_workgroup_count[0], d.max_workgroup_count[1], d.max_workgroup_count[2]);
+    r["max_storage_buffer_range"] = d.max_storage_buffer_range;
+    r["min_storage_buffer_offset_alignment"] = d.min_storage_buffer_offset_alignment;
+    r["max_memory_allocation"] = d.max_memory_allocation;
+    r["device_heap_bytes"] = d.device_heap_bytes;
+    r["unified_memory"] = d.unified_memory;
+    r["fp16_arithmetic"] = d.fp16_arithmetic;
+    r["storage_16bit"] = d.storage_16bit;
+    r["cooperative_matrix"] = d.cooperative_matrix;
+    r["matmul_f16_path"] = d.matmul_f16_path;
+    r["coopmat_shape"] = py::make_tuple(d.coopmat_shape[0], d.coopmat_shape[1], d.coopmat_shape[2]);
+    r["coopmat_note"] = d.coopmat_note;
+    r["subgroup_arithmetic"] = d.subgroup_arithmetic;
+    r["timestamps"] = d.timestamps;
+    r["timestamp_period_ns"] = d.timestamp_period_ns;
+    r["portability_subset"] = d.portability_subset;
+    r["usable"] = d.usable;
+    r["unusable_reason"] = d.unusable_reason;
+    return r;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// numpy arrays in and out.
+
+std::string shape_str(const std::vector<int64_t>& s) {
+    std::string r = "[";
+    for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+    return r + "]";
+}
+
+std::string type_name(const py::handle& obj) { return py::str(py::type::of(obj).attr("__name__")); }
+
+// A host array as float32 in C order (a copy when the input is float16 or not contiguous), with its storage type.
+struct HostArray {
+    py::array_t<float> data;  // keeps the floats alive while the GIL is released
+    std::vector<int64_t> shape;
+    DType dtype = DType::f32;
+
+    std::span<const float> span() const { return {data.data(), size_t(data.size())}; }
+    int64_t dim(size_t i) const { return shape[i]; }
+};
+
+// "float64", "int32", "bool": numpy's name of a dtype.
+std::string numpy_name(const py::dtype& dt) { return py::str(dt.attr("name")).cast<std::string>(); }
+
+py::module_ numpy() { return py::module_::import("numpy"); }
+
+// Q, K, V, scores, probs: float32 or float16 numpy arrays, nothing else.
+HostArray float_array(const py::handle& obj, const char* name, bool f32_only = false) {
+    if (!py::isinstance<py::array>(obj)) {
+        throw Error(std::string(name) + " must be a numpy array, got " + type_name(obj));
+    }
+    const auto arr = py::reinterpret_borrow<py::array>(obj);
+    const py::dtype dt = arr.dtype();
+    HostArray h;
+    if (dt.kind() == 'f' && dt.itemsize() == 4) {
+        h.dtype = DType::f32;
+    } else if (!f32_only && dt.kind() == 'f' && dt.itemsize() == 2) {
+        h.dtype = DType::f16;
+    } else {
+        throw Error(std::string(name) + " must be " + (f32_only ? "float32" : "float32 or float16") + ", got " +
+                    numpy_name(dt) + " (convert with .astype(numpy.float32))");
+    }
+    h.data = numpy().attr("ascontiguousarray")(arr, "float32").cast<py::array_t<float>>();
+    h.shape.assign(arr.shape(), arr.shape() + arr.ndim());
+    return h;
+}
+
+// The additive mask [Lq, Lk]: a float array added to the scaled scores, or a bool array where True means "may
+// attend" (PyTorch's boolean attn_mask), turned into 0 / -inf.
+HostArray additive_mask(const py::handle& obj) {
+    if (!py::isinstance<py::array>(obj)) throw Error("mask must be a numpy array, got " + type_name(obj));
+    auto arr = py::reinterpret_borrow<py::array>(obj);
+    const char kind = arr.dtype().kind();
+    py::object converted;
+    if (kind == 'b') {
+        converted = numpy().attr("where")(arr, 0.0f, -INFINITY);
+    } else if (kind == 'f') {
+        converted = arr;
+    } else {
+        throw Error("mask must be a float array (added to the scores; -inf hides a key) or a bool array (True: may "
+                    "attend), got " + numpy_name(arr.dtype()));
+    }
+    HostArray h;
+    h.data = numpy().attr("ascontiguousarray")(converted, "float32").cast<py::array_t<float>>();
+    h.shape.assign(arr.shape(), arr.shape() + arr.ndim());
+    return h;
+}
+
+// The key-padding mask [B, Lk] ([Lk] is [1, Lk]): bool or numbers, True / nonzero marks a padded key (as in
+// PyTorch's key_padding_mask), stored as 1 / 0.
+HostArray key_padding_mask(const py::handle& obj) {
+    if (!py::isinstance<py::array>(obj)) throw Error("key_padding must be a numpy array, got " + type_name(obj));
+    auto arr = py::reinterpret_borrow<py::array>(obj);
+    const char kind = arr.dtype().kind();
+    if (kind != 'b' && kind != 'i' && kind != 'u' && kind != 'f') {
+        throw Error("key_padding must be a bool or numeric array (True / nonzero: padded), got " +
+                    numpy_name(arr.dtype()));
+    }
+    py::object flags = arr.attr("__ne__")(0);
+    HostArray h;
+    h.data = numpy().attr("ascontiguousarray")(flags, "float32").cast<py::array_t<float>>();
+    h.shape.assign(arr.shape(), arr.shape() + arr.ndim());
+    if (h.shape.size() == 1) h.shape.insert(h.shape.begin(), 1);
+    return h;
+}
+
+// A float32 numpy array of the shape holding the values, as float16 when asked.
+py::array to_numpy(const std::vector<float>& values, const std::vector<int64_t>& shape, DType dtype) {
+    std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+    py::array_t<float> out(dims);
+    if (!values.empty()) std::memcpy(out.mutable_data(), values.data(), values.size() * sizeof(float));
+    if (dtype == DType::f16) return out.attr("astype")("float16").cast<py::array>();
+    return out;
+}
+
+// [H, L, X] -> [1, H, L, X]; [B, H, L, X] unchanged; other ranks are left for the library to refuse.
+std::vector<int64_t> as_4d(const std::vector<int64_t>& s) {
+    if (s.size() == 3) return {1, s[0], s[1], s[2]};
+    return s;
+}
+
+std::vector<int64_t> with_last(std::vector<int64_t> s, int64_t last) {
+    if (!s.empty()) s.back() = last;
+    return s;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Arguments shared by attention, its stages and the reference.
+
+struct Options {
+    float scale = 0;  // 0: 1 / sqrt(D)
+    bool causal = false;
+    int window = 0;
+    std::optional<HostArray> mask;
+    std::optional<HostArray> key_padding;
+};
+
+float checked_scale(const std::optional<double>& scale) {
+    if (!scale) return 0;
+    if (!(*scale > 0)) {
+        throw Error("scale must be > 0 (None: 1 / sqrt(D)), got " + std::string(py::str(py::float_(*scale))));
+    }
+    if (!std::isfinite(float(*scale))) throw Error("attention scale must be finite");
+    return float(*scale);
+}
+
+int checked_window(const std::optional<long long>& window) {
+    if (!window) return 0;
+    if (*window < 0) throw Error("window must be >= 0 (0 disables it), got " + std::to_string(*window));
+    if (*window > INT32_MAX) throw Error("window " + std::to_string(*window) + " is too large");
+    return int(*window);
+}
+
+Options options(const std::optional<double>& scale, bool causal, const std::optional<long long>& window,
+                const py::object& mask, const py::object& key_padding) {
+    Options o;
+    o.scale = checked_scale(scale);
+    o.causal = causal;
+    o.window = checked_window(window);
+    if (!mask.is_none()) o.mask = additive_mask(mask);
+    if (!key_padding.is_none()) o.key_padding = key_padding_mask(key_padding);
+    return o;
+}
+
+vkattn::AttentionImpl parse_impl(const std::string& impl) {
+    if (impl == "fused") return vkattn::AttentionImpl::fused;
+    if (impl == "naive") return vkattn::AttentionImpl::naive;
+    throw Error("impl must be fused or naive, got '" + impl + "'");
+}
+
+void check_same_dtype(const HostArray& a, const char* an, const HostArray& b, const char* bn) {
+    if (a.dtype != b.dtype) {
+        throw Error(std::string(an) + " is " + std::string(vkattn::dtype_name(a.dtype)) + " but " + bn + " is " +
+                    std::string(vkattn::dtype_name(b.dtype)) + "; Q, K, V and the output share one dtype");
+    }
+}
+
+// Device tensors for one call: the masks as the library wants them, destroyed before the call returns.
+struct DeviceMasks {
+    std::optional<vkattn::Tensor> mask, key_padding;
+
+    DeviceMasks(vkattn::Context& ctx, const Options& o) {
+        if (o.mask) mask.emplace(ctx, o.mask->shape, o.mask->span());
+        if (o.key_padding) key_padding.emplace(ctx, o.key_padding->shape, o.key_padding->span());
+    }
+    vkattn::AttentionParams params(const Options& o) const {
+        vkattn::AttentionParams p;
+        p.scale = o.scale;
+        p.causal = o.causal;
+        p.window = o.window;
+        p.additive_mask = mask ? &*mask : nullptr;
+        p.key_padding_mask = key_padding ? &*key_padding : nullptr;
+        return p;
+    }
+};
+
+// Q, K, V: rank 3 or 4, no empty dimension (the library's words, without the strides of our own copies).
+void check_view(const HostArray& a, const char* name) {
+    if (a.shape.size() != 3 && a.shape.size() != 4) {
+        throw Error(std::string(name) + " must be [B, heads, L, D] or [heads, L, D], got shape " + shape_str(a.shape));
+    }
+    for (int64_t x : a.shape) {
+        if (x < 1) throw Error(std::string(name) + " has an empty dimension: shape " + shape_str(a.shape));
+        if (x > INT32_MAX) throw Error("attention dimension " + std::to_string(x) + " is too large");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The GPU entry points.
+
+py::array attention(const py::object& q_obj, const py::object& k_obj, const py::object& v_obj, bool causal,
+                    std::optional<double> scale, std::optional<long long> window, const py::object& mask,
+                    const py::object& key_padding, const std::string& impl, std::optional<ContextPtr> context) {
+    const HostArray q = float_array(q_obj, "Q"), k = float_array(k_obj, "K"), v = float_array(v_obj, "V");
+    check_same_dtype(q, "Q", k, "K");
+    check_same_dtype(q, "Q", v, "V");
+    check_view(q, "Q");
+    check_view(k, "K");
+    check_view(v, "V");
+    const Options o = options(scale, causal, window, mask, key_padding);
+    const vkattn::AttentionImpl which = parse_impl(impl);
+    const ContextPtr c = resolve(context);
+    std::vector<float> result;
+    {
+        py::gil_scoped_release release;
+        std::lock_guard lock(c->mutex);
+        vkattn::Context& ctx = c->get();
+        vkattn::Tensor tq(ctx, q.shape, q.span(), q.dtype), tk(ctx, k.shape, k.span(), k.dtype),
+            tv(ctx, v.shape, v.span(), v.dtype), out(ctx, q.shape, q.dtype);
+        const DeviceMasks masks(ctx, o);
+        vkattn::AttentionParams p = masks.params(o);
+        p.impl = which;
+        vkattn::attention(ctx, tq, tk, tv, out, p);
+        result = out.download();
+    }
+    return to_numpy(result, q.shape, q.dtype);
+}
+
+py::array attention_scores(const py::object& q_obj, const py::object& k_obj, std::optional<double> scale,
+                           std::optional<ContextPtr> context) {
+    const HostArray q = float_array(q_obj, "Q"), k = float_array(k_obj, "K");
+    check_same_dtype(q, "Q", k, "K");
+    vkattn::AttentionParams p;
+    p.scale = checked_scale(scale);
+    check_view(q, "Q");
+    check_view(k, "K");
+    const std::vector<int64_t> q4 = as_4d(q.shape), k4 = as_4d(k.shape);
+    const std::vector<int64_t> shape4 = {q4[0], q4[1], q4[2], k4[2]};
+    const ContextPtr c = resolve(context);
+    std::vector<float> result;
+    {
+        py::gil_scoped_release release;
+        std::lock_guard lock(c->mutex);
+        vkattn::Context& ctx = c->get();
+        vkattn::Tensor tq(ctx, q.shape, q.span(), q.dtype), tk(ctx, k.shape, k.span(), k.dtype);
+        vkattn::Tensor scores(ctx, shape4);
+        vkattn::attention_scores(ctx, tq, tk, scores, p);
+        result = scores.download();
+    }
+    return to_numpy(result, with_last(q.shape, k4[2]), DType::f32);
+}
+
+py::array attention_softmax(const py::object& scores_obj, bool causal, std::optional<long long> window,
+                            const py::object& mask, const py::object& key_padding, std::optional<ContextPtr> context) {
+    const HostArray s = float_array(scores_obj, "scores", true);
+    if (s.shape.size() != 3 && s.shape.size() != 4) {
+        throw Error("scores must be [B, H, Lq, Lk] or [H, Lq, Lk], got " + shape_str(s.shape));
+    }
+    const Options o = options(std::nullopt, causal, window, mask, key_padding);
+    const ContextPtr c = resolve(context);
+    std::vector<float> result;
+    {
+        py::gil_scoped_release release;
+        std::lock_guard lock(c->mutex);
+        vkattn::Context& ctx = c->get();
+        vkattn::Tensor scores(ctx, as_4d(s.shape), s.span());
+        const DeviceMasks masks(ctx, o);
+        vkattn::attention_softmax(ctx, scores, scores, masks.params(o));
+        result = scores.download();
+    }
+    return to_numpy(result, s.shape, DType::f32);
+}
+
+py::array attention_values(const py::object& probs_obj, const py::object& v_obj, std::optional<ContextPtr> context) {
+    const HostArray p = float_array(probs_obj, "probs", true), v = float_array(v_obj, "V");
+    if (p.shape.size() != 3 && p.shape.size() != 4) {
+        throw Error("probs must be [B, H, Lq, Lk] or [H, Lq, Lk], got " + shape_str(p.shape));
+    }
+    check_view(v, "V");
+    const std::vector<int64_t> out_shape = with_last(p.shape, v.shape.back());
+    const ContextPtr c = resolve(context);
+    std::vector<float> result;
+    {
+        py::gil_scoped_release release;
+        std::lock_guard lock(c->mutex);
+        vkattn::Context& ctx = c->get();
+        vkattn::Tensor probs(ctx, as_4d(p.shape), p.span()), tv(ctx, v.shape, v.span(), v.dtype);
+        vkattn::Tensor out(ctx, out_shape, v.dtype);
+        vkattn::attention_values(ctx, probs, tv, out);
+        result = out.download();
+    }
+    return to_numpy(result, out_shape, v.dtype);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// The CPU reference: the same checks as the GPU path (in its words), except that any D is allowed.
+
+py::array reference_attention(const py::object& q_obj, const py::object& k_obj, const py::object& v_obj, bool causal,
+                              std::optional<double> scale, std::optional<long long> window, const py::object& mask,
+                              const py::object& key_padding) {
+    const HostArray q = float_array(q_obj, "Q"), k = float_array(k_obj, "K"), v = float_array(v_obj, "V");
+    check_same_dtype(q, "Q", k, "K");
+    check_same_dtype(q, "Q", v, "V");
+    check_view(q, "Q");
+    check_view(k, "K");
+    check_view(v, "V");
+    const std::vector<int64_t> q4 = as_4d(q.shape), k4 = as_4d(k.shape), v4 = as_4d(v.shape);
+    if (k4[0] != q4[0]) {
+        throw Error("K has batch " + std::to_string(k4[0]) + " but Q has batch " + std::to_string(q4[0]));
+    }
+    if (k4[3] != q4[3]) {
+        throw Error("K has head dim " + std::to_string(k4[3]) + " but Q has head dim " + std::to_string(q4[3]));
+    }
+    if (q4[1] % k4[1] != 0) {
+        throw Error("K has " + std::to_string(k4[1]) + " heads, which does not divide the " + std::to_string(q4[1]) +
+                    " query heads");
+    }
+    if (v4 != k4) throw Error("V has shape " + shape_str(v4) + " but K has shape " + shape_str(k4) + "; they must match");
+    const Options o = options(scale, causal, window, mask, key_padding);
+    const std::vector<int64_t> mask_want = {q4[2], k4[2]}, kp_want = {q4[0], k4[2]};
+    if (o.mask && o.mask->shape != mask_want) {
+        throw Error("the additive mask must be f32 [Lq, Lk] = " + shape_str(mask_want) + ", got f32 " +
+                    shape_str(o.mask->shape));
+    }
+    if (o.key_padding && o.key_padding->shape != kp_want) {
+        throw Error("the key-padding mask must be f32 [B, Lk] = " + shape_str(kp_want) + ", got f32 " +
+                    shape_str(o.key_padding->shape));
+    }
+    const vkattn::reference::AttentionShape shape{int(q4[0]), int(q4[1]), int(k4[1]), int(q4[2]), int(k4[2]),
+                                                  int(q4[3])};
+    vkattn::reference::AttentionOptions ro;
+    ro.scale = o.scale;
+    ro.causal = o.causal;
+    ro.window = o.window;
+    if (o.mask) ro.additive_mask = o.mask->span();
+    if (o.key_padding) ro.key_padding_mask = o.key_padding->span();
+    std::vector<float> result;
+    {
+        py::gil_scoped_release release;
+        result = vkattn::reference::attention(shape, q.span(), k.span(), v.span(), ro);
+    }
+    return to_numpy(result, q.shape, DType::f32);
+}
+
+py::array reference_matmul(const py::object& x_obj, const py::object& w_obj, const py::object& bias_obj) {
+    const HostArray x = float_array(x_obj, "x", true), w = float_array(w_obj, "w", true);
+    if (x.shape.size() != 2 || w.shape.size() != 2 || x.shape[1] != w.shape[0]) {
+        throw Error("matmul needs x [M, K] and w [K, N], got x " + shape_str(x.shape) + " and w " + shape_str(w.shape));
+    }
+    for (int64_t d : {x.shape[0], x.shape[1], w.shape[1]}) {
+        if (d > INT32_MAX) throw Error("matmul dimension " + std::to_string(d) + " is too large");
+    }
+    std::optional<HostArray> bias;
+    if (!bias_obj.is_none()) {
+        bias = float_array(bias_obj, "bias", true);
+        if (bias->shape != std::vector<int64_t>{w.shape[1]}) {
+            throw Error("bias must be [N] = [" + std::to_string(w.shape[1]) + "], got " + shape_str(bias->shape));
+        }
+    }
+    const int M = int(x.shape[0]), K = int(x.shape[1]), N = int(w.shape[1]);
+    std::vector<float> y;
+    {
+        py::gil_scoped_release release;
+        y = vkattn::reference::matmul(M, K, N, x.span(), w.span(),
+                                      bias ? bias->span() : std::span<const float>{});
+    }
+    return to_numpy(y, {M, N}, DType::f32);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(vkattn, m) {
+    m.doc() =
+        "vkattn: scaled dot-product attention on Vulkan devices, on numpy float32 / float16 arrays.\n\n"
+        "Q is [B, H, Lq, D] or [H, Lq, D]; K and V are [B, Hkv, Lk, D] or [Hkv, Lk, D] with H a multiple of Hkv.\n"
+        "causal=True is bottom-right aligned (query i sees keys j <= i + Lk - Lq, the KV-cache convention),\n"
+        "unlike PyTorch's is_causal, which is top-left aligned when Lq != Lk.";
+    m.attr("__version__") = VKATTN_VERSION_STRING;
+
+    // ValueError: vkattn::Error means the arguments (shapes, dtypes, options) or the device cannot do what was
+    // asked, and says what was expected; VulkanError, a failed Vulkan call, is also a RuntimeError.
+    // Never destroyed: a static's destructor would run after the interpreter is gone.
+    static auto& error = *new py::exception<Error>(m, "Error", PyExc_ValueError);
+    static auto& vulkan_error = *new py::exception<vkattn::VulkanError>(
+        m, "VulkanError", py::make_tuple(error, py::handle(PyExc_RuntimeError)));
+    error.doc() = "vkattn's error: bad arguments or an unmet device requirement, with a one-line message.";
+    vulkan_error.doc() = "A Vulkan call failed (also a RuntimeError).";
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const vkattn::VulkanError& e) {
+            PyErr_SetString(vulkan_error.ptr(), e.what());
+        } catch (const Error& e) {
+            PyErr_SetString(error.ptr(), e.what());
+        }
+    });
+
+    py::class_<ContextBox, ContextPtr>(m, "Context",
+                                      "A Vulkan device and its queue. Tensors of a call live only during the call.\n"
+                                      "device: index or name substring (None: $VKATTN_DEVICE, then the best);\n"
+                                      "validation: the Khronos validation layer (None: on when VKATTN_VALIDATION=1);\n"
+                                      "profile: time every dispatch (see last_timings).\n"
+                                      "close() (or a with block) frees the device at once.")
+        .def(py::init(&make_context), py::kw_only(), py::arg("device") = py::none(),
+             py::arg("validation") = py::none(), py::arg("profile") = false)
+        .def_property_readonly("device", [](ContextBox& c) { return device_dict(c.get().device()); })
+        .def_property_readonly("validation", [](ContextBox& c) { return c.get().validation(); })
+        .def_property(
+            "profiling", [](ContextBox& c) { return c.get().profiling(); },
+            [](ContextBox& c, bool on) {
+                std::lock_guard lock(c.mutex);
+                c.get().set_profiling(on);
+            })
+        .def_property_readonly(
+            "last_timings",
+            [](ContextBox& c) {
+                std::lock_guard lock(c.mutex);
+                py::list r;
+                for (const auto& t : c.get().last_timings()) r.append(py::make_tuple(t.name, t.ms));
+                return r;
+            },
+            "(kernel name, milliseconds) of each dispatch of the last call made with profiling on")
+        .def_property_readonly("device_memory_bytes", [](ContextBox& c) { return c.get().device_memory_bytes(); })
+        .def_property_readonly("peak_device_memory_bytes",
+                               [](ContextBox& c) { return c.get().peak_device_memory_bytes(); })
+        .def("reset_peak_memory", [](ContextBox& c) { c.get().reset_peak_memory(); })
+        .def_property_readonly("closed", [](ContextBox& c) { return !c.ctx; })
+        .def(
+            "close",
+            [](ContextBox& c) {
+                py::gil_scoped_release release;
+                std::lock_guard lock(c.mutex);
+                c.ctx.reset();
+            },
+            "Destroys the device context now; later calls with it raise vkattn.Error. Closing twice is fine.")
+        .def("__enter__", [](ContextPtr c) { return c; })
+        .def("__exit__",
+             [](ContextBox& c, const py::object&, const py::object&, const py::object&) {
+                 py::gil_scoped_release release;
+                 std::lock_guard lock(c.mutex);
+                 c.ctx.reset();
+             })
+        .def("__repr__", [](ContextBox& c) {
+            if (!c.ctx) return std::string("<vkattn.Context closed>");
+            return "<vkattn.Context device='" + c.ctx->device().name + "' validation=" +
+                   (c.ctx->validation() ? "True" : "False") + ">";
+        });
+
+    m.def(
+        "devices",
+        [] {
+            std::vector<vkattn::DeviceInfo> list;
+            {
+                py::gil_scoped_release release;
+                list = vkattn::Context::devices();
+            }
+            py::list r;
+            for (const auto& d : list) r.append(device_dict(d));
+            return r;
+        },
+        "Every device the Vulkan loader lists, usable or not, as dicts (the fields of vkattn::DeviceInfo).");
+    m.def("default_context", &default_context,
+          "The context used when a call gets no context=: created on first use with the environment's choices.");
+    m.def(
+        "close_default_context", [] { close_default(); },
+        "Destroys the default context (it is created again on next use); also done at interpreter exit.");
+
+    const char* mask_doc =
+        "causal: query i sees keys j <= i + (Lk - Lq) (bottom-right, the KV-cache convention);\n"
+        "window: at most this many most recent keys (None or 0: no window);\n"
+        "mask: [Lq, Lk] float (added to the scaled scores) or bool (True: may attend, as PyTorch's attn_mask);\n"
+        "key_padding: [B, Lk] (or [Lk] when B = 1) bool or numbers, True / nonzero: a padded key.\n"
+        "A query that sees no key gets zeros.";
+    m.def("attention", &attention,
+          (std::string("softmax(mask(scale · Q Kᵀ)) V on the device, as Q's shape and dtype.\n"
+                       "scale: None is 1 / sqrt(D); impl: 'fused' (no Lq × Lk buffer) or 'naive' (the three stages);\n") +
+           mask_doc)
+              .c_str(),
+          py::arg("q"), py::arg("k"), py::arg("v"), py::kw_only(), py::arg("causal") = false,
+          py::arg("scale") = py::none(), py::arg("window") = py::none(), py::arg("mask") = py::none(),
+          py::arg("key_padding") = py::none(), py::arg("impl") = "fused", py::arg("context") = py::none());
+    m.def("attention_scores", &attention_scores,
+          "scale · Q Kᵀ as float32 [B, H, Lq, Lk] ([H, Lq, Lk] for a 3-D Q); no mask is applied here.",
+          py::arg("q"), py::arg("k"), py::kw_only(), py::arg("scale") = py::none(), py::arg("context") = py::none());
+    m.def("attention_softmax", &attention_softmax,
+          (std::string("The attention matrix: softmax over keys of the masked float32 scores, same shape.\n") +
+           mask_doc)
+              .c_str(),
+          py::arg("scores"), py::kw_only(), py::arg("causal") = false, py::arg("window") = py::none(),
+          py::arg("mask") = py::none(), py::arg("key_padding") = py::none(), py::arg("context") = py::none());
+    m.def("attention_values", &attention_values,
+          "probs [B, H, Lq, Lk] float32 · V [B, Hkv, Lk, D], as V's dtype, [.., H, Lq, D] with probs' rank.",
+          py::arg("probs"), py::arg("v"), py::kw_only(), py::arg("context") = py::none());
+
+    py::module_ ref = m.def_submodule("reference", "The CPU reference (in double): the oracle for the device results.");
+    ref.def("attention", &reference_attention,
+            (std::string("vkattn.attention computed on the CPU in double, returned as float32 whatever Q's dtype\n"
+                         "(so that it can judge a float16 result). Any D. Same arguments and masks:\n") +
+             mask_doc)
+                .c_str(),
+            py::arg("q"), py::arg("k"), py::arg("v"), py::kw_only(), py::arg("causal") = false,
+            py::arg("scale") = py::none(), py::arg("window") = py::none(), py::arg("mask") = py::none(),
+            py::arg("key_padding") = py::none());
+    ref.def("matmul", &reference_matmul, "y [M, N] = x [M, K] · w [K, N] (+ bias [N]), float32 arrays.",
+            py::arg("x"), py::arg("w"), py::arg("bias") = py::none());
+    // `import vkattn.reference` and `from vkattn.reference import attention` work too.
+    py::module_::import("sys").attr("modules")["vkattn.reference"] = ref;
+
+    // The default context goes before the interpreter does, not in a static destructor after it.
+    py::module_::import("atexit").attr("register")(py::cpp_function([] { close_default(); }));
+}
