@@ -1,4 +1,5 @@
 // vkattn attention: one attention call from .npy files or seeded random inputs, on the GPU or the CPU.
+#include "attention_maps.hpp"
 #include "cli.hpp"
 
 #include <vkattn/attention.hpp>
@@ -27,6 +28,7 @@ struct Options {
     std::string impl = "fused";
     bool check = false;
     DeviceOption device;
+    AttentionMapOptions maps;
 };
 
 struct Inputs {
@@ -148,7 +150,8 @@ int run(const Options& o) {
             return kMismatch;
         }
     }
-    return kOk;
+    return write_attention_maps(o.maps,
+                                {s, in.dtype, in.q, in.k, o.scale, o.causal, o.window, o.backend, o.check, o.device});
 }
 
 }  // namespace
@@ -174,6 +177,7 @@ Runner add_attention(CLI::App& app) {
     cmd->add_option("--impl", o->impl, "fused (no L×L buffer) or naive (three kernels)")->capture_default_str();
     cmd->add_option("--out", o->out_file, "write the output [B, H, Lq, D] as .npy");
     cmd->add_flag("--check", o->check, "also run the CPU reference; exit 1 past the tolerance");
+    o->maps.add_to(*cmd);
     o->device.add_to(*cmd);
     return [o] { return run(*o); };
 }
