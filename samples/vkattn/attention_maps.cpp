@@ -36,10 +36,12 @@ nlohmann::ordered_json number(double v) {
 }  // namespace
 
 void AttentionMapOptions::add_to(CLI::App& cmd) {
-    cmd.add_option("--probs-out", probs_out, "write the attention probabilities [B, H, Lq, Lk] as float32 .npy");
+    cmd.add_option("--probs-out", probs_out, "write the attention probabilities [B, H, Lq, Lk] as float32 .npy")
+        ->type_name("FILE");
     cmd.add_option("--png", png,
                    "draw the probabilities of batch 0 as a PNG: one head (--head) or a grid of all heads, and print "
-                   "per-head summaries");
+                   "per-head summaries")
+        ->type_name("FILE");
     cmd.add_option("--head", head, "with --png: the head to draw (default: all heads in a grid)");
     cmd.add_option("--log-scale", log_decades,
                    "with --png: colour by log10 of the probability over this many decades below the brightest "

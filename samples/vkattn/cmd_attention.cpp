@@ -157,7 +157,8 @@ int run(const Options& o) {
 }  // namespace
 
 Runner add_attention(CLI::App& app) {
-    auto* cmd = app.add_subcommand("attention", "Run one attention (GPU or CPU reference) and optionally check it");
+    auto* cmd = app.add_subcommand("attention",
+                                   "Run one attention (GPU or CPU reference), check it, draw its attention maps (--png)");
     auto o = std::make_shared<Options>();
     cmd->add_option("--q", o->q_file, "Q as .npy, [H, Lq, D] or [B, H, Lq, D], float32 or float16");
     cmd->add_option("--k", o->k_file, "K as .npy, [Hkv, Lk, D] or [B, Hkv, Lk, D]");
