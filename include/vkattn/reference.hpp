@@ -23,6 +23,11 @@ struct AttentionOptions {
 std::vector<float> attention(const AttentionShape& shape, std::span<const float> q, std::span<const float> k,
                              std::span<const float> v, const AttentionOptions& options = {});
 
+// probs [B, H, Lq, Lk] = softmax(mask(scale · Q Kᵀ)), the attention weights attention() applies to V; a row with
+// no visible key is all zeros. The oracle of attention_scores + attention_softmax.
+std::vector<float> attention_probs(const AttentionShape& shape, std::span<const float> q, std::span<const float> k,
+                                   const AttentionOptions& options = {});
+
 // y [M, N] = x [M, K] · w [K, N] (+ bias [N]).
 std::vector<float> matmul(int M, int K, int N, std::span<const float> x, std::span<const float> w,
                           std::span<const float> bias = {});

@@ -1,4 +1,5 @@
 // vkattn attention: one attention call from .npy files or seeded random inputs, on the GPU or the CPU.
+#include "attention_maps.hpp"
 #include "cli.hpp"
 
 #include <vkattn/attention.hpp>
@@ -27,6 +28,7 @@ struct Options {
     std::string impl = "fused";
     bool check = false;
     DeviceOption device;
+    AttentionMapOptions maps;
 };
 
 struct Inputs {
@@ -148,13 +150,15 @@ int run(const Options& o) {
             return kMismatch;
         }
     }
-    return kOk;
+    return write_attention_maps(o.maps,
+                                {s, in.dtype, in.q, in.k, o.scale, o.causal, o.window, o.backend, o.check, o.device});
 }
 
 }  // namespace
 
 Runner add_attention(CLI::App& app) {
-    auto* cmd = app.add_subcommand("attention", "Run one attention (GPU or CPU reference) and optionally check it");
+    auto* cmd = app.add_subcommand("attention",
+                                   "Run one attention (GPU or CPU reference), check it, draw its attention maps (--png)");
     auto o = std::make_shared<Options>();
     cmd->add_option("--q", o->q_file, "Q as .npy, [H, Lq, D] or [B, H, Lq, D], float32 or float16");
     cmd->add_option("--k", o->k_file, "K as .npy, [Hkv, Lk, D] or [B, Hkv, Lk, D]");
@@ -174,6 +178,7 @@ Runner add_attention(CLI::App& app) {
     cmd->add_option("--impl", o->impl, "fused (no L×L buffer) or naive (three kernels)")->capture_default_str();
     cmd->add_option("--out", o->out_file, "write the output [B, H, Lq, D] as .npy");
     cmd->add_flag("--check", o->check, "also run the CPU reference; exit 1 past the tolerance");
+    o->maps.add_to(*cmd);
     o->device.add_to(*cmd);
     return [o] { return run(*o); };
 }
