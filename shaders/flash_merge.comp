@@ -1,8 +1,8 @@
 // flash_merge: the second half of split-KV attention: O from the partial softmax states flash_split.comp wrote.
-//   partials [nz, Lq, parts, D] f32 and, from ml_offset, [nz, Lq, parts, 2] f32 (max, sum) (binding 0);
+//   partials [nz, Lq, parts, DP] f32 and, from ml_offset, [nz, Lq, parts, 2] f32 (max, sum) (binding 0);
 //   O [B, H, Lq, D] (view, D contiguous; binding 1); z = b·H + h in [z0, z0 + nz).
-// Invocation g of grid z handles 4 elements of O: row i = g / (D/4), columns 4·(g % (D/4)) + 0..3. With
-// M = max_p m_p, O = Σ_p acc_p · 2^(m_p − M) / Σ_p l_p · 2^(m_p − M); a row no part saw a key of gives zeros.
+// Invocation g of grid z handles 4 elements of O: row i = g / (DP/4), columns 4·(g % (DP/4)) + 0..3 (those below
+// p.D). With M = max_p m_p, O = Σ_p acc_p · 2^(m_p − M) / Σ_p l_p · 2^(m_p − M); a row no part saw a key of gives zeros.
 // No shared memory, no barrier.
 #version 450
 #extension GL_GOOGLE_include_directive : require
@@ -11,7 +11,7 @@
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 64;  // invocations
-layout(constant_id = 1) const uint D = 64;   // head dim
+layout(constant_id = 1) const uint DP = 64;  // head dim p.D rounded up to a multiple of 8
 
 layout(std430, binding = 0) readonly buffer PartBuf { float part_s[]; };
 layout(std430, binding = 0) readonly buffer PartBufV { vec4 part_v[]; };
@@ -20,7 +20,7 @@ layout(push_constant) uniform Push { FlashMergeParams p; };
 
 #define NEG_INF (-1.0 / 0.0)
 
-const uint D4 = D / 4;
+const uint D4 = DP / 4;
 
 void main() {
     const uint g = gl_GlobalInvocationID.x;
@@ -45,5 +45,7 @@ void main() {
         acc /= sum;
     }
     const uint o = p.o.offset + (z / p.H) * p.o.stride_b + (z % p.H) * p.o.stride_h + i * p.o.stride_l + 4 * c;
-    for (uint e = 0; e < 4; ++e) o_s[o + e] = TO_ELEM(acc[e]);
+    for (uint e = 0; e < 4; ++e) {
+        if (4 * c + e < p.D) o_s[o + e] = TO_ELEM(acc[e]);
+    }
 }

@@ -20,7 +20,7 @@
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 8;      // invocations: the subgroup size
-layout(constant_id = 1) const uint D = 64;      // head dim
+layout(constant_id = 1) const uint DP = 64;     // head dim p.D rounded up to a multiple of 8
 layout(constant_id = 2) const uint R = 2;       // query rows per invocation
 layout(constant_id = 3) const uint KB = 8;      // keys per block, <= the subgroup size
 layout(constant_id = 4) const bool VEC = true;  // rows start on 16 bytes: vector loads
@@ -29,7 +29,7 @@ layout(push_constant) uniform Push { FlashParams p; };
 
 #include "flash_common.glsl"
 
-const uint D4 = D / 4;
+const uint D4 = DP / 4;
 
 void main() {
     const uint z = p.z0 + gl_WorkGroupID.z;

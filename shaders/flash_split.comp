@@ -1,7 +1,7 @@
 // flash_split: the first half of split-KV attention for short Lq (decode): partial softmax states over slices of
 // the keys, which flash_merge.comp combines into O.
 //   Q [B, H, Lq, D], K and V [B, Hkv, Lk, D] (views), masks as flash_common.glsl;
-//   partials [nz, Lq, parts, D] f32 (the accumulators) and, from ml_offset, [nz, Lq, parts, 2] f32 (max, sum),
+//   partials [nz, Lq, parts, DP] f32 (the accumulators) and, from ml_offset, [nz, Lq, parts, 2] f32 (max, sum),
 //   parts = gridX · WG; z = b·H + h in [z0, z0 + nz).
 // One workgroup owns QN consecutive query rows of one (b, h) and the keys [x·split_keys, (x + 1)·split_keys) they
 // may see. Every invocation holds all QN rows of q (the same values in every invocation) and walks its own keys,
@@ -17,7 +17,7 @@
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 8;      // invocations
-layout(constant_id = 1) const uint D = 64;      // head dim
+layout(constant_id = 1) const uint DP = 64;     // head dim p.D rounded up to a multiple of 8
 layout(constant_id = 2) const uint QN = 1;      // query rows per workgroup
 layout(constant_id = 3) const bool VEC = true;  // rows start on 16 bytes: vector loads
 
@@ -28,7 +28,7 @@ layout(push_constant) uniform Push { FlashParams p; };
 layout(std430, binding = 6) writeonly buffer PartBuf { float part_s[]; };
 layout(std430, binding = 6) writeonly buffer PartBufV { vec4 part_v[]; };
 
-const uint D4 = D / 4;
+const uint D4 = DP / 4;
 
 void main() {
     const uint zl = gl_WorkGroupID.z;

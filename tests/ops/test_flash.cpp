@@ -134,6 +134,30 @@ TEST_CASE("split-KV matches the CPU reference over awkward shapes", "[gpu][atten
     check_variant(c, {ops::FlashVariant::split, 3});
 }
 
+TEST_CASE("every fused kernel takes any head dim from 1 to 256", "[gpu][attention][flash][headdim]") {
+    // Head dims that are not a multiple of 8 run on the pipeline of the next multiple, loading and storing
+    // element by element with zeros past D: 1 and 3 (tiny test checkpoints), 100 (padding 4), and multiples of 8
+    // that no head dim used before (8, 16, 24, 40) next to 256. Odd shapes: L = 1, L not a multiple of any tile,
+    // Lq != Lk, GQA.
+    const int D = GENERATE(1, 3, 8, 16, 24, 40, 100, 256);
+    const DType dtype = GENERATE(DType::f32, DType::f16);
+    const Case shapes[] = {
+        {1, 1, 1, 1, 1, D, false, 0, false, false, dtype},          // L = 1
+        {1, 4, 2, 7, 19, D, true, 0, false, false, dtype},          // GQA, Lq != Lk, causal
+        {2, 2, 2, 17, 17, D, false, 0, true, false, dtype},         // L = 17, key padding
+    };
+    for (const Case& c : shapes) {
+        check_variant(c, {ops::FlashVariant::rows});
+        check_variant(c, {ops::FlashVariant::tiled});
+        check_variant(c, {ops::FlashVariant::split, 3});
+    }
+    // Split-KV as the tuning table picks it: one query against a long cache.
+    const Case decode{1, 4, 2, 1, 600, D, true, 0, false, false, dtype};
+    const ops::AttentionDims dims{1, 4, 2, 1, 600, uint32_t(D)};
+    CHECK(ops::flash_variant(gpu().device(), dims) == ops::FlashVariant::split);
+    check_variant(decode, {});
+}
+
 TEST_CASE("split-KV decode over a long cache, slices chosen by the tuning table", "[gpu][attention][flash]") {
     const Case c = GENERATE(Case{1, 12, 12, 1, 4096, 64, true, 0, false, false, DType::f16},
                             Case{2, 8, 2, 1, 1500, 128, true},               // GQA decode
@@ -149,7 +173,8 @@ TEST_CASE("split-KV decode over a long cache, slices chosen by the tuning table"
 
 TEST_CASE("attention() runs fused by default and naive on request, both matching", "[gpu][attention][flash]") {
     const Case c = GENERATE(Case{1, 4, 2, 37, 37, 64, true}, Case{1, 4, 4, 1, 600, 64, true},
-                            Case{2, 2, 2, 9, 13, 32, false, 3, true, true});
+                            Case{2, 2, 2, 9, 13, 32, false, 3, true, true},
+                            Case{1, 4, 2, 9, 13, 3, true});  // a head dim that is no multiple of 8
     INFO(c.name());
     const Inputs in = make_inputs(c);
     Context& ctx = gpu();
