@@ -2,7 +2,9 @@
 //   partials [nz, Lq, parts, DP] f32 and, from ml_offset, [nz, Lq, parts, 2] f32 (max, sum) (binding 0);
 //   O [B, H, Lq, D] (view, D contiguous; binding 1); z = b·H + h in [z0, z0 + nz).
 // Invocation g of grid z handles 4 elements of O: row i = g / (DP/4), columns 4·(g % (DP/4)) + 0..3 (those below
-// p.D). With M = max_p m_p, O = Σ_p acc_p · 2^(m_p − M) / Σ_p l_p · 2^(m_p − M); a row no part saw a key of gives zeros.
+// p.D). Each acc_p is the mean of the V rows its part saw, weighted by its l_p; with M = max_p m_p and
+// c_p = l_p · 2^(m_p − M), O = Σ_p acc_p · c_p / Σ_p c_p, summed as weights c_p / Σ c_p <= 1 so that |O| <= max |V|
+// never overflows. A row no part saw a key of gives zeros.
 // No shared memory, no barrier.
 #version 450
 #extension GL_GOOGLE_include_directive : require
@@ -34,15 +36,18 @@ void main() {
     float mx = NEG_INF;
     for (uint part = 0; part < p.parts; ++part) mx = max(mx, part_s[p.ml_offset + 2 * (first + part)]);
     vec4 acc = vec4(0.0);
-    float sum = 0.0;
     if (mx != NEG_INF) {
+        float sum = 0.0;
+        for (uint part = 0; part < p.parts; ++part) {
+            const uint slot = first + part;  // c_p is 0 for parts that saw no key
+            sum += exp2(part_s[p.ml_offset + 2 * slot] - mx) * part_s[p.ml_offset + 2 * slot + 1];
+        }
+        const float inv = 1.0 / sum;
         for (uint part = 0; part < p.parts; ++part) {
             const uint slot = first + part;
-            const float w = exp2(part_s[p.ml_offset + 2 * slot] - mx);  // 0 for parts that saw no key
-            sum += w * part_s[p.ml_offset + 2 * slot + 1];
-            acc += w * part_v[slot * D4 + c];
+            const float c_p = exp2(part_s[p.ml_offset + 2 * slot] - mx) * part_s[p.ml_offset + 2 * slot + 1];
+            acc = fma(vec4(c_p * inv), part_v[slot * D4 + c], acc);
         }
-        acc /= sum;
     }
     const uint o = p.o.offset + (z / p.H) * p.o.stride_b + (z % p.H) * p.o.stride_h + i * p.o.stride_l + 4 * c;
     for (uint e = 0; e < 4; ++e) {

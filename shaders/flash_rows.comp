@@ -7,8 +7,10 @@
 // keeps rows t, t + WG, ... in registers: q (pre-scaled by scale·log2 e) and a D-long fp32 accumulator. It walks the
 // keys its rows may see in blocks of KB: invocation l < KB loads key j0 + l (K row, later V row) with vector loads,
 // and subgroupShuffle with a constant lane hands every element to every invocation, so each key is read once per
-// workgroup. Softmax is online: per row a running max and sum (fp32, base 2), the accumulator rescaled when the
-// max moves. Blocks that the causal or window rule hides from every row of the workgroup are never visited.
+// workgroup. Softmax is online: per row a running max and sum (fp32, base 2), and the accumulator kept as the
+// weighted mean of the V rows seen so far (renormalized every block), so it never exceeds max |V|: V near the fp32
+// limit gives a finite O, where an unnormalized sum would overflow. Blocks that the causal or window rule hides
+// from every row of the workgroup are never visited.
 // Needs subgroup shuffles with KB <= the subgroup size (lavapipe and SwiftShader have them; GPUs run flash_tiled).
 #version 450
 #extension GL_GOOGLE_include_directive : require
@@ -43,7 +45,7 @@ void main() {
     const uint v_base = row_of(p.v, b, hk, 0);
 
     vec4 q[R][D4];
-    vec4 acc[R][D4];
+    vec4 acc[R][D4];  // Σ_j exp2(s_j - m) · V_j / l over the keys seen so far
     float m[R];  // running max of the base-2 scores, -inf until a key is visible
     float l[R];  // running sum of exp2(score - m)
     uint rows[R];
@@ -80,20 +82,22 @@ void main() {
             [[unroll]] for (uint r = 0; r < R; ++r) s[r][jj] = masked_score(s[r][jj], rows[r], j0 + jj, pad);
         }
 
-        // Online softmax: new max, rescale what was accumulated, weights of this block.
+        // Online softmax: new max, weights of this block, and the mean so far reweighted to the new sum.
         [[unroll]] for (uint r = 0; r < R; ++r) {
             float mx = m[r];
             [[unroll]] for (uint jj = 0; jj < KB; ++jj) mx = max(mx, s[r][jj]);
             const float base = mx == NEG_INF ? 0.0 : mx;  // nothing visible yet: weights stay exactly 0
-            const float alpha = exp2(m[r] - base);
-            float sum = 0.0;
+            const float kept = l[r] * exp2(m[r] - base);
+            float sum = kept;
             [[unroll]] for (uint jj = 0; jj < KB; ++jj) {
                 s[r][jj] = exp2(s[r][jj] - base);
                 sum += s[r][jj];
             }
-            l[r] = l[r] * alpha + sum;
+            const float inv = sum > 0.0 ? 1.0 / sum : 0.0;
+            [[unroll]] for (uint jj = 0; jj < KB; ++jj) s[r][jj] *= inv;
+            l[r] = sum;
             m[r] = mx;
-            [[unroll]] for (uint c = 0; c < D4; ++c) acc[r][c] *= alpha;
+            [[unroll]] for (uint c = 0; c < D4; ++c) acc[r][c] *= kept * inv;
         }
 
         LOAD_ROW(v, v_base + j_mine * p.v.stride_l, kv);
@@ -107,9 +111,6 @@ void main() {
 
     [[unroll]] for (uint r = 0; r < R; ++r) {
         const uint i = row0 + r * WG + t;
-        if (i < p.Lq) {
-            const float inv = l[r] > 0.0 ? 1.0 / l[r] : 0.0;  // no visible key: zeros, never NaN
-            STORE_ROW(row_of(p.o, b, h, i), acc[r], inv);
-        }
+        if (i < p.Lq) STORE_ROW(row_of(p.o, b, h, i), acc[r], 1.0);  // no visible key: acc stayed zeros
     }
 }

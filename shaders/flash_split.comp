@@ -7,8 +7,8 @@
 // may see. Every invocation holds all QN rows of q (the same values in every invocation) and walks its own keys,
 // j = first + t, first + t + WG, ...: each key is loaded by one invocation only, with vector loads, and no
 // invocation talks to another (no shared memory, no barrier, no subgroup operation). Each keeps its own online
-// softmax state per row (max and sum in fp32, base 2, the accumulator rescaled when its max moves) and writes
-// it as one partial.
+// softmax state per row (max and sum in fp32, base 2, and the accumulator as the weighted mean of the V rows it
+// saw, so |acc| <= max |V| never overflows) and writes it as one partial.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
@@ -75,9 +75,13 @@ void main() {
             s = masked_score(s, rows[r], j, pad);
             const float mx = max(m[r], s);
             const float base = mx == NEG_INF ? 0.0 : mx;  // nothing visible yet: weights stay exactly 0
-            alpha[r] = exp2(m[r] - base);
-            w[r] = exp2(s - base);
-            l[r] = l[r] * alpha[r] + w[r];
+            const float kept = l[r] * exp2(m[r] - base);
+            const float e = exp2(s - base);
+            const float sum = kept + e;
+            const float inv = sum > 0.0 ? 1.0 / sum : 0.0;
+            alpha[r] = kept * inv;  // the mean so far and this key's V, weighted to the new sum
+            w[r] = e * inv;
+            l[r] = sum;
             m[r] = mx;
         }
         LOAD_ROW(v, v_base + j * p.v.stride_l, kv);

@@ -5,7 +5,8 @@
 // and walks the keys they may see in tiles of BK: it stages the K and V tiles in shared memory, computes the
 // BQ × BK masked scores into shared memory (each invocation a few dot products), and then TPR invocations per
 // row each update D/TPR columns of that row's accumulator in registers: they all read the row's BK scores, take
-// the new running max (fp32, base 2), rescale, and add the tile's exp2-weighted V rows. Tiles that the causal or
+// the new running max (fp32, base 2), and fold the tile's exp2-weighted V rows into the accumulator, kept as the
+// weighted mean of the V rows seen so far (|acc| <= max |V|: V near the fp32 limit never overflows). Tiles that the causal or
 // window rule hides from every row of the workgroup are never loaded. No subgroup operation is used.
 #version 450
 #extension GL_GOOGLE_include_directive : require
@@ -86,27 +87,28 @@ void main() {
             mx = max(mx, w[jj]);
         }
         const float base = mx == NEG_INF ? 0.0 : mx;  // nothing visible yet: weights stay exactly 0
-        const float alpha = exp2(m - base);
-        float sum = 0.0;
+        const float kept = l * exp2(m - base);
+        float sum = kept;
         [[unroll]] for (uint jj = 0; jj < BK; ++jj) {
             w[jj] = exp2(w[jj] - base);
             sum += w[jj];
         }
-        l = l * alpha + sum;
+        const float inv = sum > 0.0 ? 1.0 / sum : 0.0;
+        [[unroll]] for (uint jj = 0; jj < BK; ++jj) w[jj] *= inv;
+        l = sum;
         m = mx;
         [[unroll]] for (uint u = 0; u < DP / TPR; ++u) {
-            float a = acc[u] * alpha;
+            float a = acc[u] * (kept * inv);
             [[unroll]] for (uint jj = 0; jj < BK; ++jj) a = fma(w[jj], v_sh[jj * DP + part + u * TPR], a);
             acc[u] = a;
         }
         barrier();  // score, K and V reads done → the next tile overwrites them
     }
 
-    if (row0 + my_r < p.Lq) {
-        const float inv = l > 0.0 ? 1.0 / l : 0.0;  // no visible key: zeros, never NaN
+    if (row0 + my_r < p.Lq) {  // no visible key: acc stayed zeros
         const uint o = row_of(p.o, b, h, my_i);
         [[unroll]] for (uint u = 0; u < DP / TPR; ++u) {
-            if (part + u * TPR < p.D) o_s[o + part + u * TPR] = TO_ELEM(acc[u] * inv);
+            if (part + u * TPR < p.D) o_s[o + part + u * TPR] = TO_ELEM(acc[u]);
         }
     }
 }

@@ -158,6 +158,41 @@ TEST_CASE("every fused kernel takes any head dim from 1 to 256", "[gpu][attentio
     check_variant(decode, {});
 }
 
+TEST_CASE("V near the fp32 limit gives a finite output on every path", "[gpu][attention][flash][overflow]") {
+    // |V| up to 3e38 (FLT_MAX is 3.4e38): O is a weighted mean of V rows, so it is finite and representable, but an
+    // unnormalized sum of exp-weighted V rows (Lk of them, weights up to 1) overflows to inf. The same with every
+    // V element 3e38, where the old sum was inf from the second key on.
+    const bool uniform = GENERATE(false, true);
+    const Case c = GENERATE(Case{1, 2, 1, 9, 300, 16, true}, Case{1, 2, 2, 1, 600, 64, true},
+                            Case{2, 2, 2, 17, 40, 3, false, 0, true});
+    INFO(c.name() << (uniform ? ", V all 3e38" : ", V in ±3e38"));
+    Inputs in = make_inputs(c);
+    for (float& x : in.v) x = uniform ? 3e38f : x * 3e38f;
+    cpu::attention(in.shape, in.mask, in.q.data(), in.k.data(), in.v.data(), 0, in.ref.data());
+    for (float x : in.ref) REQUIRE(std::isfinite(x));
+    // fp32 rounding of a weighted mean, relative to the 3e38 scale of V: as the fp32 tolerance above, scaled.
+    const double atol = 1e-4 * 3e38, rtol = 1e-4;
+    const auto check = [&](const std::vector<float>& got, const char* path) {
+        INFO(path);
+        for (float x : got) REQUIRE(std::isfinite(x));
+        const auto cmp = compare(got, in.ref, atol, rtol);
+        INFO(cmp.describe());
+        CHECK(cmp.ok);
+    };
+    check(run_flash(c, in, {ops::FlashVariant::rows}), "rows");
+    check(run_flash(c, in, {ops::FlashVariant::tiled}), "tiled");
+    check(run_flash(c, in, {ops::FlashVariant::split, 3}), "split, 3 slices");
+    check(run_flash(c, in, {}), "automatic");
+    Context& ctx = gpu();
+    Tensor q(ctx, {c.B, c.H, c.Lq, c.D}, in.q), k(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.k),
+        v(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.v), out(ctx, {c.B, c.H, c.Lq, c.D});
+    std::optional<Tensor> padding;
+    AttentionParams params{.causal = c.causal, .impl = AttentionImpl::naive};
+    if (c.padding) params.key_padding_mask = &padding.emplace(ctx, std::vector<int64_t>{c.B, c.Lk}, in.padding);
+    attention(ctx, q, k, v, out, params);
+    check(out.download(), "three kernels");
+}
+
 TEST_CASE("split-KV decode over a long cache, slices chosen by the tuning table", "[gpu][attention][flash]") {
     const Case c = GENERATE(Case{1, 12, 12, 1, 4096, 64, true, 0, false, false, DType::f16},
                             Case{2, 8, 2, 1, 1500, 128, true},               // GQA decode
