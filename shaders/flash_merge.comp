@@ -21,6 +21,7 @@ layout(std430, binding = 1) writeonly buffer OBuf { ELEM o_s[]; };
 layout(push_constant) uniform Push { FlashMergeParams p; };
 
 #define NEG_INF (-1.0 / 0.0)
+#define QUIET_NAN uintBitsToFloat(0x7fc00000u)
 
 const uint D4 = DP / 4;
 
@@ -34,9 +35,16 @@ void main() {
     const uint first = (zl * p.Lq + i) * p.parts;  // this row's first partial
 
     float mx = NEG_INF;
-    for (uint part = 0; part < p.parts; ++part) mx = max(mx, part_s[p.ml_offset + 2 * (first + part)]);
+    bool nan_seen = false;  // a part flagged NaN (its sum is NaN, see flash_split.comp): the row is NaN
+    for (uint part = 0; part < p.parts; ++part) {
+        const float m_p = part_s[p.ml_offset + 2 * (first + part)];
+        mx = max(mx, m_p);
+        nan_seen = nan_seen || isnan(m_p) || isnan(part_s[p.ml_offset + 2 * (first + part) + 1]);
+    }
     vec4 acc = vec4(0.0);
-    if (mx != NEG_INF) {
+    if (nan_seen) {
+        acc = vec4(QUIET_NAN);
+    } else if (mx != NEG_INF) {
         float sum = 0.0;
         for (uint part = 0; part < p.parts; ++part) {
             const uint slot = first + part;  // c_p is 0 for parts that saw no key

@@ -48,6 +48,7 @@ void main() {
     vec4 acc[R][D4];  // Σ_j exp2(s_j - m) · V_j / l over the keys seen so far
     float m[R];  // running max of the base-2 scores, -inf until a key is visible
     float l[R];  // running sum of exp2(score - m)
+    bool nan_seen[R];  // a visible key gave a NaN score: the row comes out NaN
     uint rows[R];
     [[unroll]] for (uint r = 0; r < R; ++r) {
         rows[r] = min(row0 + r * WG + t, p.Lq - 1);  // rows past Lq redo the last row and are not stored
@@ -58,6 +59,7 @@ void main() {
         }
         m[r] = NEG_INF;
         l[r] = 0.0;
+        nan_seen[r] = false;
     }
 
     const uvec2 keys = key_range(row0, min(p.Lq, row0 + WG * R) - 1);
@@ -82,10 +84,24 @@ void main() {
             [[unroll]] for (uint r = 0; r < R; ++r) s[r][jj] = masked_score(s[r][jj], rows[r], j0 + jj, pad);
         }
 
+        // V rows holding a NaN, flagged for every lane (see flash_common.glsl).
+        LOAD_ROW(v, v_base + j_mine * p.v.stride_l, kv);
+        bool v_nan_mine;
+        ROW_HAS_NAN(kv, v_nan_mine);
+        bool v_nan[KB];
+        bool any_v_nan = false;
+        [[unroll]] for (uint jj = 0; jj < KB; ++jj) {
+            v_nan[jj] = subgroupShuffle(v_nan_mine, jj);
+            any_v_nan = any_v_nan || v_nan[jj];
+        }
+
         // Online softmax: new max, weights of this block, and the mean so far reweighted to the new sum.
         [[unroll]] for (uint r = 0; r < R; ++r) {
             float mx = m[r];
-            [[unroll]] for (uint jj = 0; jj < KB; ++jj) mx = max(mx, s[r][jj]);
+            [[unroll]] for (uint jj = 0; jj < KB; ++jj) {
+                mx = max(mx, s[r][jj]);
+                nan_seen[r] = nan_seen[r] || isnan(s[r][jj]);
+            }
             const float base = mx == NEG_INF ? 0.0 : mx;  // nothing visible yet: weights stay exactly 0
             const float kept = l[r] * exp2(m[r] - base);
             float sum = kept;
@@ -100,7 +116,22 @@ void main() {
             [[unroll]] for (uint c = 0; c < D4; ++c) acc[r][c] *= kept * inv;
         }
 
-        LOAD_ROW(v, v_base + j_mine * p.v.stride_l, kv);
+        if (any_v_nan) {  // rare, and uniform: the NaN columns of flagged V rows go to the rows that see them
+            [[unroll]] for (uint jj = 0; jj < KB; ++jj) {
+                if (!v_nan[jj]) continue;
+                const float pad = subgroupShuffle(pad_mine, jj);
+                [[unroll]] for (uint c = 0; c < D4; ++c) {
+                    const vec4 vc = subgroupShuffle(kv[c], jj);
+                    const vec4 nan_part = mix(vec4(0.0), vc, isnan(vc));
+                    [[unroll]] for (uint r = 0; r < R; ++r) {
+                        if (masked_score(0.0, rows[r], j0 + jj, pad) != NEG_INF) acc[r][c] += nan_part;
+                    }
+                }
+            }
+            if (v_nan_mine) {
+                [[unroll]] for (uint c = 0; c < D4; ++c) kv[c] = mix(kv[c], vec4(0.0), isnan(kv[c]));
+            }
+        }
         [[unroll]] for (uint jj = 0; jj < KB; ++jj) {
             [[unroll]] for (uint c = 0; c < D4; ++c) {
                 const vec4 vc = subgroupShuffle(kv[c], jj);
@@ -111,6 +142,7 @@ void main() {
 
     [[unroll]] for (uint r = 0; r < R; ++r) {
         const uint i = row0 + r * WG + t;
-        if (i < p.Lq) STORE_ROW(row_of(p.o, b, h, i), acc[r], 1.0);  // no visible key: acc stayed zeros
+        // No visible key: acc stayed zeros.
+        if (i < p.Lq) STORE_ROW(row_of(p.o, b, h, i), acc[r], nan_seen[r] ? QUIET_NAN : 1.0);
     }
 }

@@ -45,6 +45,7 @@ void main() {
     vec4 acc[QN][D4];
     float m[QN];
     float l[QN];
+    bool nan_seen[QN];  // a visible key gave a NaN score: the row comes out NaN
     uint rows[QN];
     [[unroll]] for (uint r = 0; r < QN; ++r) {
         rows[r] = min(i0 + r, p.Lq - 1);  // rows past Lq redo the last row and are not stored
@@ -55,6 +56,7 @@ void main() {
         }
         m[r] = NEG_INF;
         l[r] = 0.0;
+        nan_seen[r] = false;
     }
 
     const uvec2 keys = key_range(i0, min(p.Lq, i0 + QN) - 1);
@@ -62,10 +64,15 @@ void main() {
     const uint end = min(keys.y, (gl_WorkGroupID.x + 1) * p.split_keys);
     for (uint j = first + t; j < end; j += WG) {
         vec4 kv[D4];
+        vec4 vv[D4];
+        LOAD_ROW(v, v_base + j * p.v.stride_l, vv);
+        bool v_nan;  // see flash_common.glsl
+        ROW_HAS_NAN(vv, v_nan);
         LOAD_ROW(k, k_base + j * p.k.stride_l, kv);
         const float pad = p.has_key_padding != 0 ? key_padding[b * p.Lk + j] : 0.0;
         float w[QN];  // this key's weight per row
         float alpha[QN];
+        bool visible[QN];
         [[unroll]] for (uint r = 0; r < QN; ++r) {
             float s = 0.0;
             [[unroll]] for (uint c = 0; c < D4; ++c) {
@@ -73,6 +80,8 @@ void main() {
                 s = fma(qc.x, kv[c].x, fma(qc.y, kv[c].y, fma(qc.z, kv[c].z, fma(qc.w, kv[c].w, s))));
             }
             s = masked_score(s, rows[r], j, pad);
+            nan_seen[r] = nan_seen[r] || isnan(s);
+            visible[r] = s != NEG_INF;
             const float mx = max(m[r], s);
             const float base = mx == NEG_INF ? 0.0 : mx;  // nothing visible yet: weights stay exactly 0
             const float kept = l[r] * exp2(m[r] - base);
@@ -84,9 +93,12 @@ void main() {
             l[r] = sum;
             m[r] = mx;
         }
-        LOAD_ROW(v, v_base + j * p.v.stride_l, kv);
         [[unroll]] for (uint r = 0; r < QN; ++r) {
-            [[unroll]] for (uint c = 0; c < D4; ++c) acc[r][c] = fma(vec4(w[r]), kv[c], acc[r][c] * alpha[r]);
+            [[unroll]] for (uint c = 0; c < D4; ++c) {
+                const vec4 vc = v_nan ? mix(vv[c], vec4(0.0), isnan(vv[c])) : vv[c];
+                acc[r][c] = fma(vec4(w[r]), vc, acc[r][c] * alpha[r]);
+                if (v_nan && visible[r]) acc[r][c] += mix(vec4(0.0), vv[c], isnan(vv[c]));  // its NaN columns
+            }
         }
     }
 
@@ -98,7 +110,7 @@ void main() {
             const uint slot = (zl * p.Lq + i) * parts + part;
             [[unroll]] for (uint c = 0; c < D4; ++c) part_v[slot * D4 + c] = acc[r][c];
             part_s[p.ml_offset + 2 * slot] = m[r];
-            part_s[p.ml_offset + 2 * slot + 1] = l[r];
+            part_s[p.ml_offset + 2 * slot + 1] = nan_seen[r] ? QUIET_NAN : l[r];  // flash_merge reads it
         }
     }
 }

@@ -30,6 +30,7 @@ shared float q_sh[BQ * DS];
 shared float k_sh[BK * DS];
 shared float v_sh[BK * DP];
 shared float s_sh[BQ * (BK + 1)];
+shared bool v_nan_sh[BK];  // V row jj of the tile holds a NaN
 
 void main() {
     const uint z = p.z0 + gl_WorkGroupID.z;
@@ -56,6 +57,7 @@ void main() {
     [[unroll]] for (uint u = 0; u < DP / TPR; ++u) acc[u] = 0.0;
     float m = NEG_INF;
     float l = 0.0;
+    bool nan_seen = false;  // a visible key gave a NaN score: the row comes out NaN
 
     const uvec2 keys = key_range(row0, min(p.Lq, row0 + BQ) - 1);
     for (uint j0 = keys.x; j0 < keys.y; j0 += BK) {
@@ -67,7 +69,13 @@ void main() {
             k_sh[jj * DS + d] = in_row ? float(k_s[k_base + j * p.k.stride_l + d]) : 0.0;
             v_sh[jj * DP + d] = in_row ? float(v_s[v_base + j * p.v.stride_l + d]) : 0.0;
         }
-        barrier();  // Q (first tile), K and V tiles written → score and PV reads
+        for (uint jj = t; jj < BK; jj += WG) v_nan_sh[jj] = false;
+        barrier();  // Q (first tile), K and V tiles and the cleared flags written → score, NaN and PV reads
+
+        // V rows holding a NaN, flagged for the PV step (see flash_common.glsl).
+        for (uint e = t; e < BK * DP; e += WG) {
+            if (isnan(v_sh[e])) v_nan_sh[e / DP] = true;
+        }
 
         for (uint e = t; e < BQ * BK; e += WG) {
             const uint r = e / BK;
@@ -76,15 +84,19 @@ void main() {
             for (uint d = 0; d < DP; ++d) s = fma(q_sh[r * DS + d], k_sh[jj * DS + d], s);
             const uint j = j0 + jj;
             const float pad = (p.has_key_padding != 0 && j < p.Lk) ? key_padding[b * p.Lk + j] : 0.0;
-            s_sh[r * (BK + 1) + jj] = masked_score(s, min(row0 + r, p.Lq - 1), j, pad);
+            s = masked_score(s, min(row0 + r, p.Lq - 1), j, pad);
+            s_sh[r * (BK + 1) + jj] = s;
         }
-        barrier();  // scores written → every invocation of a row reads all of them
+        barrier();  // scores and V NaN flags written → every invocation of a row reads all of them
 
         float w[BK];
+        uint visible = 0;  // bit jj: key j0 + jj is visible to this row
         float mx = m;
         [[unroll]] for (uint jj = 0; jj < BK; ++jj) {
             w[jj] = s_sh[my_r * (BK + 1) + jj];
             mx = max(mx, w[jj]);
+            nan_seen = nan_seen || isnan(w[jj]);
+            if (w[jj] != NEG_INF) visible |= 1u << jj;
         }
         const float base = mx == NEG_INF ? 0.0 : mx;  // nothing visible yet: weights stay exactly 0
         const float kept = l * exp2(m - base);
@@ -99,7 +111,11 @@ void main() {
         m = mx;
         [[unroll]] for (uint u = 0; u < DP / TPR; ++u) {
             float a = acc[u] * (kept * inv);
-            [[unroll]] for (uint jj = 0; jj < BK; ++jj) a = fma(w[jj], v_sh[jj * DP + part + u * TPR], a);
+            [[unroll]] for (uint jj = 0; jj < BK; ++jj) {
+                const float vj = v_sh[jj * DP + part + u * TPR];
+                // A flagged V row (uniform: shared) adds to the rows that see it only, NaN columns included.
+                if (!v_nan_sh[jj] || (visible & (1u << jj)) != 0) a = fma(w[jj], vj, a);
+            }
             acc[u] = a;
         }
         barrier();  // score, K and V reads done → the next tile overwrites them
@@ -108,7 +124,7 @@ void main() {
     if (row0 + my_r < p.Lq) {  // no visible key: acc stayed zeros
         const uint o = row_of(p.o, b, h, my_i);
         [[unroll]] for (uint u = 0; u < DP / TPR; ++u) {
-            if (part + u * TPR < p.D) o_s[o + part + u * TPR] = TO_ELEM(acc[u]);
+            if (part + u * TPR < p.D) o_s[o + part + u * TPR] = TO_ELEM(nan_seen ? QUIET_NAN : acc[u]);
         }
     }
 }
