@@ -4,6 +4,7 @@
 // value is described by its type, a number by its value, a string by a short escaped prefix.
 #include <vkattn/model/llama_config.hpp>
 
+#include "model/llama_json.hpp"
 #include "vkattn/error.hpp"
 
 #include <nlohmann/json.hpp>
@@ -17,11 +18,10 @@
 #include <string>
 
 namespace vkattn::model {
-namespace {
+namespace llama_detail {
 
 using json = nlohmann::json;
 
-// At most 40 bytes of s, bytes outside printable ASCII as \xNN, so a message stays one short line.
 std::string short_text(const std::string& s) {
     std::string out;
     for (size_t i = 0; i < s.size() && i < 40; ++i) {
@@ -37,14 +37,13 @@ std::string short_text(const std::string& s) {
     return s.size() > 40 ? out + "..." : out;
 }
 
-std::string number_text(double v) {
+static std::string number_text(double v) {
     std::ostringstream s;
     s.precision(10);
     s << v;
     return s.str();
 }
 
-// What a JSON value is, in a few words: its value for scalars, its type and size for containers.
 std::string describe(const json& v) {
     switch (v.type()) {
         case json::value_t::null: return "null";
@@ -62,6 +61,39 @@ std::string describe(const json& v) {
         default: return std::string("a JSON ") + v.type_name();
     }
 }
+
+std::string read_small_file(const std::filesystem::path& path, const char* expected, uintmax_t max_bytes) {
+    const std::string name = path.string();
+    std::error_code ec;
+    const auto status = std::filesystem::status(path, ec);
+    if (!std::filesystem::exists(status)) throw Error(name + ": no such file");
+    if (std::filesystem::is_directory(status)) throw Error(name + ": is a directory, expected " + expected);
+    if (!std::filesystem::is_regular_file(status)) {
+        throw Error(name + ": is not a regular file (a device, FIFO or socket), expected " + expected);
+    }
+    // These files are a few KB; a bigger one is not one of them, and reading it whole could exhaust memory.
+    const uintmax_t size = std::filesystem::file_size(path, ec);
+    if (ec) throw Error(name + ": cannot read its size: " + ec.message());
+    if (size > max_bytes) {
+        throw Error(name + ": is " + std::to_string(size) + " bytes, more than the " + std::to_string(max_bytes) +
+                    " expected of " + expected);
+    }
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw Error(name + ": cannot open for reading");
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in.bad()) throw Error(name + ": read error");
+    return text.str();
+}
+
+}  // namespace llama_detail
+
+namespace {
+
+using json = nlohmann::json;
+using llama_detail::describe;
+using llama_detail::number_text;
+using llama_detail::short_text;
 
 // Reads the fields of one config.json object, each error prefixed with the source's name.
 class Fields {
@@ -422,28 +454,7 @@ LlamaConfig parse_llama_config(std::string_view json_text, const std::string& so
 }
 
 LlamaConfig load_llama_config(const std::filesystem::path& config_json) {
-    const std::string name = config_json.string();
-    std::error_code ec;
-    const auto status = std::filesystem::status(config_json, ec);
-    if (!std::filesystem::exists(status)) throw Error(name + ": no such file");
-    if (std::filesystem::is_directory(status)) throw Error(name + ": is a directory, expected config.json");
-    if (!std::filesystem::is_regular_file(status)) {
-        throw Error(name + ": is not a regular file (a device, FIFO or socket), expected config.json");
-    }
-    // A saved config is a few KB; a bigger file is not one, and reading it whole could exhaust memory.
-    constexpr uintmax_t max_bytes = 16u << 20;
-    const uintmax_t size = std::filesystem::file_size(config_json, ec);
-    if (ec) throw Error(name + ": cannot read its size: " + ec.message());
-    if (size > max_bytes) {
-        throw Error(name + ": is " + std::to_string(size) + " bytes, more than the " + std::to_string(max_bytes) +
-                    " a config.json may have");
-    }
-    std::ifstream in(config_json, std::ios::binary);
-    if (!in) throw Error(name + ": cannot open for reading");
-    std::ostringstream text;
-    text << in.rdbuf();
-    if (in.bad()) throw Error(name + ": read error");
-    return parse_llama_config(text.str(), name);
+    return parse_llama_config(llama_detail::read_small_file(config_json, "config.json"), config_json.string());
 }
 
 }  // namespace vkattn::model
