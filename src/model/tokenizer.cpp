@@ -855,18 +855,58 @@ Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
 Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
+namespace {
+
+// generation_config.json's eos_token_id, an id or a list of ids (Llama 3 Instruct stops at three), or none.
+std::vector<int> generation_eos(const std::filesystem::path& path, int vocab_size) {
+    const std::string name = path.string();
+    nlohmann::json config;
+    try {
+        config = nlohmann::json::parse(read_regular_file(path, "generation_config.json", ""));
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(name + ": expected a JSON object, but it is not valid JSON: " + std::string(e.what()).substr(0, 200));
+    }
+    if (!config.is_object()) throw Error(name + ": expected a JSON object, found a JSON " + std::string(config.type_name()));
+    const auto it = config.find("eos_token_id");
+    if (it == config.end() || it->is_null()) return {};
+    const nlohmann::json list = it->is_array() ? *it : nlohmann::json::array({*it});
+    std::vector<int> ids;
+    for (const nlohmann::json& v : list) {
+        if (!v.is_number_integer() || v.get<std::int64_t>() < 0 || v.get<std::int64_t>() >= vocab_size) {
+            throw Error(name + ": eos_token_id has " +
+                        (v.is_number() ? v.dump() : "a JSON " + std::string(v.type_name())) +
+                        ", expected ids in [0, " + std::to_string(vocab_size) + ")");
+        }
+        ids.push_back(v.get<int>());
+    }
+    return ids;
+}
+
+}  // namespace
+
 Tokenizer Tokenizer::from_dir(const std::filesystem::path& dir) {
     std::error_code ec;
-    if (std::filesystem::exists(dir / "tokenizer.json", ec)) {
-        const std::filesystem::path config = dir / "tokenizer_config.json";
-        return from_tokenizer_json(dir / "tokenizer.json",
-                                   std::filesystem::exists(config, ec) ? config : std::filesystem::path());
+    const auto tokenizer = [&] {
+        if (std::filesystem::exists(dir / "tokenizer.json", ec)) {
+            const std::filesystem::path config = dir / "tokenizer_config.json";
+            return from_tokenizer_json(dir / "tokenizer.json",
+                                       std::filesystem::exists(config, ec) ? config : std::filesystem::path());
+        }
+        if (!std::filesystem::exists(dir / "vocab.json", ec) && std::filesystem::is_directory(dir, ec)) {
+            throw Error("expected a tokenizer in " + dir.string() +
+                        ": tokenizer.json, or GPT-2's vocab.json and merges.txt, but there is neither");
+        }
+        return from_files(dir / "vocab.json", dir / "merges.txt");
+    };
+    Tokenizer tok = tokenizer();
+    // The model's own stop tokens: tokenizer_config.json names one, generation_config.json may list several.
+    if (const std::filesystem::path gen = dir / "generation_config.json"; std::filesystem::exists(gen, ec)) {
+        for (const int id : generation_eos(gen, tok.vocab_size())) {
+            std::vector<int>& eos = tok.impl_->eos;
+            if (std::find(eos.begin(), eos.end(), id) == eos.end()) eos.push_back(id);
+        }
     }
-    if (!std::filesystem::exists(dir / "vocab.json", ec) && std::filesystem::is_directory(dir, ec)) {
-        throw Error("expected a tokenizer in " + dir.string() +
-                    ": tokenizer.json, or GPT-2's vocab.json and merges.txt, but there is neither");
-    }
-    return from_files(dir / "vocab.json", dir / "merges.txt");
+    return tok;
 }
 
 Tokenizer Tokenizer::from_files(const std::filesystem::path& vocab_json, const std::filesystem::path& merges_txt) {

@@ -87,6 +87,18 @@ TEST_CASE("tokenizer.json byte-level: Split regex, Digits, NFC, ignore_merges, m
         CHECK(tok.encode("[x]", false) == ids({22}));
         CHECK(tok.encode("a[x]", false) == ids({0, 17, 16, 18}));
     }
+    SECTION("SmolLM2's pre-tokenizer: Digits, then ByteLevel with its own regex") {
+        const TempDir smol;
+        nlohmann::json j = nlohmann::json::parse(read(k_fixtures / "tokenizer_bytelevel" / "tokenizer.json"));
+        j["pre_tokenizer"] = nlohmann::json::parse(
+            R"({"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": true},
+                {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}]})");
+        smol.write("tokenizer.json", j.dump());
+        const Tokenizer s = Tokenizer::from_dir(smol.path());
+        CHECK(s.encode("a12 ab", false) == ids({0, 5, 6, 10}));
+        CHECK(s.encode("a's", false) == ids({0, 25}));
+        CHECK(s.decode(s.encode("a12 ab\n", false)) == "a12 ab\n");
+    }
     SECTION("round trips") {
         for (const std::string text : {"", "abc", " abc  ab\n\n a's", "\xC3\xA9" "ab\xC3\xA9 ", "12 21", "cab cab",
                                        "<|eos|>cab<|bos|>"}) {
@@ -163,6 +175,18 @@ TEST_CASE("from_dir prefers tokenizer.json, and reads vocab.json + merges.txt wi
     CHECK(tok.encode("ab") == ids({20, 7}));  // the template still adds <|bos|>
     CHECK(tok.eos_ids().empty());
     CHECK(contains(error_from([&] { (void)tok.eos_id(); }), "end-of-sequence"));
+
+    SECTION("generation_config.json adds its eos ids, one or a list") {
+        dir.write("generation_config.json", R"({"bos_token_id": 20, "eos_token_id": [21, 23]})");
+        CHECK(Tokenizer::from_dir(dir.path()).eos_ids() == ids({21, 23}));
+        dir.write("generation_config.json", R"({"eos_token_id": 21})");
+        CHECK(Tokenizer::from_dir(dir.path()).eos_ids() == ids({21}));
+        dir.write("generation_config.json", R"({"eos_token_id": [21, 999]})");
+        const std::string message = error_from([&] { (void)Tokenizer::from_dir(dir.path()); });
+        INFO(message);
+        CHECK(contains(message, "generation_config.json"));
+        CHECK(contains(message, "999"));
+    }
 
     const TempDir empty;
     const std::string message = error_from([&] { (void)Tokenizer::from_dir(empty.path()); });

@@ -24,7 +24,7 @@ public:
     static Tokenizer from_tokenizer_json(const std::filesystem::path& tokenizer_json,
                                          const std::filesystem::path& tokenizer_config = {});
     // dir/tokenizer.json (+ dir/tokenizer_config.json if present) when there is one, else dir/vocab.json and
-    // dir/merges.txt.
+    // dir/merges.txt; the eos_token_id of dir/generation_config.json, if present, joins eos_ids().
     static Tokenizer from_dir(const std::filesystem::path& dir);
 
     Tokenizer(Tokenizer&&) noexcept;
@@ -55,7 +55,8 @@ public:
     // The beginning-of-sequence id (tokenizer_config.json's bos_token), if the tokenizer has one.
     std::optional<int> bos_id() const;
     // The end-of-sequence ids: tokenizer_config.json's eos_token (or, without it, a special "<|endoftext|>",
-    // "<|end_of_text|>" or "</s>"); GPT-2's vocab.json gives "<|endoftext|>". May be empty.
+    // "<|end_of_text|>" or "</s>"; GPT-2's vocab.json gives "<|endoftext|>"), then from_dir's
+    // generation_config.json eos_token_id (an id or a list: Llama 3 Instruct stops at three). May be empty.
     std::vector<int> eos_ids() const;
     // The first of eos_ids(); throws vkattn::Error when the tokenizer has none.
     int eos_id() const;
