@@ -75,9 +75,12 @@ ContextPtr make_context(std::optional<py::object> device, std::optional<bool> va
 }
 
 ContextPtr default_context() {
-    ContextPtr& slot = default_slot();
-    if (!slot || !slot->ctx) slot = make_context(std::nullopt, std::nullopt, false);
-    return slot;
+    if (!default_slot() || !default_slot()->ctx) {
+        // The GIL is released while the device opens: another thread may have set the slot meanwhile.
+        ContextPtr made = make_context(std::nullopt, std::nullopt, false);
+        if (!default_slot() || !default_slot()->ctx) default_slot() = std::move(made);
+    }
+    return default_slot();
 }
 
 // Destroys the default context's device (a Python reference to it sees it closed) and forgets it.

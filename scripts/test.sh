@@ -4,6 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export VKATTN_NEED_NPM=1
+# setup.sh installs pybind11 and numpy, so the Python module must build and its test run here, not be skipped.
+export VKATTN_CMAKE_ARGS="${VKATTN_CMAKE_ARGS:-} -DVKATTN_PYTHON=ON"
 source scripts/setup.sh
 build_dir="${VKATTN_BUILD_DIR:-build}"
 

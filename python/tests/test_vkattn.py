@@ -142,7 +142,12 @@ class TestAttention(WithContext):
         q3, k3, v3 = q[0], k[0], v[0]
         self.check(q3, k3, v3, key_padding=pad[0])  # [Lk] for a 3-D input
 
+    def need_f16(self):
+        if not self.ctx.device["storage_16bit"]:
+            self.skipTest("the device has no 16-bit storage buffers")
+
     def test_float16(self):
+        self.need_f16()
         q, k, v = qkv((2, 4, 5, 64), (2, 2, 12, 64), dtype=np.float16)
         self.check(q, k, v, causal=True)
         self.check(q, k, v, window=5, key_padding=np.arange(24).reshape(2, 12) % 12 > 9)
@@ -191,6 +196,7 @@ class TestAttention(WithContext):
         np.testing.assert_allclose(out, whole, **F32_TOL)
 
     def test_stages_3d_and_float16(self):
+        self.need_f16()
         q, k, v = qkv((4, 5, 32), (4, 7, 32), dtype=np.float16)
         scores = vkattn.attention_scores(q, k, context=self.ctx)
         self.assertEqual((scores.dtype, scores.shape), (np.float32, (4, 5, 7)))
