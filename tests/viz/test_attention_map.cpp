@@ -476,3 +476,15 @@ TEST_CASE("attention_scores + attention_softmax on the GPU match reference::atte
                 REQUIRE(empty == (j > i));
             }
 }
+
+TEST_CASE("query rows are labelled with their positions i + Lk - Lq", "[cpu][viz]") {
+    // Two queries at the end of 1,000 keys are positions 998 and 999: three digits of label, where two queries
+    // over two keys need one. Scale 2 glyphs advance 12 px, so the cells move right by 24 px.
+    std::vector<float> decode(size_t(2) * 1000, 0.001f), square = {1.0f, 0.0f, 0.5f, 0.5f};
+    viz::MapOptions o;
+    o.cell = 1;
+    viz::MapLayout a, b;
+    viz::render_attention_map({decode, 1, 2, 1000}, o, &a);
+    viz::render_attention_map({square, 1, 2, 2}, o, &b);
+    REQUIRE(a.panels[0].x - b.panels[0].x == 24);
+}
