@@ -123,7 +123,9 @@ Image render_attention_map(const AttentionProbs& probs, const MapOptions& o, Map
     const int title_h = o.title.empty() ? 0 : line + pad;
     const int left = text_width(longest(qlabels, L.query_label_step), s) + pad + tick + 1;
     const int top = line + text_width(longest(klabels, L.key_label_step), s) + pad + tick + 1;
-    const int panel_w = left + Lk * L.cell, panel_h = top + Lq * L.cell;
+    // Wide enough for "head H-1" above the cells, so that a narrow panel's name does not run into the next one.
+    const int head_name_w = text_width(5 + std::to_string(probs.H - 1).size(), s);
+    const int panel_w = left + std::max(Lk * L.cell, head_name_w), panel_h = top + Lq * L.cell;
     const int n = int(heads.size());
     L.columns = int(std::ceil(std::sqrt(double(n))));
     L.rows = (n + L.columns - 1) / L.columns;

@@ -488,3 +488,14 @@ TEST_CASE("query rows are labelled with their positions i + Lk - Lq", "[cpu][viz
     viz::render_attention_map({square, 1, 2, 2}, o, &b);
     REQUIRE(a.panels[0].x - b.panels[0].x == 24);
 }
+
+TEST_CASE("narrow panels are as wide as their name, 'head 11'", "[cpu][viz]") {
+    const int H = 12, L = 2;
+    std::vector<float> p(size_t(H) * L * L, 0.5f);
+    viz::MapOptions o;
+    o.cell = 2;
+    viz::MapLayout layout;
+    viz::render_attention_map({p, H, L, L}, o, &layout);
+    // 7 glyphs of 5 px + 6 gaps of 1 px at scale 2, plus the query labels' margin left of the next panel's cells.
+    REQUIRE(layout.panels[1].x - layout.panels[0].x > (7 * 6 - 1) * 2);
+}
