@@ -46,6 +46,7 @@ std::array<uint8_t, 3> colormap(float t);
 struct MapOptions {
     std::string title;                     // first line of the image; empty: none
     std::vector<std::string> query_tokens; // [Lq] row labels (UTF-8; non-ASCII drawn as '?'); empty: positions
+                                           // (query i at i + Lk - Lq)
     std::vector<std::string> key_tokens;   // [Lk] column labels; empty: query_tokens when Lq == Lk, else positions
     int head = -1;                         // >= 0: that head alone; -1: a grid of all heads
     int cell = 0;                          // pixels per token; 0: auto_cell_size

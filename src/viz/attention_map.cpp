@@ -13,12 +13,12 @@ namespace {
 
 constexpr Rgb kFrame = {190, 190, 190};
 
-// Labels of n tokens: the tokens as printable ASCII cut to max_chars (ending in '~'), or positions.
-std::vector<std::string> make_labels(const std::vector<std::string>& tokens, int n, int max_chars) {
+// Labels of n tokens: the tokens as printable ASCII cut to max_chars (ending in '~'), or positions first, ...
+std::vector<std::string> make_labels(const std::vector<std::string>& tokens, int n, int first, int max_chars) {
     std::vector<std::string> labels(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) {
         if (tokens.empty()) {
-            labels[size_t(i)] = std::to_string(i);
+            labels[size_t(i)] = std::to_string(first + i);
             continue;
         }
         std::string s = printable_ascii(tokens[size_t(i)]);
@@ -111,8 +111,8 @@ Image render_attention_map(const AttentionProbs& probs, const MapOptions& o, Map
     const ColourScale colours{L.vmax, L.log_decades};
 
     const std::vector<std::string>& key_tokens = o.key_tokens.empty() && Lq == Lk ? o.query_tokens : o.key_tokens;
-    const auto qlabels = make_labels(o.query_tokens, Lq, o.max_label_chars);
-    const auto klabels = make_labels(key_tokens, Lk, o.max_label_chars);
+    const auto qlabels = make_labels(o.query_tokens, Lq, Lk - Lq, o.max_label_chars);
+    const auto klabels = make_labels(key_tokens, Lk, 0, o.max_label_chars);
     const int min_pitch = (kGlyphHeight + 1) * s;
     L.query_label_step = label_step(L.cell, min_pitch);
     L.key_label_step = label_step(L.cell, min_pitch);
@@ -123,7 +123,9 @@ Image render_attention_map(const AttentionProbs& probs, const MapOptions& o, Map
     const int title_h = o.title.empty() ? 0 : line + pad;
     const int left = text_width(longest(qlabels, L.query_label_step), s) + pad + tick + 1;
     const int top = line + text_width(longest(klabels, L.key_label_step), s) + pad + tick + 1;
-    const int panel_w = left + Lk * L.cell, panel_h = top + Lq * L.cell;
+    // Wide enough for "head H-1" above the cells, so that a narrow panel's name does not run into the next one.
+    const int head_name_w = text_width(5 + std::to_string(probs.H - 1).size(), s);
+    const int panel_w = left + std::max(Lk * L.cell, head_name_w), panel_h = top + Lq * L.cell;
     const int n = int(heads.size());
     L.columns = int(std::ceil(std::sqrt(double(n))));
     L.rows = (n + L.columns - 1) / L.columns;

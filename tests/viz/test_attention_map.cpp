@@ -476,3 +476,26 @@ TEST_CASE("attention_scores + attention_softmax on the GPU match reference::atte
                 REQUIRE(empty == (j > i));
             }
 }
+
+TEST_CASE("query rows are labelled with their positions i + Lk - Lq", "[cpu][viz]") {
+    // Two queries at the end of 1,000 keys are positions 998 and 999: three digits of label, where two queries
+    // over two keys need one. Scale 2 glyphs advance 12 px, so the cells move right by 24 px.
+    std::vector<float> decode(size_t(2) * 1000, 0.001f), square = {1.0f, 0.0f, 0.5f, 0.5f};
+    viz::MapOptions o;
+    o.cell = 1;
+    viz::MapLayout a, b;
+    viz::render_attention_map({decode, 1, 2, 1000}, o, &a);
+    viz::render_attention_map({square, 1, 2, 2}, o, &b);
+    REQUIRE(a.panels[0].x - b.panels[0].x == 24);
+}
+
+TEST_CASE("narrow panels are as wide as their name, 'head 11'", "[cpu][viz]") {
+    const int H = 12, L = 2;
+    std::vector<float> p(size_t(H) * L * L, 0.5f);
+    viz::MapOptions o;
+    o.cell = 2;
+    viz::MapLayout layout;
+    viz::render_attention_map({p, H, L, L}, o, &layout);
+    // 7 glyphs of 5 px + 6 gaps of 1 px at scale 2, plus the query labels' margin left of the next panel's cells.
+    REQUIRE(layout.panels[1].x - layout.panels[0].x > (7 * 6 - 1) * 2);
+}
