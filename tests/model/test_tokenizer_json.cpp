@@ -445,6 +445,22 @@ TEST_CASE("Hugging Face tokenizers: decode(encode(s)) == s on random UTF-8", "[c
     }
 }
 
+TEST_CASE("Hugging Face tokenizers: long pieces and long texts", "[cpu][tokenizer]") {
+    // One piece of 100k letters or spaces: merging must not be quadratic, and the regexes (Llama 3's
+    // \s*[\r\n]+ backtracks over a run of spaces) must not run out of PCRE2's JIT stack.
+    for (const char* name : {"llama3", "qwen3", "llama2"}) {
+        const Tokenizer& tok = hf(name);
+        for (const std::string& text : {std::string(100000, 'a'), std::string(100000, ' ') + "a",
+                                        std::string(100000, '\n'), std::string(50000, ' ') + std::string(50000, '\n'),
+                                        std::string(50000, '7') + std::string(50000, '!')}) {
+            INFO(name << ", " << text.size() << " bytes starting with " << int(text[0]));
+            const std::vector<int> encoded = tok.encode(text, false);
+            CHECK(encoded.size() <= text.size() + 1);
+            CHECK(tok.decode(encoded) == text);
+        }
+    }
+}
+
 TEST_CASE("Hugging Face tokenizers: one Tokenizer encodes from several threads at once", "[cpu][tokenizer]") {
     const Tokenizer& tok = hf("llama3");
     std::vector<std::string> texts;
