@@ -82,12 +82,16 @@ std::string hex_byte(unsigned char b) {
 constexpr std::string_view k_white_space =
     R"(\x{9}-\x{D}\x{20}\x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000})";
 
-// Rust's char::is_whitespace and char::is_alphanumeric, which added tokens' lstrip, rstrip and single_word use.
+// What the tokenizers crate's added-token rules test: lstrip and rstrip take White_Space (Rust regex \s),
+// single_word looks for word characters (Rust regex \w: Alphabetic, marks, decimal digits, connector
+// punctuation and Join_Control).
 bool is_white_space(char32_t cp) { return u_isUWhiteSpace(static_cast<UChar32>(cp)) != 0; }
 bool is_word_char(char32_t cp) {
-    if (cp == '_' || u_hasBinaryProperty(static_cast<UChar32>(cp), UCHAR_ALPHABETIC)) return true;
-    const auto type = u_charType(static_cast<UChar32>(cp));
-    return type == U_DECIMAL_DIGIT_NUMBER || type == U_LETTER_NUMBER || type == U_OTHER_NUMBER;
+    const auto c = static_cast<UChar32>(cp);
+    if (u_hasBinaryProperty(c, UCHAR_ALPHABETIC) || u_hasBinaryProperty(c, UCHAR_JOIN_CONTROL)) return true;
+    const auto type = u_charType(c);
+    return type == U_NON_SPACING_MARK || type == U_ENCLOSING_MARK || type == U_COMBINING_SPACING_MARK ||
+           type == U_DECIMAL_DIGIT_NUMBER || type == U_CONNECTOR_PUNCTUATION;
 }
 
 // The code point that ends at s[end - 1] (s is valid UTF-8).

@@ -12,6 +12,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <sys/stat.h>
@@ -442,6 +443,43 @@ TEST_CASE("Hugging Face tokenizers: decode(encode(s)) == s on random UTF-8", "[c
             REQUIRE(tok.decode_bytes(encoded).size() >= tok.decode(encoded).size());
         }
     }
+}
+
+TEST_CASE("Hugging Face tokenizers: long pieces and long texts", "[cpu][tokenizer]") {
+    // One piece of 100k letters or spaces: merging must not be quadratic, and the regexes (Llama 3's
+    // \s*[\r\n]+ backtracks over a run of spaces) must not run out of PCRE2's JIT stack.
+    for (const char* name : {"llama3", "qwen3", "llama2"}) {
+        const Tokenizer& tok = hf(name);
+        for (const std::string& text : {std::string(100000, 'a'), std::string(100000, ' ') + "a",
+                                        std::string(100000, '\n'), std::string(50000, ' ') + std::string(50000, '\n'),
+                                        std::string(50000, '7') + std::string(50000, '!')}) {
+            INFO(name << ", " << text.size() << " bytes starting with " << int(text[0]));
+            const std::vector<int> encoded = tok.encode(text, false);
+            CHECK(encoded.size() <= text.size() + 1);
+            CHECK(tok.decode(encoded) == text);
+        }
+    }
+}
+
+TEST_CASE("Hugging Face tokenizers: one Tokenizer encodes from several threads at once", "[cpu][tokenizer]") {
+    const Tokenizer& tok = hf("llama3");
+    std::vector<std::string> texts;
+    std::mt19937 rng(7);
+    for (int i = 0; i < 200; ++i) texts.push_back(random_text(rng));
+    std::vector<std::vector<int>> want;
+    for (const std::string& t : texts) want.push_back(tok.encode(t));
+    std::vector<int> mismatches(4, 0);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&, t] {
+            for (std::size_t i = 0; i < texts.size(); ++i) {
+                const std::size_t k = (i * 7 + static_cast<std::size_t>(t) * 13) % texts.size();
+                if (tok.encode(texts[k]) != want[k]) ++mismatches[static_cast<std::size_t>(t)];
+            }
+        });
+    }
+    for (std::thread& thread : threads) thread.join();
+    CHECK(mismatches == std::vector<int>(4, 0));
 }
 
 TEST_CASE("GPT-2 tokenizer.json agrees with GPT-2's vocab.json + merges.txt", "[cpu][tokenizer]") {
