@@ -1,5 +1,5 @@
-// A Context owns the Vulkan instance, the chosen device, its queue and the pipeline cache.
-// Tensors borrow it and must be destroyed before it.
+// A Context owns the Vulkan instance, the chosen device, its queue and the pipeline cache. Tensors made from
+// it share that device core, so a Tensor that outlives its Context is harmless: its memory is freed with it.
 #pragma once
 
 #include <vkattn/device_info.hpp>
@@ -11,6 +11,11 @@
 #include <vector>
 
 namespace vkattn {
+
+namespace ops {
+class Runtime;
+struct Internal;
+}  // namespace ops
 
 struct ContextOptions {
     std::string device;               // index or name substring; empty: $VKATTN_DEVICE, then the best by score
@@ -47,11 +52,9 @@ public:
     uint64_t peak_device_memory_bytes() const;
     void reset_peak_memory();
 
-    struct Impl;
-    Impl& impl() const { return *impl_; }  // for vkattn's own code; the type is not public
-
 private:
-    std::unique_ptr<Impl> impl_;
+    friend struct ops::Internal;  // vkattn's own layers reach the engine through src/ops/runtime.hpp
+    std::shared_ptr<ops::Runtime> runtime_;
 };
 
 }  // namespace vkattn

@@ -13,6 +13,11 @@ namespace vkattn {
 class Context;
 class Tensor;
 
+namespace ops {
+struct DeviceBuffer;
+struct Internal;
+}  // namespace ops
+
 // A strided window onto a tensor's elements: offset and strides in elements, row-major by default.
 // Attention takes views so that Q, K and V can be slices of one fused QKV buffer.
 struct TensorView {
@@ -46,13 +51,17 @@ public:
     DType dtype() const;
     int64_t numel() const;
     uint64_t bytes() const;
+    // The Context the tensor was made in, valid only while that Context lives. The tensor itself keeps the
+    // device alive: after its Context is gone it can still be read, written and destroyed.
     Context& context() const;
 
-    struct Impl;
-    Impl& impl() const { return *impl_; }  // for vkattn's own code
-
 private:
-    std::unique_ptr<Impl> impl_;
+    friend struct ops::Internal;  // vkattn's own layers reach the buffer through src/ops/runtime.hpp
+    Context* ctx_ = nullptr;
+    std::vector<int64_t> shape_;
+    DType dtype_ = DType::f32;
+    int64_t numel_ = 0;
+    std::unique_ptr<ops::DeviceBuffer> storage_;  // holds the device core alive
 };
 
 }  // namespace vkattn

@@ -6,7 +6,9 @@
 #   RC       the expected exit code
 #   MATCH    (optional) a regular expression stderr must match
 #   SETUP    (optional) bad_npy: writes <TMP>/bad.npy, a file that is not .npy; config_only: writes a GPT-2
-#            config.json into <TMP>/model and no weights
+#            config.json into <TMP>/model and no weights; deep_config: a config.json whose n_embd is an array
+#            nested 100,000 deep; deep_index: a good config.json and a model.safetensors.index.json with such
+#            an array in its weight_map; fifo_config / fifo_index: the same files as named pipes (mkfifo)
 #   TMP      the scratch directory
 file(REMOVE_RECURSE "${TMP}")
 file(MAKE_DIRECTORY "${TMP}")
@@ -15,6 +17,29 @@ if(SETUP STREQUAL "bad_npy")
 elseif(SETUP STREQUAL "config_only")
   file(WRITE "${TMP}/model/config.json" [[{"model_type": "gpt2", "n_embd": 64, "n_head": 2, "n_layer": 1,
     "n_positions": 64, "vocab_size": 96, "layer_norm_epsilon": 1e-05, "activation_function": "gelu_new"}]])
+elseif(SETUP MATCHES "^deep_")
+  string(REPEAT "[" 100000 open)
+  string(REPEAT "]" 100000 close)
+  set(config [[{"model_type": "gpt2", "n_embd": 64, "n_head": 2, "n_layer": 1, "n_positions": 64, "vocab_size": 96}]])
+  if(SETUP STREQUAL "deep_config")
+    string(REPLACE "\"n_embd\": 64" "\"n_embd\": ${open}${close}" config "${config}")
+  else()
+    file(WRITE "${TMP}/model/model.safetensors.index.json" "{\"weight_map\": {\"wte.weight\": ${open}${close}}}")
+  endif()
+  file(WRITE "${TMP}/model/config.json" "${config}")
+elseif(SETUP MATCHES "^fifo_")
+  file(MAKE_DIRECTORY "${TMP}/model")
+  if(SETUP STREQUAL "fifo_index")
+    file(WRITE "${TMP}/model/config.json" [[{"model_type": "gpt2", "n_embd": 64, "n_head": 2, "n_layer": 1,
+      "n_positions": 64, "vocab_size": 96}]])
+    set(fifo "${TMP}/model/model.safetensors.index.json")
+  else()
+    set(fifo "${TMP}/model/config.json")
+  endif()
+  execute_process(COMMAND mkfifo "${fifo}" RESULT_VARIABLE made)
+  if(NOT made EQUAL 0)
+    message(FATAL_ERROR "mkfifo ${fifo} failed")
+  endif()
 endif()
 
 set(long_tokens "464")
@@ -25,7 +50,8 @@ string(REPLACE "<TMP>" "${TMP}" args "${ARGS}")
 string(REPLACE "<LONG_TOKENS>" "${long_tokens}" args "${args}")
 string(REPLACE "|" ";" args "${args}")
 
-execute_process(COMMAND "${EXE}" ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+# A reader blocked on a FIFO would hang the test, so every run has a time limit.
+execute_process(COMMAND "${EXE}" ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 120)
 message("stdout:\n${out}\nstderr:\n${err}")
 if(NOT rc STREQUAL "${RC}")
   message(FATAL_ERROR "expected exit code ${RC}, got ${rc}")

@@ -1,7 +1,6 @@
 #include "cli.hpp"
 
 #include <vkattn/error.hpp>
-#include <vkattn/model/gpt2_loader.hpp>
 
 #include <algorithm>
 #include <charconv>
@@ -107,64 +106,11 @@ std::string join_ids(std::span<const int> ids) {
     return s;
 }
 
-ModelSource resolve_model(const std::string& spec) {
-    ModelSource m;
-    m.spec = spec;
-    if (spec == "synthetic" || spec.starts_with("synthetic:")) {
-        m.synthetic = true;
-        if (spec.size() > 10) {
-            int dims[3] = {0, 0, 0};
-            const std::string rest = spec.substr(10);
-            size_t start = 0;
-            int n = 0;
-            bool ok = true;
-            while (ok && start <= rest.size()) {
-                const size_t end = std::min(rest.find(',', start), rest.size());
-                const char* first = rest.data() + start;
-                const char* last = rest.data() + end;
-                int value = 0;
-                const auto [ptr, ec] = std::from_chars(first, last, value);
-                ok = n < 3 && first != last && ec == std::errc() && ptr == last && value > 0;
-                if (ok) dims[n++] = value;
-                start = end + 1;
-            }
-            if (!ok || n != 3) {
-                throw Error("--model '" + spec + "': expected synthetic:LAYERS,HEADS,EMBD with three positive "
-                            "integers, e.g. synthetic:12,12,768");
-            }
-            m.config.n_layer = dims[0];
-            m.config.n_head = dims[1];
-            m.config.n_embd = dims[2];
-        }
-        m.config.validate();
-        return m;
-    }
-    m.dir = spec;
-    std::error_code ec;
-    if (!std::filesystem::is_directory(m.dir, ec)) {
-        throw Error("--model " + spec + " is not a directory; expected a Hugging Face GPT-2 directory (config.json, "
-                    "model.safetensors, vocab.json, merges.txt) or synthetic[:LAYERS,HEADS,EMBD]");
-    }
-    m.config = model::load_gpt2_config(m.dir / "config.json");
-    return m;
-}
-
-model::Gpt2Weights load_weights(const ModelSource& source) {
-    if (source.synthetic) return model::synthetic_gpt2(source.config, kSyntheticSeed, kSyntheticStddev);
-    return model::load_gpt2_weights(source.dir);
-}
-
-model::Tokenizer load_tokenizer(const ModelSource& source, const std::string& what, const std::string& instead) {
-    if (source.synthetic) {
-        throw Error(what + " needs a tokenizer (vocab.json and merges.txt in a model directory), and synthetic models "
-                           "have none" + (instead.empty() ? "" : ": " + instead));
-    }
-    return model::Tokenizer::from_dir(source.dir);
-}
-
 void ModelOptions::add_to(CLI::App& cmd, bool with_backend) {
-    cmd.add_option("--model", model, "Hugging Face GPT-2 directory, or synthetic[:LAYERS,HEADS,EMBD] (GPT-2 small "
-                                      "shape by default; weights N(0, 0.02), seed 124)")
+    std::string families;
+    for (const std::string& f : model::model_families()) families += (families.empty() ? "" : ", ") + f;
+    cmd.add_option("--model", model, "Hugging Face model directory (" + families + "), or synthetic[:LAYERS,HEADS,EMBD] "
+                                      "(GPT-2 small's shape by default; weights N(0, 0.02), seed 124)")
         ->required();
     if (with_backend) {
         cmd.add_option("--backend", backend, "vulkan (the GPU model) or cpu (the reference)")
@@ -180,50 +126,39 @@ void ModelOptions::add_to(CLI::App& cmd, bool with_backend) {
     device.add_to(cmd);
 }
 
-model::Gpt2GpuOptions ModelOptions::gpu_options() const {
-    model::Gpt2GpuOptions o;
+model::ModelOptions ModelOptions::options(bool profile) const {
+    model::ModelOptions o;
     o.weights = dtype == "f16" ? DType::f16 : DType::f32;
     o.fused_attention = attention == "fused";
+    o.context_options = device.context_options(profile);
     return o;
 }
 
-LanguageModel::LanguageModel(const model::Gpt2Weights& weights, const std::string& backend,
-                             const ModelOptions& options, bool profile)
-    : config_(weights.config) {
-    if (backend == "cpu") {
-        cpu_ = std::make_unique<model::Gpt2Cpu>(weights);
-        description_ = "cpu reference, f32 weights";
-        return;
-    }
-    ctx_ = std::make_unique<Context>(options.device.context_options(profile));
-    gpu_ = std::make_unique<model::Gpt2Gpu>(*ctx_, weights, options.gpu_options());
-    description_ = "vulkan on " + ctx_->device().name + ", " + options.dtype + " weights, " + options.attention +
-                   " attention";
+std::unique_ptr<model::LanguageModel> ModelOptions::open(const std::string& on, bool profile) const {
+    return model::open_model(model, model::parse_backend(on.empty() ? backend : on), options(profile));
 }
 
-LanguageModel::~LanguageModel() = default;
-
-std::vector<float> LanguageModel::forward(std::span<const int> tokens, bool all_logits) {
-    if (gpu_) return gpu_->forward(tokens, all_logits);
-    std::vector<float> logits = cpu_->forward(tokens);
-    if (!all_logits && tokens.size() > 1) {
-        const size_t V = size_t(config_.vocab_size);
-        logits.erase(logits.begin(), logits.end() - std::ptrdiff_t(V));
+const model::Tokenizer& need_tokenizer(const model::LanguageModel& lm, const std::string& what,
+                                       const std::string& instead) {
+    if (lm.tokenizer() == nullptr) {
+        throw Error(what + " needs a tokenizer (tokenizer files in a model directory), and " + lm.info().source +
+                    " has none" + (instead.empty() ? "" : ": " + instead));
     }
-    return logits;
+    return *lm.tokenizer();
 }
 
-void LanguageModel::reset() {
-    if (gpu_) {
-        gpu_->reset();
-    } else {
-        cpu_->reset();
+void check_prompt(std::span<const int> ids, const model::ModelInfo& info, const std::string& option) {
+    if (int64_t(ids.size()) > info.context_length) {
+        throw Error("the prompt has " + std::to_string(ids.size()) + " tokens, more than the model's context of " +
+                    std::to_string(info.context_length));
+    }
+    for (size_t i = 0; i < ids.size(); ++i) {
+        if (ids[i] >= info.vocab_size) {
+            throw Error("token " + std::to_string(ids[i]) + " (entry " + std::to_string(i + 1) + " of " + option +
+                        ") is outside the vocabulary of " + std::to_string(info.vocab_size));
+        }
     }
 }
-
-int LanguageModel::position() const { return gpu_ ? gpu_->position() : cpu_->position(); }
-
-std::string LanguageModel::description() const { return description_; }
 
 bool stderr_is_terminal() {
 #ifdef _WIN32

@@ -4,14 +4,11 @@
 #include <CLI/CLI.hpp>
 
 #include <vkattn/context.hpp>
-#include <vkattn/model/gpt2_cpu.hpp>
-#include <vkattn/model/gpt2_gpu.hpp>
-#include <vkattn/model/gpt2_weights.hpp>
+#include <vkattn/model/language_model.hpp>
 #include <vkattn/model/tokenizer.hpp>
 
 #include <chrono>
 #include <cstdint>
-#include <filesystem>
 #include <functional>
 #include <memory>
 #include <span>
@@ -69,26 +66,7 @@ std::vector<int> parse_ids(const std::string& list, const std::string& option);
 // ids -> "464,3797,13"
 std::string join_ids(std::span<const int> ids);
 
-// The shape and weights of synthetic models: GPT-2 small unless --model synthetic:LAYERS,HEADS,EMBD says
-// otherwise; weights ~ N(0, 0.02) as GPT-2's initialisation, from a fixed seed so every run is the same model.
-constexpr uint64_t kSyntheticSeed = 124;
-constexpr float kSyntheticStddev = 0.02f;
-
-// What --model names: a Hugging Face GPT-2 directory or synthetic[:LAYERS,HEADS,EMBD]. The config is read
-// first, so that a prompt can be checked against it before gigabytes of weights are read.
-struct ModelSource {
-    std::string spec;
-    bool synthetic = false;
-    std::filesystem::path dir;  // empty for synthetic models
-    model::Gpt2Config config;
-};
-ModelSource resolve_model(const std::string& spec);
-model::Gpt2Weights load_weights(const ModelSource& source);
-// The directory's vocab.json and merges.txt. For a synthetic model throws Error saying that `what` needs a
-// tokenizer, followed by `instead` (what to do) when given.
-model::Tokenizer load_tokenizer(const ModelSource& source, const std::string& what, const std::string& instead = "");
-
-// Options of the subcommands that run GPT-2.
+// Options of the subcommands that run a language model.
 struct ModelOptions {
     std::string model;
     std::string backend = "vulkan";
@@ -97,34 +75,18 @@ struct ModelOptions {
     DeviceOption device;
     // --model (required), --dtype, --attention, --device, and --backend when with_backend.
     void add_to(CLI::App& cmd, bool with_backend = true);
-    model::Gpt2GpuOptions gpu_options() const;
+    model::ModelOptions options(bool profile = false) const;
+    // open_model(--model, backend (default: --backend), the options above).
+    std::unique_ptr<model::LanguageModel> open(const std::string& backend = "", bool profile = false) const;
 };
 
-// GPT-2 on one backend behind one interface: the CPU reference (Gpt2Cpu) or the GPU model (Gpt2Gpu with its
-// own Context). Keeps a reference to the weights, which the caller keeps alive.
-class LanguageModel {
-public:
-    LanguageModel(const model::Gpt2Weights& weights, const std::string& backend, const ModelOptions& options,
-                  bool profile = false);
-    ~LanguageModel();
-    LanguageModel(const LanguageModel&) = delete;
-    LanguageModel& operator=(const LanguageModel&) = delete;
+// The model's tokenizer; throws Error saying that `what` needs one, followed by `instead` (what to do), when
+// the model has none (synthetic models, directories without tokenizer files).
+const model::Tokenizer& need_tokenizer(const model::LanguageModel& lm, const std::string& what,
+                                       const std::string& instead = "");
 
-    // Logits [T, V] of the new tokens, or [1, V] of the last one when all_logits is false.
-    std::vector<float> forward(std::span<const int> tokens, bool all_logits = true);
-    void reset();
-    int position() const;
-    const model::Gpt2Config& config() const { return config_; }
-    Context* context() { return ctx_.get(); }  // null on the CPU
-    std::string description() const;           // "vulkan on <device>, f32 weights, fused attention"
-
-private:
-    model::Gpt2Config config_;
-    std::string description_;
-    std::unique_ptr<Context> ctx_;
-    std::unique_ptr<model::Gpt2Gpu> gpu_;
-    std::unique_ptr<model::Gpt2Cpu> cpu_;
-};
+// Throws Error unless every id is in [0, info.vocab_size) and there are at most info.context_length of them.
+void check_prompt(std::span<const int> ids, const model::ModelInfo& info, const std::string& option);
 
 // True when stderr is a terminal, so progress lines may be redrawn in place.
 bool stderr_is_terminal();

@@ -1,4 +1,4 @@
-// vkattn bench gpt: prefill and decode speed of the GPU GPT-2, and where its GPU time goes, kernel by kernel.
+// vkattn bench gpt: prefill and decode speed of a GPU language model, and where its GPU time goes, kernel by kernel.
 #include "cli.hpp"
 
 #include <vkattn/error.hpp>
@@ -27,27 +27,25 @@ struct KernelTotal {
 int argmax(const std::vector<float>& v) { return int(std::max_element(v.begin(), v.end()) - v.begin()); }
 
 int run(const Options& o) {
-    const ModelSource source = resolve_model(o.model.model);
-    const auto& c = source.config;
+    const model::ModelInfo c = model::inspect_model(o.model.model);
     const int N = o.prompt_tokens, M = o.gen_tokens;
     if (N < 1 || M < 1) throw Error("--prompt-tokens and --gen-tokens must be >= 1");
-    if (N + M > c.n_positions) {
+    if (N + M > c.context_length) {
         throw Error("--prompt-tokens " + std::to_string(N) + " + --gen-tokens " + std::to_string(M) +
-                    " exceed the model's n_positions = " + std::to_string(c.n_positions));
+                    " exceed the model's context of " + std::to_string(c.context_length));
     }
-    const model::Gpt2Weights weights = load_weights(source);
     std::vector<int> prompt(static_cast<size_t>(N));
     const auto r = random_values(size_t(N), 7, 0, float(c.vocab_size));
     for (int i = 0; i < N; ++i) prompt[size_t(i)] = std::min(int(r[size_t(i)]), c.vocab_size - 1);
 
-    Context ctx(o.model.device.context_options(true));
-    ctx.reset_peak_memory();
-    model::Gpt2Gpu gpu(ctx, weights, o.model.gpu_options());
+    // The model's own Context starts empty, so its peak memory is the model's.
+    std::unique_ptr<model::LanguageModel> lm = o.model.open("vulkan", true);
+    Context& ctx = *lm->context();
 
     // Warm-up: the first use of each kernel creates its pipeline, which is not what is being measured.
-    gpu.forward(std::span<const int>(prompt).first(size_t(std::min(N, 8))), false);
-    gpu.forward(std::span<const int>(prompt).first(1), false);
-    gpu.reset();
+    lm->forward(std::span<const int>(prompt).first(size_t(std::min(N, 8))), false);
+    lm->forward(std::span<const int>(prompt).first(1), false);
+    lm->reset();
 
     std::map<std::string, KernelTotal> kernels;
     const auto collect = [&] {
@@ -60,7 +58,7 @@ int run(const Options& o) {
         return total;
     };
     auto t0 = std::chrono::steady_clock::now();
-    std::vector<float> logits = gpu.forward(prompt, false);
+    std::vector<float> logits = lm->forward(prompt, false);
     const double prefill_ms = ms_since(t0);
     const double prefill_gpu_ms = collect();
 
@@ -69,7 +67,7 @@ int run(const Options& o) {
     for (int i = 0; i < M; ++i) {
         const int next = argmax(logits);
         t0 = std::chrono::steady_clock::now();
-        logits = gpu.forward(std::span<const int>(&next, 1), false);
+        logits = lm->forward(std::span<const int>(&next, 1), false);
         step_ms.push_back(ms_since(t0));
         decode_gpu_ms += collect();
     }
@@ -79,7 +77,7 @@ int run(const Options& o) {
     const double min_ms = *std::min_element(step_ms.begin(), step_ms.end());
     const double prefill_tps = 1e3 * N / prefill_ms, decode_tps = 1e3 * M / decode_ms;
     // Each decode step reads every weight once; that traffic dominates at T = 1.
-    const double gbps = double(gpu.weight_bytes()) / (ms_per_token * 1e6);
+    const double gbps = double(lm->weight_bytes()) / (ms_per_token * 1e6);
     const uint64_t peak = ctx.peak_device_memory_bytes();
 
     std::vector<std::pair<std::string, KernelTotal>> by_time(kernels.begin(), kernels.end());
@@ -95,9 +93,10 @@ int run(const Options& o) {
         const nlohmann::ordered_json j = {{"bench", "gpt"},
                                   {"device", ctx.device().name},
                                   {"model", o.model.model},
+                                  {"family", c.family},
                                   {"n_layer", c.n_layer},
                                   {"n_head", c.n_head},
-                                  {"n_embd", c.n_embd},
+                                  {"n_embd", c.hidden},
                                   {"vocab_size", c.vocab_size},
                                   {"dtype", o.model.dtype},
                                   {"attention", o.model.attention},
@@ -113,21 +112,20 @@ int run(const Options& o) {
                                   {"median_ms", ms_per_token},
                                   {"min_ms", min_ms},
                                   {"gbps", gbps},
-                                  {"weight_bytes", gpu.weight_bytes()},
+                                  {"weight_bytes", lm->weight_bytes()},
                                   {"peak_device_bytes", peak},
                                   {"kernels", shares}};
         std::printf("%s\n", j.dump().c_str());
         return kOk;
     }
-    std::printf("GPT-2 %s on %s (%s): %d layers, %d heads, C = %d; %s weights, %s attention\n", o.model.model.c_str(),
-                ctx.device().name.c_str(), ctx.device().driver.c_str(), c.n_layer, c.n_head, c.n_embd,
-                o.model.dtype.c_str(), o.model.attention.c_str());
+    std::printf("%s (%s) on %s (%s); %s weights, %s attention\n", c.summary().c_str(), o.model.model.c_str(),
+                ctx.device().name.c_str(), ctx.device().driver.c_str(), o.model.dtype.c_str(), o.model.attention.c_str());
     std::printf("prefill: %d tokens in %.1f ms (GPU %.1f ms): %.1f tokens/s\n", N, prefill_ms, prefill_gpu_ms,
                 prefill_tps);
     std::printf("decode:  %d tokens in %.1f ms (GPU %.1f ms): %.1f tokens/s; per token median %.2f ms, min %.2f ms\n",
                 M, decode_ms, decode_gpu_ms, decode_tps, ms_per_token, min_ms);
     std::printf("weights %.1f MiB on the device, read at %.1f GB/s per decode step; peak device memory %.1f MiB\n",
-                double(gpu.weight_bytes()) / 1048576.0, gbps, double(peak) / 1048576.0);
+                double(lm->weight_bytes()) / 1048576.0, gbps, double(peak) / 1048576.0);
     std::printf("GPU time by kernel (prefill and decode, timestamps):\n");
     for (const auto& [name, k] : by_time) {
         std::printf("  %-28s %10.2f ms %6.1f%% %7ld dispatches\n", name.c_str(), k.ms,
@@ -139,7 +137,7 @@ int run(const Options& o) {
 }  // namespace
 
 Runner add_bench_gpt(CLI::App& bench) {
-    auto* cmd = bench.add_subcommand("gpt", "Time the GPU GPT-2: prefill, greedy decode, GPU time per kernel");
+    auto* cmd = bench.add_subcommand("gpt", "Time a GPU language model: prefill, greedy decode, GPU time per kernel");
     auto o = std::make_shared<Options>();
     o->model.add_to(*cmd, false);
     cmd->add_option("--prompt-tokens", o->prompt_tokens, "prompt length N (seeded random ids)")->capture_default_str();

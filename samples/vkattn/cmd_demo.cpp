@@ -1,11 +1,10 @@
 // vkattn demo: the worked example of the seed notes on the GPU, step by step, then a multi-head check, then a
-// whole GPT-2 forward against the CPU reference.
+// whole model's forward against the CPU reference.
 #include "cli.hpp"
 
 #include <vkattn/attention.hpp>
 #include <vkattn/error.hpp>
 #include <vkattn/matmul.hpp>
-#include <vkattn/model/gpt2_loader.hpp>
 #include <vkattn/reference.hpp>
 #include <vkattn/tensor.hpp>
 
@@ -118,36 +117,37 @@ struct DemoOptions {
     int layers = 0;
 };
 
-// Part 3's shape, checked before part 1 runs so that a typo fails at once.
-model::Gpt2Config demo_config(const DemoOptions& o) {
-    ModelSource source = resolve_model(o.model);
-    if (!source.synthetic) throw Error("demo --model takes synthetic[:LAYERS,HEADS,EMBD], got '" + o.model + "'");
+// Part 3's model, checked before part 1 runs so that a typo fails at once.
+std::string demo_spec(const DemoOptions& o) {
+    if (o.model != "synthetic" && !o.model.starts_with("synthetic:")) {
+        throw Error("demo --model takes synthetic[:LAYERS,HEADS,EMBD], got '" + o.model.substr(0, 60) + "'");
+    }
     if (o.layers < 0) throw Error("--layers must be positive, got " + std::to_string(o.layers));
-    if (o.layers > 0) source.config.n_layer = o.layers;
-    return source.config;
+    const model::ModelInfo info = model::inspect_model(o.model);
+    if (o.layers == 0) return o.model;
+    return "synthetic:" + std::to_string(o.layers) + "," + std::to_string(info.n_head) + "," + std::to_string(info.hidden);
 }
 
-bool gpt2(Context& ctx, const model::Gpt2Config& c) {
+bool language_model(Context& ctx, const std::string& spec) {
     constexpr int kT = 32;
-    std::printf("== 3. GPT-2 forward: %d layers, %d heads, C = %d, V = %d, P = %d; synthetic weights N(0, %.2f) from "
-                "seed %llu; %d tokens ==\n",
-                c.n_layer, c.n_head, c.n_embd, c.vocab_size, c.n_positions, double(kSyntheticStddev),
-                (unsigned long long)kSyntheticSeed, kT);
-    const model::Gpt2Weights weights = model::synthetic_gpt2(c, kSyntheticSeed, kSyntheticStddev);
+    model::ModelOptions on_ctx;
+    on_ctx.context = &ctx;
+    const std::unique_ptr<model::LanguageModel> gpu = model::open_model(spec, model::Backend::vulkan, on_ctx);
+    const model::ModelInfo& c = gpu->info();
+    std::printf("== 3. A whole model's forward: %s; seeded synthetic weights; %d tokens ==\n", c.summary().c_str(), kT);
     std::vector<int> tokens(kT);  // fixed ids spread over the vocabulary
     for (int t = 0; t < kT; ++t) tokens[size_t(t)] = int((uint64_t(t) * 7919 + 464) % uint64_t(c.vocab_size));
 
-    model::Gpt2Gpu gpu(ctx, weights);
-    gpu.forward(std::span<const int>(tokens).first(1));  // warm-up: creates the pipelines
-    gpu.reset();
+    gpu->forward(std::span<const int>(tokens).first(1));  // warm-up: creates the pipelines
+    gpu->reset();
     ctx.set_profiling(true);
-    const std::vector<float> logits = gpu.forward(tokens);
+    const std::vector<float> logits = gpu->forward(tokens);
     const double gpu_time = gpu_ms(ctx);
     ctx.set_profiling(false);
 
-    model::Gpt2Cpu cpu(weights);
+    const std::unique_ptr<model::LanguageModel> cpu = model::open_model(spec, model::Backend::cpu);
     const auto t0 = std::chrono::steady_clock::now();
-    const std::vector<float> ref = cpu.forward(tokens);
+    const std::vector<float> ref = cpu->forward(tokens);
     const double cpu_time = ms_since(t0);
 
     // fp32 accumulation on the GPU through every layer against the reference's double attention.
@@ -163,7 +163,7 @@ bool gpt2(Context& ctx, const model::Gpt2Config& c) {
 
 Runner add_demo(CLI::App& app) {
     auto* cmd = app.add_subcommand("demo", "Walk through attention on the GPU: the seed example, a multi-head check, "
-                                           "then a GPT-2 forward checked against the CPU");
+                                           "then a whole model's forward checked against the CPU");
     auto o = std::make_shared<DemoOptions>();
     o->device.add_to(*cmd);
     cmd->add_option("--model", o->model, "part 3's model: synthetic[:LAYERS,HEADS,EMBD] (default GPT-2 small, "
@@ -171,11 +171,11 @@ Runner add_demo(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("--layers", o->layers, "part 3: this many layers instead (for speed)");
     return [o] {
-        const model::Gpt2Config config = demo_config(*o);
+        const std::string spec = demo_spec(*o);
         Context ctx(o->device.context_options());
         const bool a = seed_example(ctx);
         const bool b = multi_head(ctx);
-        const bool c = gpt2(ctx, config);
+        const bool c = language_model(ctx, spec);
         return a && b && c ? kOk : kMismatch;
     };
 }

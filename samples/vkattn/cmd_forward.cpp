@@ -1,4 +1,4 @@
-// vkattn forward: GPT-2 logits for every position of a prompt, on the GPU or the CPU reference, optionally
+// vkattn forward: a language model's logits for every position of a prompt, on the GPU or the CPU reference, optionally
 // checked against the other backend.
 #include "cli.hpp"
 
@@ -24,30 +24,17 @@ struct Options {
 constexpr double kTolF32 = 2e-3;
 constexpr double kTolF16 = 5e-2;
 
-std::vector<int> prompt_tokens(const Options& o, const ModelSource& source) {
-    if (o.tokens.empty() == o.text.empty()) throw Error("give the prompt as exactly one of --tokens or --text");
-    std::vector<int> ids = o.tokens.empty()
-                               ? load_tokenizer(source, "--text", "give token ids with --tokens").encode(o.text)
-                               : parse_ids(o.tokens, "--tokens");
-    const auto& c = source.config;
+// --tokens are checked against the config before any weight is read; --text needs the model's tokenizer.
+std::vector<int> prompt_tokens(const Options& o, const model::ModelInfo& info, const model::LanguageModel* lm) {
+    std::vector<int> ids = lm ? need_tokenizer(*lm, "--text", "give token ids with --tokens").encode(o.text)
+                              : parse_ids(o.tokens, "--tokens");
     if (ids.empty()) throw Error("the prompt is empty: --text encodes to no tokens");
-    if (int(ids.size()) > c.n_positions) {
-        throw Error("the prompt has " + std::to_string(ids.size()) + " tokens, more than the model's n_positions = " +
-                    std::to_string(c.n_positions));
-    }
-    for (size_t i = 0; i < ids.size(); ++i) {
-        if (ids[i] >= c.vocab_size) {
-            throw Error("token " + std::to_string(ids[i]) + " (entry " + std::to_string(i + 1) +
-                        " of --tokens) is outside the vocabulary of " + std::to_string(c.vocab_size));
-        }
-    }
+    check_prompt(ids, info, lm ? "--text" : "--tokens");
     return ids;
 }
 
 // Runs the whole prompt through one backend and reports the time it took.
-std::vector<float> run_backend(const model::Gpt2Weights& weights, const std::string& backend, const Options& o,
-                               const std::vector<int>& ids) {
-    LanguageModel lm(weights, backend, o.model, true);
+std::vector<float> run_backend(model::LanguageModel& lm, const std::vector<int>& ids) {
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<float> logits = lm.forward(ids);
     const double wall = ms_since(t0);
@@ -61,15 +48,17 @@ std::vector<float> run_backend(const model::Gpt2Weights& weights, const std::str
 }
 
 int run(const Options& o) {
-    const ModelSource source = resolve_model(o.model.model);
-    const std::vector<int> ids = prompt_tokens(o, source);
-    const auto& c = source.config;
-    std::printf("GPT-2 %s: %d layers, %d heads, C = %d, V = %d; %zu tokens\n", o.model.model.c_str(), c.n_layer,
-                c.n_head, c.n_embd, c.vocab_size, ids.size());
-    const model::Gpt2Weights weights = load_weights(source);
+    if (o.tokens.empty() == o.text.empty()) throw Error("give the prompt as exactly one of --tokens or --text");
+    const model::ModelInfo info = model::inspect_model(o.model.model);
+    std::vector<int> ids;
+    if (!o.tokens.empty()) ids = prompt_tokens(o, info, nullptr);
+    std::unique_ptr<model::LanguageModel> lm = o.model.open("", true);
+    if (ids.empty()) ids = prompt_tokens(o, info, lm.get());
+    std::printf("%s (%s); %zu tokens\n", info.summary().c_str(), o.model.model.c_str(), ids.size());
 
-    const std::vector<float> logits = run_backend(weights, o.model.backend, o, ids);
-    const size_t T = ids.size(), V = size_t(c.vocab_size);
+    const std::vector<float> logits = run_backend(*lm, ids);
+    lm = nullptr;  // frees the weights (and the device memory) before the other backend loads its copy
+    const size_t T = ids.size(), V = size_t(info.vocab_size);
     const auto last = logits.end() - std::ptrdiff_t(V);
     const int next = int(std::max_element(last, logits.end()) - last);
     std::printf("logits [%zu, %zu]; most likely next token: %d\n", T, V, next);
@@ -81,7 +70,7 @@ int run(const Options& o) {
     if (!o.check) return kOk;
 
     const std::string other = o.model.backend == "cpu" ? "vulkan" : "cpu";
-    const std::vector<float> other_logits = run_backend(weights, other, o, ids);
+    const std::vector<float> other_logits = run_backend(*o.model.open(other, true), ids);
     const double tol = o.model.dtype == "f16" ? kTolF16 : kTolF32;
     const auto& gpu = o.model.backend == "cpu" ? other_logits : logits;
     const auto& cpu = o.model.backend == "cpu" ? logits : other_logits;
@@ -99,11 +88,11 @@ int run(const Options& o) {
 }  // namespace
 
 Runner add_forward(CLI::App& app) {
-    auto* cmd = app.add_subcommand("forward", "GPT-2 logits [T, V] for every position of a prompt");
+    auto* cmd = app.add_subcommand("forward", "A language model's logits [T, V] for every position of a prompt");
     auto o = std::make_shared<Options>();
     o->model.add_to(*cmd);
     cmd->add_option("--tokens", o->tokens, "prompt as comma-separated token ids, e.g. 464,3797");
-    cmd->add_option("--text", o->text, "prompt as text (needs vocab.json and merges.txt in the model directory)");
+    cmd->add_option("--text", o->text, "prompt as text (needs the model directory's tokenizer)");
     cmd->add_option("--out", o->out_file, "write the logits [T, V] as float32 .npy");
     cmd->add_flag("--check", o->check,
                   "also run the other backend and compare the logits; exit 1 past the tolerance (f32 weights: "

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 namespace vkattn::cli {
@@ -16,8 +17,8 @@ namespace {
 struct Options {
     ModelOptions model;
     std::string file;
-    int context = 0;
-    int stride = 0;
+    std::optional<int> context;  // nullopt: the flag is absent
+    std::optional<int> stride;
 };
 
 std::string read_text(const std::string& path) {
@@ -49,40 +50,39 @@ void progress(int done, int total) {
 }
 
 int run(const Options& o) {
-    const ModelSource source = resolve_model(o.model.model);
-    const auto& c = source.config;
-    const model::Tokenizer tokenizer = load_tokenizer(source, "perplexity");
-    const std::vector<int> ids = tokenizer.encode(read_text(o.file));
-    const int N = o.context > 0 ? o.context : c.n_positions;
-    const int S = o.stride > 0 ? o.stride : std::max(1, N / 2);
-    if (N < 2 || N > c.n_positions) {
-        throw Error("--context " + std::to_string(N) + " must be in [2, n_positions = " +
-                    std::to_string(c.n_positions) + "]");
+    const model::ModelInfo info = model::inspect_model(o.model.model);
+    const int P = info.context_length;
+    // Absent flags take their defaults; a given value must be in range, so a typo is not silently a default.
+    const int N = o.context.value_or(P);
+    if (N < 2 || N > P) {
+        throw Error("--context " + std::to_string(N) + " must be in [2, the model's context = " + std::to_string(P) + "]");
     }
+    const int S = o.stride.value_or(std::max(1, N / 2));
+    if (S < 1) throw Error("--stride " + std::to_string(S) + " must be >= 1");
     if (S > N) throw Error("--stride " + std::to_string(S) + " is larger than --context " + std::to_string(N) +
                            ", which would leave tokens unscored");
+    const std::string text = read_text(o.file);
+    std::unique_ptr<model::LanguageModel> lm = o.model.open();
+    const std::vector<int> ids = need_tokenizer(*lm, "perplexity").encode(text);
     const int n = int(ids.size());
     if (n < 2) throw Error(o.file + " has " + std::to_string(n) + " token(s); perplexity needs at least 2");
-
-    const model::Gpt2Weights weights = load_weights(source);
-    LanguageModel lm(weights, o.model.backend, o.model);
     const int windows = n <= N ? 1 : 1 + (n - N + S - 1) / S;
-    std::fprintf(stderr, "%s; %d tokens, context %d, stride %d, %d windows\n", lm.description().c_str(), n, N, S,
+    std::fprintf(stderr, "%s; %d tokens, context %d, stride %d, %d windows\n", lm->description().c_str(), n, N, S,
                  windows);
 
     // Window w covers tokens [begin, end) with begin = w·S and scores only the targets no earlier window
     // scored, [prev_end, end); the first window scores all but its first token, which has no context.
     const auto t0 = std::chrono::steady_clock::now();
-    const size_t V = size_t(c.vocab_size);
+    const size_t V = size_t(lm->vocab_size());
     double total_nll = 0;
     long scored = 0;
     int prev_end = 0, done = 0;
     progress(0, windows);
     for (int begin = 0;; begin += S) {
         const int end = std::min(begin + N, n);
-        lm.reset();
+        lm->reset();
         const auto window = std::span<const int>(ids).subspan(size_t(begin), size_t(end - begin));
-        const std::vector<float> logits = lm.forward(window);
+        const std::vector<float> logits = lm->forward(window);
         for (int i = std::max(prev_end, begin + 1); i < end; ++i) {
             // The logits at window row i - begin - 1 predict token i.
             total_nll += nll(std::span<const float>(logits).subspan(size_t(i - begin - 1) * V, V), ids[size_t(i)]);
@@ -105,8 +105,11 @@ Runner add_perplexity(CLI::App& app) {
     auto o = std::make_shared<Options>();
     o->model.add_to(*cmd);
     cmd->add_option("--file", o->file, "UTF-8 text to score")->required();
-    cmd->add_option("--context", o->context, "window length N (default: n_positions)");
-    cmd->add_option("--stride", o->stride, "window step S <= N (default: N/2); each window scores its last S tokens");
+    cmd->add_option_function<int>(
+        "--context", [o](const int& n) { o->context = n; }, "window length N (default: the model's context)");
+    cmd->add_option_function<int>(
+        "--stride", [o](const int& s) { o->stride = s; },
+        "window step 1 <= S <= N (default: N/2); each window scores its last S tokens");
     return [o] { return run(*o); };
 }
 

@@ -1,9 +1,10 @@
-// vkattn tokenize: GPT-2 BPE text -> ids, or ids -> text, with a model directory's vocab.json and merges.txt.
+// vkattn tokenize: text -> ids, or ids -> text, with a model directory's tokenizer files.
 #include "cli.hpp"
 
 #include <vkattn/error.hpp>
 
 #include <cstdio>
+#include <filesystem>
 
 namespace vkattn::cli {
 namespace {
@@ -15,14 +16,14 @@ struct Options {
 
 int run(const Options& o) {
     if (o.text_given == !o.decode.empty()) throw Error("give exactly one of --text or --decode");
-    ModelSource source;  // only the tokenizer files are needed, not config.json or the weights
-    source.synthetic = o.model == "synthetic" || o.model.starts_with("synthetic:");
-    source.dir = o.model;
-    std::error_code ec;
-    if (!source.synthetic && !std::filesystem::is_directory(source.dir, ec)) {
-        throw Error("--model " + o.model + " is not a directory; expected one with vocab.json and merges.txt");
+    if (o.model == "synthetic" || o.model.starts_with("synthetic:")) {
+        throw Error("tokenize needs a tokenizer (tokenizer files in a model directory), and synthetic models have none");
     }
-    const model::Tokenizer tokenizer = load_tokenizer(source, "tokenize");
+    std::error_code ec;
+    if (!std::filesystem::is_directory(o.model, ec)) {
+        throw Error("--model " + o.model + " is not a directory; expected a model directory with tokenizer files");
+    }
+    const model::Tokenizer tokenizer = model::Tokenizer::from_dir(o.model);
     if (o.text_given) {
         std::printf("%s\n", join_ids(tokenizer.encode(o.text)).c_str());
     } else {
@@ -36,9 +37,9 @@ int run(const Options& o) {
 }  // namespace
 
 Runner add_tokenize(CLI::App& app) {
-    auto* cmd = app.add_subcommand("tokenize", "GPT-2 BPE: text to comma-separated ids, or ids back to text");
+    auto* cmd = app.add_subcommand("tokenize", "The model's tokenizer: text to comma-separated ids, or ids back to text");
     auto o = std::make_shared<Options>();
-    cmd->add_option("--model", o->model, "directory with vocab.json and merges.txt (the weights are not read)")
+    cmd->add_option("--model", o->model, "model directory with tokenizer files (the weights are not read)")
         ->required();
     cmd->add_option("--text", o->text, "text to encode")->each([o](const std::string&) { o->text_given = true; });
     cmd->add_option("--decode", o->decode, "comma-separated ids to decode, e.g. 15496,995");

@@ -1,5 +1,5 @@
 // The public attention entry points: check every shape, stride and dtype, then record the kernels.
-#include "api/context_impl.hpp"
+#include "ops/runtime.hpp"
 #include "api/format.hpp"
 #include "ops/attention.hpp"
 
@@ -23,7 +23,7 @@ ops::TensorRef checked_ref(const TensorView& v, const char* name, Context& ctx) 
                     " with strides " + dims_str(v.strides));
     }
     ops::TensorRef r;
-    r.buffer = &v.tensor->impl().buffer;
+    r.buffer = &ops::buffer(*v.tensor);
     r.dtype = v.tensor->dtype();
     r.offset = uint64_t(v.offset);
     const size_t lead = 4 - rank;  // a 3-D view is batch 1
@@ -120,7 +120,7 @@ ops::MaskArgs mask_args(const AttentionParams& params, const ops::AttentionDims&
             throw Error("the additive mask must be f32 [Lq, Lk] = " + dims_str(want) + ", got " +
                         std::string(dtype_name(a.dtype())) + " " + dims_str(a.shape()));
         }
-        m.additive = &a.impl().buffer;
+        m.additive = &ops::buffer(a);
     }
     if (params.key_padding_mask != nullptr) {
         const Tensor& kp = *params.key_padding_mask;
@@ -129,7 +129,7 @@ ops::MaskArgs mask_args(const AttentionParams& params, const ops::AttentionDims&
             throw Error("the key-padding mask must be f32 [B, Lk] = " + dims_str(want) + ", got " +
                         std::string(dtype_name(kp.dtype())) + " " + dims_str(kp.shape()));
         }
-        m.key_padding = &kp.impl().buffer;
+        m.key_padding = &ops::buffer(kp);
     }
     return m;
 }
@@ -158,7 +158,7 @@ void attention(Context& ctx, const TensorView& qv, const TensorView& kv, const T
     const Checked c = check_qk(q, k, params);
     check_v_out(q, k, v, o);
     const ops::MaskArgs mask = mask_args(params, c.dims);
-    auto& impl = ctx.impl();
+    auto& impl = ops::runtime(ctx);
     if (params.impl != AttentionImpl::naive) {
         // No L×L buffer: only the views' bindings limit the sizes, and plan_chunks checks those.
         impl.run([&](ops::Encoder& enc) { ops::record_flash(enc, c.dims, q, k, v, o, mask, c.scale); });
@@ -167,7 +167,7 @@ void attention(Context& ctx, const TensorView& qv, const TensorView& kv, const T
     check_scores_fit(ctx, c.dims);
 
     // Scores and probabilities share one buffer: softmax runs in place.
-    vk::Buffer scores(impl.device, uint64_t(c.dims.B) * c.dims.H * c.dims.Lq * c.dims.Lk * 4);
+    vk::Buffer scores(impl.device(), uint64_t(c.dims.B) * c.dims.H * c.dims.Lq * c.dims.Lk * 4);
     impl.run([&](ops::Encoder& enc) {
         ops::record_qk(enc, c.dims, q, k, scores, c.scale);
         ops::record_softmax(enc, c.dims, scores, scores, mask);
@@ -181,7 +181,7 @@ void attention_scores(Context& ctx, const TensorView& qv, const TensorView& kv, 
     const ops::TensorRef k = checked_ref(kv, "K", ctx);
     const Checked c = check_qk(q, k, params);
     check_scores(scores, c.dims, "scores");
-    ctx.impl().run([&](ops::Encoder& enc) { ops::record_qk(enc, c.dims, q, k, scores.impl().buffer, c.scale); });
+    ops::runtime(ctx).run([&](ops::Encoder& enc) { ops::record_qk(enc, c.dims, q, k, ops::buffer(scores), c.scale); });
 }
 
 void attention_softmax(Context& ctx, const Tensor& scores, Tensor& probs, const AttentionParams& params) {
@@ -196,8 +196,8 @@ void attention_softmax(Context& ctx, const Tensor& scores, Tensor& probs, const 
     check_scores(scores, d, "scores");
     check_scores(probs, d, "probs");
     const ops::MaskArgs mask = mask_args(params, d);
-    ctx.impl().run([&](ops::Encoder& enc) {
-        ops::record_softmax(enc, d, scores.impl().buffer, probs.impl().buffer, mask);
+    ops::runtime(ctx).run([&](ops::Encoder& enc) {
+        ops::record_softmax(enc, d, ops::buffer(scores), ops::buffer(probs), mask);
     });
 }
 
@@ -211,7 +211,7 @@ void attention_values(Context& ctx, const Tensor& probs, const TensorView& vv, c
     const ops::AttentionDims d{uint32_t(o.shape[0]), uint32_t(o.shape[1]), uint32_t(v.shape[1]),
                                uint32_t(o.shape[2]), uint32_t(v.shape[2]), uint32_t(o.shape[3])};
     check_scores(probs, d, "probs");
-    ctx.impl().run([&](ops::Encoder& enc) { ops::record_pv(enc, d, probs.impl().buffer, v, o); });
+    ops::runtime(ctx).run([&](ops::Encoder& enc) { ops::record_pv(enc, d, ops::buffer(probs), v, o); });
 }
 
 }  // namespace vkattn

@@ -1,25 +1,9 @@
-#include "api/context_impl.hpp"
+// The public Context is a handle on a shared ops::Runtime (src/ops/runtime.hpp).
+#include "ops/runtime.hpp"
 
 namespace vkattn {
 
-Context::Impl::Impl(const ContextOptions& options)
-    : instance(options.validation.value_or(vk::validation_requested_by_env())),
-      device(instance, options.device),
-      pipelines(device),
-      profile(options.profile) {}
-
-void Context::Impl::run(const std::function<void(ops::Encoder&)>& record) {
-    vk::Recorder recorder(device, profile);
-    ops::Encoder enc{device, pipelines, recorder};
-    record(enc);
-    recorder.submit_and_wait();
-    if (profile) {
-        last_timings.clear();
-        for (const auto& t : recorder.timings()) last_timings.push_back({t.name, t.ms});
-    }
-}
-
-Context::Context(const ContextOptions& options) : impl_(std::make_unique<Impl>(options)) {}
+Context::Context(const ContextOptions& options) : runtime_(std::make_shared<ops::Runtime>(options)) {}
 Context::~Context() = default;
 
 std::vector<DeviceInfo> Context::devices() {
@@ -27,13 +11,13 @@ std::vector<DeviceInfo> Context::devices() {
     return vk::describe_devices(instance);
 }
 
-const DeviceInfo& Context::device() const { return impl_->device.info(); }
-bool Context::validation() const { return impl_->instance.validation(); }
-bool Context::profiling() const { return impl_->profile; }
-void Context::set_profiling(bool on) { impl_->profile = on; }
-const std::vector<KernelTiming>& Context::last_timings() const { return impl_->last_timings; }
-uint64_t Context::device_memory_bytes() const { return impl_->device.allocated_bytes(); }
-uint64_t Context::peak_device_memory_bytes() const { return impl_->device.peak_allocated_bytes(); }
-void Context::reset_peak_memory() { impl_->device.reset_peak(); }
+const DeviceInfo& Context::device() const { return runtime_->device().info(); }
+bool Context::validation() const { return runtime_->instance().validation(); }
+bool Context::profiling() const { return runtime_->profiling(); }
+void Context::set_profiling(bool on) { runtime_->set_profiling(on); }
+const std::vector<KernelTiming>& Context::last_timings() const { return runtime_->last_timings(); }
+uint64_t Context::device_memory_bytes() const { return runtime_->device().allocated_bytes(); }
+uint64_t Context::peak_device_memory_bytes() const { return runtime_->device().peak_allocated_bytes(); }
+void Context::reset_peak_memory() { runtime_->device().reset_peak(); }
 
 }  // namespace vkattn

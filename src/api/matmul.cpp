@@ -1,4 +1,4 @@
-#include "api/context_impl.hpp"
+#include "ops/runtime.hpp"
 #include "api/format.hpp"
 #include "ops/matmul.hpp"
 
@@ -28,11 +28,11 @@ void matmul(Context& ctx, const Tensor& x, const Tensor& w, Tensor& y, const Ten
         if (d < 1 || d > int64_t(UINT32_MAX)) throw Error("matmul: dimension " + std::to_string(d) + " out of range");
     }
     ops::MatmulEpilogue ep;
-    if (bias != nullptr) ep.bias = &bias->impl().buffer;
-    ctx.impl().run([&](ops::Encoder& enc) {
-        ops::record_matmul(enc, ops::matrix(x.impl().buffer, DType::f32, uint32_t(M), uint32_t(K)),
-                           ops::matrix(w.impl().buffer, w.dtype(), uint32_t(K), uint32_t(N)), false,
-                           ops::matrix(y.impl().buffer, DType::f32, uint32_t(M), uint32_t(N)), ep);
+    if (bias != nullptr) ep.bias = &ops::buffer(*bias);
+    ops::runtime(ctx).run([&](ops::Encoder& enc) {
+        ops::record_matmul(enc, ops::matrix(ops::buffer(x), DType::f32, uint32_t(M), uint32_t(K)),
+                           ops::matrix(ops::buffer(w), w.dtype(), uint32_t(K), uint32_t(N)), false,
+                           ops::matrix(ops::buffer(y), DType::f32, uint32_t(M), uint32_t(N)), ep);
     });
 }
 

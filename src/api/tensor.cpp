@@ -1,6 +1,6 @@
-#include "api/context_impl.hpp"
 #include "api/format.hpp"
 #include "cpu/half.hpp"
+#include "ops/runtime.hpp"
 
 #include <vkattn/error.hpp>
 
@@ -37,16 +37,18 @@ TensorView::TensorView(const Tensor& t) : tensor(&t), shape(t.shape()), strides(
 TensorView::TensorView(const Tensor& t, std::vector<int64_t> shape_, std::vector<int64_t> strides_, int64_t offset_)
     : tensor(&t), offset(offset_), shape(std::move(shape_)), strides(std::move(strides_)) {}
 
-Tensor::Tensor(Context& ctx, std::vector<int64_t> shape, DType dtype) : impl_(std::make_unique<Impl>()) {
+Tensor::Tensor(Context& ctx, std::vector<int64_t> shape, DType dtype) {
     if (dtype == DType::f16 && !ctx.device().storage_16bit) {
         throw Error("f16 tensors need 16-bit storage buffers (storageBuffer16BitAccess), which " + ctx.device().name +
                     " does not have; use f32");
     }
-    impl_->ctx = &ctx;
-    impl_->numel = count(shape);
-    impl_->shape = std::move(shape);
-    impl_->dtype = dtype;
-    impl_->buffer = vk::Buffer(ctx.impl().device, uint64_t(impl_->numel) * dtype_size(dtype));
+    ctx_ = &ctx;
+    numel_ = count(shape);
+    shape_ = std::move(shape);
+    dtype_ = dtype;
+    storage_ = std::make_unique<ops::DeviceBuffer>();
+    storage_->runtime = ops::shared_runtime(ctx);
+    storage_->buffer = vk::Buffer(storage_->runtime->device(), uint64_t(numel_) * dtype_size(dtype));
 }
 
 Tensor::Tensor(Context& ctx, std::vector<int64_t> shape, std::span<const float> data, DType dtype)
@@ -59,41 +61,41 @@ Tensor::Tensor(Tensor&&) noexcept = default;
 Tensor& Tensor::operator=(Tensor&&) noexcept = default;
 
 void Tensor::upload(std::span<const float> data) {
-    if (int64_t(data.size()) != impl_->numel) {
+    if (int64_t(data.size()) != numel_) {
         throw Error("upload of " + std::to_string(data.size()) + " values into a tensor of shape " +
-                    dims_str(impl_->shape) + " (" + std::to_string(impl_->numel) + " elements)");
+                    dims_str(shape_) + " (" + std::to_string(numel_) + " elements)");
     }
-    vk::Device& dev = impl_->ctx->impl().device;
-    if (impl_->dtype == DType::f32) {
-        dev.upload(impl_->buffer, 0, data.data(), data.size_bytes());
+    vk::Device& dev = storage_->runtime->device();
+    if (dtype_ == DType::f32) {
+        dev.upload(storage_->buffer, 0, data.data(), data.size_bytes());
         return;
     }
     std::vector<uint16_t> half(data.size());
-    const bool bf16 = impl_->dtype == DType::bf16;
+    const bool bf16 = dtype_ == DType::bf16;
     for (size_t i = 0; i < data.size(); ++i) half[i] = bf16 ? cpu::float_to_bf16(data[i]) : cpu::float_to_half(data[i]);
-    dev.upload(impl_->buffer, 0, half.data(), half.size() * 2);
+    dev.upload(storage_->buffer, 0, half.data(), half.size() * 2);
 }
 
 std::vector<float> Tensor::download() const {
-    vk::Device& dev = impl_->ctx->impl().device;
-    std::vector<float> out(size_t(impl_->numel));
-    if (impl_->dtype == DType::f32) {
-        dev.download(impl_->buffer, 0, out.data(), out.size() * 4);
+    vk::Device& dev = storage_->runtime->device();
+    std::vector<float> out(static_cast<size_t>(numel_));
+    if (dtype_ == DType::f32) {
+        dev.download(storage_->buffer, 0, out.data(), out.size() * 4);
         return out;
     }
     std::vector<uint16_t> half(out.size());
-    dev.download(impl_->buffer, 0, half.data(), half.size() * 2);
-    const bool bf16 = impl_->dtype == DType::bf16;
+    dev.download(storage_->buffer, 0, half.data(), half.size() * 2);
+    const bool bf16 = dtype_ == DType::bf16;
     for (size_t i = 0; i < out.size(); ++i) out[i] = bf16 ? cpu::bf16_to_float(half[i]) : cpu::half_to_float(half[i]);
     return out;
 }
 
-void Tensor::fill_zero() { impl_->ctx->impl().device.fill_zero(impl_->buffer); }
+void Tensor::fill_zero() { storage_->runtime->device().fill_zero(storage_->buffer); }
 
-const std::vector<int64_t>& Tensor::shape() const { return impl_->shape; }
-DType Tensor::dtype() const { return impl_->dtype; }
-int64_t Tensor::numel() const { return impl_->numel; }
-uint64_t Tensor::bytes() const { return uint64_t(impl_->numel) * dtype_size(impl_->dtype); }
-Context& Tensor::context() const { return *impl_->ctx; }
+const std::vector<int64_t>& Tensor::shape() const { return shape_; }
+DType Tensor::dtype() const { return dtype_; }
+int64_t Tensor::numel() const { return numel_; }
+uint64_t Tensor::bytes() const { return uint64_t(numel_) * dtype_size(dtype_); }
+Context& Tensor::context() const { return *ctx_; }
 
 }  // namespace vkattn

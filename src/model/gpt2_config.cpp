@@ -4,6 +4,8 @@
 #include <vkattn/model/gpt2_loader.hpp>
 #include <vkattn/model/gpt2_weights.hpp>
 
+#include "model/gpt2_internal.hpp"
+#include "model/json_file.hpp"
 #include "vkattn/error.hpp"
 
 #include <nlohmann/json.hpp>
@@ -11,7 +13,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <fstream>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -28,18 +29,18 @@ using json = nlohmann::json;
 int positive_int(const json& config, const char* key, const std::filesystem::path& path) {
     if (!config.contains(key)) fail(path, std::string("has no '") + key + "', expected a positive integer");
     const json& v = config.at(key);
-    if (!v.is_number_integer()) fail(path, std::string("'") + key + "' is " + v.dump() + ", expected a positive integer");
+    if (!v.is_number_integer()) fail(path, std::string("'") + key + "' is " + describe_json(v) + ", expected a positive integer");
     const int64_t n = v.is_number_unsigned() ? int64_t(std::min<uint64_t>(v.get<uint64_t>(), uint64_t(std::numeric_limits<int64_t>::max())))
                                              : v.get<int64_t>();
     if (n <= 0) fail(path, std::string("'") + key + "' is " + std::to_string(n) + ", expected a positive integer");
-    if (n > std::numeric_limits<int>::max()) fail(path, std::string("'") + key + "' is " + v.dump() + ", too large");
+    if (n > std::numeric_limits<int>::max()) fail(path, std::string("'") + key + "' is " + describe_json(v) + ", too large");
     return int(n);
 }
 
 bool optional_bool(const json& config, const char* key, bool fallback, const std::filesystem::path& path) {
     if (!config.contains(key)) return fallback;
     const json& v = config.at(key);
-    if (!v.is_boolean()) fail(path, std::string("'") + key + "' is " + v.dump() + ", expected true or false");
+    if (!v.is_boolean()) fail(path, std::string("'") + key + "' is " + describe_json(v) + ", expected true or false");
     return v.get<bool>();
 }
 
@@ -67,27 +68,20 @@ void Gpt2Config::validate() const {
                     "approximation \"gelu_new\" or \"gelu_pytorch_tanh\"");
     }
     if (activation_function != "gelu_new" && activation_function != "gelu_pytorch_tanh") {
-        throw Error("GPT-2 config: activation_function \"" + activation_function +
-                    "\" is not supported; expected \"gelu_new\" or \"gelu_pytorch_tanh\"");
+        throw Error("GPT-2 config: activation_function " + describe_json(activation_function) +
+                    " is not supported; expected \"gelu_new\" or \"gelu_pytorch_tanh\"");
     }
 }
 
 Gpt2Config load_gpt2_config(const std::filesystem::path& config_json) {
-    const auto& path = config_json;
-    std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) fail(path, "no such file");
-    std::ifstream in(path);
-    if (!in) fail(path, "cannot open for reading");
-    json config;
-    try {
-        config = json::parse(in);
-    } catch (const json::parse_error& e) {
-        fail(path, std::string("not valid JSON: ") + e.what());
-    }
-    if (!config.is_object()) fail(path, std::string("is a JSON ") + config.type_name() + ", expected an object");
+    const nlohmann::json config = read_json_file(config_json);
+    if (!config.is_object()) fail(config_json, "is " + describe_json(config) + ", expected an object");
+    return gpt2_config_from_json(config, config_json);
+}
 
+Gpt2Config gpt2_config_from_json(const json& config, const std::filesystem::path& path) {
     if (!config.contains("model_type")) fail(path, "has no 'model_type', expected \"gpt2\"");
-    if (config.at("model_type") != "gpt2") fail(path, "'model_type' is " + config.at("model_type").dump() + ", expected \"gpt2\"");
+    if (config.at("model_type") != "gpt2") fail(path, "'model_type' is " + describe_json(config.at("model_type")) + ", expected \"gpt2\"");
 
     Gpt2Config c;
     c.n_embd = positive_int(config, "n_embd", path);
@@ -101,12 +95,12 @@ Gpt2Config load_gpt2_config(const std::filesystem::path& config_json) {
 
     if (config.contains("layer_norm_epsilon")) {
         const json& eps = config.at("layer_norm_epsilon");
-        if (!eps.is_number()) fail(path, "'layer_norm_epsilon' is " + eps.dump() + ", expected a number");
+        if (!eps.is_number()) fail(path, "'layer_norm_epsilon' is " + describe_json(eps) + ", expected a number");
         c.layer_norm_epsilon = eps.get<float>();
     }
     if (config.contains("activation_function")) {
         const json& act = config.at("activation_function");
-        if (!act.is_string()) fail(path, "'activation_function' is " + act.dump() + ", expected a string");
+        if (!act.is_string()) fail(path, "'activation_function' is " + describe_json(act) + ", expected a string");
         c.activation_function = act.get<std::string>();
     }
     if (config.contains("n_inner") && !config.at("n_inner").is_null()) {

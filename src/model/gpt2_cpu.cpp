@@ -6,22 +6,12 @@
 #include "cpu/gelu.hpp"
 #include "cpu/layernorm.hpp"
 #include "cpu/matmul.hpp"
+#include "model/gpt2_schema.hpp"
 #include "vkattn/error.hpp"
 
 #include <string>
 
 namespace vkattn::model {
-
-namespace {
-
-void check_size(const std::vector<float>& v, long expected, const std::string& name) {
-    if (static_cast<long>(v.size()) != expected) {
-        throw Error("GPT-2 weight " + name + " has " + std::to_string(v.size()) + " values, expected " +
-                    std::to_string(expected));
-    }
-}
-
-}  // namespace
 
 Gpt2Cpu::Gpt2Cpu(const Gpt2Weights& w) : w_(w) {
     const Gpt2Config& cfg = w.config;
@@ -32,32 +22,8 @@ Gpt2Cpu::Gpt2Cpu(const Gpt2Weights& w) : w_(w) {
         throw Error("activation_function \"" + act + "\" is not supported by the CPU GPT-2; expected gelu_new");
     }
 
-    const long C = cfg.n_embd, V = cfg.vocab_size, P = cfg.n_positions;
-    check_size(w.wte, V * C, "wte");
-    check_size(w.wpe, P * C, "wpe");
-    check_size(w.ln_f_w, C, "ln_f.weight");
-    check_size(w.ln_f_b, C, "ln_f.bias");
-    check_size(w.lm_head_weights(), V * C, "lm_head.weight");
-    if (static_cast<int>(w.layers.size()) != cfg.n_layer) {
-        throw Error("GPT-2 weights have " + std::to_string(w.layers.size()) + " layers, config n_layer is " +
-                    std::to_string(cfg.n_layer));
-    }
-    for (int l = 0; l < cfg.n_layer; ++l) {
-        const Gpt2LayerWeights& lw = w.layers[l];
-        const std::string h = "h." + std::to_string(l) + ".";
-        check_size(lw.ln_1_w, C, h + "ln_1.weight");
-        check_size(lw.ln_1_b, C, h + "ln_1.bias");
-        check_size(lw.attn_w, C * 3 * C, h + "attn.c_attn.weight");
-        check_size(lw.attn_b, 3 * C, h + "attn.c_attn.bias");
-        check_size(lw.attn_proj_w, C * C, h + "attn.c_proj.weight");
-        check_size(lw.attn_proj_b, C, h + "attn.c_proj.bias");
-        check_size(lw.ln_2_w, C, h + "ln_2.weight");
-        check_size(lw.ln_2_b, C, h + "ln_2.bias");
-        check_size(lw.fc_w, C * 4 * C, h + "mlp.c_fc.weight");
-        check_size(lw.fc_b, 4 * C, h + "mlp.c_fc.bias");
-        check_size(lw.fc_proj_w, 4 * C * C, h + "mlp.c_proj.weight");
-        check_size(lw.fc_proj_b, C, h + "mlp.c_proj.bias");
-    }
+    gpt2_check_sizes(w);
+    const long C = cfg.n_embd, P = cfg.n_positions;
 
     // [H, P, D] is H · P · D = P · C values per layer.
     k_cache_.assign(cfg.n_layer, std::vector<float>(P * C));

@@ -7,10 +7,12 @@
 // then logits = ln_f(x) · wteᵀ. The cache holds each position's fused Q|K|V row [3C], so K and V are strided
 // views of it ([H, Lk, D] with row stride 3C) and nothing is copied; the Q third is dead weight once used,
 // the price of writing the projection's output in place.
-#include "api/context_impl.hpp"
 #include "cpu/half.hpp"
 #include "ops/attention.hpp"
 #include "ops/matmul.hpp"
+#include "model/family.hpp"
+#include "model/gpt2_schema.hpp"
+#include "ops/runtime.hpp"
 #include "ops/transformer.hpp"
 
 #include <vkattn/error.hpp>
@@ -24,26 +26,18 @@
 namespace vkattn::model {
 namespace {
 
-struct LayerBuffers {
-    vk::Buffer ln_1_w, ln_1_b, attn_w, attn_b, attn_proj_w, attn_proj_b;
-    vk::Buffer ln_2_w, ln_2_b, fc_w, fc_b, fc_proj_w, fc_proj_b;
-    vk::Buffer qkv;  // [P, 3C] f32: the fused projection of every position so far (the KV cache)
-};
-
-std::string mib(uint64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
-
 }  // namespace
 
 struct Gpt2Gpu::Impl {
-    Context& ctx;
+    std::shared_ptr<ops::Runtime> runtime;  // shared with the Context: the model may outlive it
     vk::Device& device;
     Gpt2Config cfg;
     Gpt2GpuOptions options;
     DType wdt;
     uint64_t weight_bytes = 0;
 
-    vk::Buffer wte, wpe, ln_f_w, ln_f_b;
-    std::vector<LayerBuffers> layers;
+    Gpt2Params<vk::Buffer> params;  // the weights, as gpt2_schema lays them out
+    std::vector<vk::Buffer> qkv;    // per layer [P, 3C] f32: the fused projection of every position so far (the KV cache)
     int pos = 0;
 
     // Activations for up to `capacity` tokens per step, grown on demand.
@@ -52,7 +46,7 @@ struct Gpt2Gpu::Impl {
     vk::Buffer rows, x, h, attn, mlp, logits;
 
     Impl(Context& c, const Gpt2Weights& w, const Gpt2GpuOptions& o)
-        : ctx(c), device(c.impl().device), cfg(w.config), options(o), wdt(o.weights) {}
+        : runtime(ops::shared_runtime(c)), device(runtime->device()), cfg(w.config), options(o), wdt(o.weights) {}
 
     vk::Buffer upload(const std::vector<float>& v, DType t) {
         vk::Buffer b(device, v.size() * dtype_size(t));
@@ -84,60 +78,53 @@ struct Gpt2Gpu::Impl {
     }
 };
 
-Gpt2Gpu::Gpt2Gpu(Context& ctx, const Gpt2Weights& w, const Gpt2GpuOptions& options)
-    : impl_(std::make_unique<Impl>(ctx, w, options)) {
-    Impl& m = *impl_;
-    const Gpt2Config& cfg = w.config;
+namespace {
+
+// The per-layer fused Q|K|V rows of every position: n_layer × [P, 3C] f32.
+uint64_t kv_cache_bytes(const Gpt2Config& c) {
+    return uint64_t(c.n_layer) * uint64_t(c.n_positions) * 3 * uint64_t(c.n_embd) * 4;
+}
+
+}  // namespace
+
+void Gpt2Gpu::check(const DeviceInfo& info, const Gpt2Config& cfg, const Gpt2GpuOptions& options) {
     cfg.validate();
-    if (options.weights == DType::f16 && !ctx.device().storage_16bit) {
-        throw Error("f16 weights need 16-bit storage buffers, which " + ctx.device().name + " does not have");
+    if (options.weights == DType::f16 && !info.storage_16bit) {
+        throw Error("f16 weights need 16-bit storage buffers, which " + info.name + " does not have");
     }
     const int D = cfg.head_dim();
     if (D != 32 && D != 64 && D != 80 && D != 96 && D != 128 && D != 256) {
         throw Error("GPT-2 head dim n_embd / n_head = " + std::to_string(D) +
                     " is not one the attention kernels take (32, 64, 80, 96, 128, 256)");
     }
+    const uint64_t weights = device_bytes(gpt2_tensor_specs(cfg), options.weights);
+    const uint64_t cache = kv_cache_bytes(cfg);
+    check_fits_device(info, "this GPT-2 (" + std::to_string(cfg.n_layer) + " layers, " + std::to_string(cfg.n_embd) +
+                                " wide)", weights, options.weights, cache);
+}
+
+Gpt2Gpu::Gpt2Gpu(Context& ctx, const Gpt2Weights& w, const Gpt2GpuOptions& options)
+    : impl_(std::make_unique<Impl>(ctx, w, options)) {
+    Impl& m = *impl_;
+    const Gpt2Config& cfg = w.config;
+    check(ctx.device(), cfg, options);  // before allocating anything
+    gpt2_check_sizes(w);
     if (!w.lm_head.empty()) {
         throw Error("this checkpoint has an lm_head different from wte; vkattn runs GPT-2 with the tied head only");
     }
-
-    // Say plainly when the model cannot fit, before allocating anything.
-    const uint64_t C = uint64_t(cfg.n_embd), V = uint64_t(cfg.vocab_size), P = uint64_t(cfg.n_positions);
-    const uint64_t es = dtype_size(options.weights);
-    const uint64_t per_layer_w = (C * 3 * C + C * C + C * 4 * C + 4 * C * C) * es + (3 * C + C + 4 * C + C + 4 * C) * 4;
-    const uint64_t weights = (V * C + P * C) * es + uint64_t(cfg.n_layer) * per_layer_w + 2 * C * 4;
-    const uint64_t cache = uint64_t(cfg.n_layer) * P * 3 * C * 4;
-    const DeviceInfo& info = ctx.device();
-    if (weights + cache > info.device_heap_bytes) {
-        throw Error("this GPT-2 (" + std::to_string(cfg.n_layer) + " layers, " + std::to_string(cfg.n_embd) +
-                    " wide) needs " + mib(weights + cache) + " of device memory (" + mib(weights) + " of " +
-                    std::string(dtype_name(options.weights)) + " weights, " + mib(cache) + " of KV cache); " +
-                    info.name + " has a " + mib(info.device_heap_bytes) + " heap" +
-                    (options.weights == DType::f32 ? "; f16 weights would halve the weights" : ""));
-    }
-
-    const DType wdt = options.weights;
-    m.wte = m.upload(w.wte, wdt);
-    m.wpe = m.upload(w.wpe, wdt);
-    m.ln_f_w = m.upload(w.ln_f_w, DType::f32);
-    m.ln_f_b = m.upload(w.ln_f_b, DType::f32);
-    for (const Gpt2LayerWeights& l : w.layers) {
-        LayerBuffers b;
-        b.ln_1_w = m.upload(l.ln_1_w, DType::f32);
-        b.ln_1_b = m.upload(l.ln_1_b, DType::f32);
-        b.attn_w = m.upload(l.attn_w, wdt);
-        b.attn_b = m.upload(l.attn_b, DType::f32);
-        b.attn_proj_w = m.upload(l.attn_proj_w, wdt);
-        b.attn_proj_b = m.upload(l.attn_proj_b, DType::f32);
-        b.ln_2_w = m.upload(l.ln_2_w, DType::f32);
-        b.ln_2_b = m.upload(l.ln_2_b, DType::f32);
-        b.fc_w = m.upload(l.fc_w, wdt);
-        b.fc_b = m.upload(l.fc_b, DType::f32);
-        b.fc_proj_w = m.upload(l.fc_proj_w, wdt);
-        b.fc_proj_b = m.upload(l.fc_proj_b, DType::f32);
-        b.qkv = vk::Buffer(m.device, P * 3 * C * 4);
-        m.layers.push_back(std::move(b));
-    }
+    // Both walks visit the same table in the same order: the i-th host tensor goes to the i-th buffer.
+    std::vector<std::pair<const std::vector<float>*, DType>> host;
+    gpt2_schema(cfg, static_cast<const Gpt2Params<std::vector<float>>&>(w),
+                [&](const std::vector<float>& t, const TensorSpec& spec) {
+                    host.emplace_back(&t, spec.device_dtype(options.weights));
+                });
+    size_t i = 0;
+    gpt2_schema(cfg, m.params, [&](vk::Buffer& b, const TensorSpec&) {
+        b = m.upload(*host[i].first, host[i].second);
+        ++i;
+    });
+    const uint64_t row_bytes = uint64_t(cfg.n_positions) * 3 * uint64_t(cfg.n_embd) * 4;
+    for (int l = 0; l < cfg.n_layer; ++l) m.qkv.emplace_back(m.device, row_bytes);
 }
 
 Gpt2Gpu::~Gpt2Gpu() = default;
@@ -179,18 +166,20 @@ std::vector<float> Gpt2Gpu::forward(std::span<const int> tokens, bool all_logits
     const float eps = cfg.layer_norm_epsilon;
     using ops::matrix;
 
-    m.ctx.impl().run([&](ops::Encoder& enc) {
-        ops::record_embedding(enc, tokens, int(pos), C, wdt, m.wte, m.wpe, m.rows, m.x);
-        for (LayerBuffers& l : m.layers) {
+    m.runtime->run([&](ops::Encoder& enc) {
+        ops::record_embedding(enc, tokens, int(pos), C, wdt, m.params.wte, m.params.wpe, m.rows, m.x);
+        for (size_t li = 0; li < m.params.layers.size(); ++li) {
+            const Gpt2LayerParams<vk::Buffer>& l = m.params.layers[li];
+            vk::Buffer& qkv = m.qkv[li];
             ops::record_layernorm(enc, T, C, {&m.x, 0, C}, l.ln_1_w, l.ln_1_b, {&m.h, 0, C}, eps);
-            const ops::MatrixRef qkv_rows{&l.qkv, DType::f32, uint64_t(pos) * 3 * C, T, 3 * C, 3 * C};
+            const ops::MatrixRef qkv_rows{&qkv, DType::f32, uint64_t(pos) * 3 * C, T, 3 * C, 3 * C};
             ops::record_matmul(enc, matrix(m.h, DType::f32, T, C), matrix(l.attn_w, wdt, C, 3 * C), false, qkv_rows,
                                {.bias = &l.attn_b});
 
             const int64_t row = 3 * int64_t(C);
-            const ops::TensorRef q{&l.qkv, DType::f32, uint64_t(pos) * 3 * C, {1, H, T, D}, {0, D, row, 1}};
-            const ops::TensorRef k{&l.qkv, DType::f32, C, {1, H, Lk, D}, {0, D, row, 1}};
-            const ops::TensorRef v{&l.qkv, DType::f32, 2 * uint64_t(C), {1, H, Lk, D}, {0, D, row, 1}};
+            const ops::TensorRef q{&qkv, DType::f32, uint64_t(pos) * 3 * C, {1, H, T, D}, {0, D, row, 1}};
+            const ops::TensorRef k{&qkv, DType::f32, C, {1, H, Lk, D}, {0, D, row, 1}};
+            const ops::TensorRef v{&qkv, DType::f32, 2 * uint64_t(C), {1, H, Lk, D}, {0, D, row, 1}};
             const ops::TensorRef o{&m.attn, DType::f32, 0, {1, H, T, D}, {0, D, C, 1}};
             const ops::MaskArgs mask{.causal = true};
             const float scale = float(1.0 / std::sqrt(double(D)));
@@ -212,10 +201,10 @@ std::vector<float> Gpt2Gpu::forward(std::span<const int> tokens, bool all_logits
         }
         // Only the rows whose logits are wanted go through ln_f and the LM head.
         const uint32_t first = T - n_logits;
-        ops::record_layernorm(enc, n_logits, C, {&m.x, first * C, C}, m.ln_f_w, m.ln_f_b, {&m.h, 0, C}, eps);
+        ops::record_layernorm(enc, n_logits, C, {&m.x, first * C, C}, m.params.ln_f_w, m.params.ln_f_b, {&m.h, 0, C}, eps);
         for (uint32_t r0 = 0; r0 < n_logits; r0 += logit_chunk) {  // [rows, V] of logits per binding
             const uint32_t rc = std::min(logit_chunk, n_logits - r0);
-            ops::record_matmul(enc, matrix(m.h, DType::f32, rc, C, uint64_t(r0) * C), matrix(m.wte, wdt, V, C), true,
+            ops::record_matmul(enc, matrix(m.h, DType::f32, rc, C, uint64_t(r0) * C), matrix(m.params.wte, wdt, V, C), true,
                                matrix(m.logits, DType::f32, rc, V, uint64_t(r0) * V));
         }
     });

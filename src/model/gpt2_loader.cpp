@@ -2,6 +2,8 @@
 // seeded synthetic weights for tests and benchmarks that must not depend on a download.
 #include <vkattn/model/gpt2_loader.hpp>
 
+#include "model/gpt2_schema.hpp"
+#include "model/json_file.hpp"
 #include "model/safetensors.hpp"
 #include "vkattn/error.hpp"
 
@@ -10,7 +12,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 #include <map>
 #include <string>
 #include <utility>
@@ -96,37 +97,31 @@ public:
 
 private:
     void open_shards(const std::filesystem::path& index_path) {
-        std::ifstream in(index_path);
-        if (!in) fail(index_path, "cannot open for reading");
-        json index;
-        try {
-            index = json::parse(in);
-        } catch (const json::parse_error& e) {
-            fail(index_path, std::string("not valid JSON: ") + e.what());
-        }
+        const json index = read_json_file(index_path);
         if (!index.is_object() || !index.contains("weight_map") || !index.at("weight_map").is_object()) {
             fail(index_path, "has no 'weight_map' object mapping tensor names to shard files");
         }
         std::map<std::string, size_t> shard_of_file;
         for (const auto& [name, shard] : index.at("weight_map").items()) {
-            if (!shard.is_string()) fail(index_path, "weight_map['" + name + "'] is " + shard.dump() + ", expected a file name");
+            if (!shard.is_string()) fail(index_path, "weight_map['" + clip(name) + "'] is " + describe_json(shard) + ", expected a file name");
             const std::string file = shard.get<std::string>();
             // Shards sit beside the index; a path could reach outside the model directory.
             if (file.empty() || std::filesystem::path(file).filename().string() != file || file == "..") {
-                fail(index_path, "weight_map['" + name + "'] is \"" + file + "\", expected a file name in the same directory");
+                fail(index_path, "weight_map['" + clip(name) + "'] is \"" + clip(file) +
+                                     "\", expected a file name in the same directory");
             }
             auto it = shard_of_file.find(file);
             if (it == shard_of_file.end()) {
                 const auto shard_path = dir_ / file;
                 std::error_code ec;
                 if (!std::filesystem::exists(shard_path, ec)) {
-                    fail(dir_, "is missing shard " + file + " listed in model.safetensors.index.json");
+                    fail(dir_, "is missing shard " + clip(file) + " listed in model.safetensors.index.json");
                 }
                 files_.push_back(SafetensorsFile::open(shard_path));
                 it = shard_of_file.emplace(file, files_.size() - 1).first;
             }
             if (files_[it->second].find(name) == nullptr) {
-                fail(files_[it->second].path(), "has no tensor '" + name + "', which model.safetensors.index.json places there");
+                fail(files_[it->second].path(), "has no tensor '" + clip(name) + "', which model.safetensors.index.json places there");
             }
             where_[name] = it->second;
         }
@@ -167,6 +162,23 @@ void fill_normal(std::vector<float>& values, size_t n, uint64_t seed, uint64_t s
 
 }  // namespace
 
+void gpt2_check_sizes(const Gpt2Weights& w) {
+    const Gpt2Config& c = w.config;
+    c.validate();
+    if (int64_t(w.layers.size()) != c.n_layer) {
+        throw Error("GPT-2 weights have " + std::to_string(w.layers.size()) + " layers, config n_layer is " +
+                    std::to_string(c.n_layer));
+    }
+    const auto check = [](const std::vector<float>& t, const TensorSpec& spec) {
+        if (int64_t(t.size()) != spec.numel()) {
+            throw Error("GPT-2 weight " + spec.name + " has " + std::to_string(t.size()) + " values, expected " +
+                        std::to_string(spec.numel()) + " for " + shape_str(spec.shape));
+        }
+    };
+    gpt2_schema(c, static_cast<const Gpt2Params<std::vector<float>>&>(w), check);
+    if (!w.lm_head.empty()) check(w.lm_head, gpt2_lm_head_spec(c));
+}
+
 Gpt2Weights load_gpt2_weights(const std::filesystem::path& dir) {
     std::error_code ec;
     if (!std::filesystem::is_directory(dir, ec)) fail(dir, "is not a directory, expected a Hugging Face GPT-2 model directory");
@@ -174,7 +186,6 @@ Gpt2Weights load_gpt2_weights(const std::filesystem::path& dir) {
     Gpt2Weights w;
     w.config = load_gpt2_config(dir / "config.json");
     const Gpt2Config& c = w.config;
-    const int64_t C = c.n_embd, V = c.vocab_size, P = c.n_positions;
 
     const TensorSource source(dir);
     const int layers_found = source.layer_count();
@@ -185,32 +196,13 @@ Gpt2Weights load_gpt2_weights(const std::filesystem::path& dir) {
         fail(dir, "config.json has n_layer " + std::to_string(c.n_layer) + " but the weights hold " + held);
     }
 
-    w.wte = source.read("wte.weight", {V, C});
-    w.wpe = source.read("wpe.weight", {P, C});
-    w.layers.resize(size_t(c.n_layer));
-    for (int l = 0; l < c.n_layer; ++l) {
-        const std::string h = "h." + std::to_string(l) + ".";
-        Gpt2LayerWeights& layer = w.layers[size_t(l)];
-        layer.ln_1_w = source.read(h + "ln_1.weight", {C});
-        layer.ln_1_b = source.read(h + "ln_1.bias", {C});
-        layer.attn_w = source.read(h + "attn.c_attn.weight", {C, 3 * C});
-        layer.attn_b = source.read(h + "attn.c_attn.bias", {3 * C});
-        layer.attn_proj_w = source.read(h + "attn.c_proj.weight", {C, C});
-        layer.attn_proj_b = source.read(h + "attn.c_proj.bias", {C});
-        layer.ln_2_w = source.read(h + "ln_2.weight", {C});
-        layer.ln_2_b = source.read(h + "ln_2.bias", {C});
-        layer.fc_w = source.read(h + "mlp.c_fc.weight", {C, 4 * C});
-        layer.fc_b = source.read(h + "mlp.c_fc.bias", {4 * C});
-        layer.fc_proj_w = source.read(h + "mlp.c_proj.weight", {4 * C, C});
-        layer.fc_proj_b = source.read(h + "mlp.c_proj.bias", {C});
-        // h.N.attn.bias (the causal mask) and h.N.attn.masked_bias are buffers, not weights: never read.
-    }
-    w.ln_f_w = source.read("ln_f.weight", {C});
-    w.ln_f_b = source.read("ln_f.bias", {C});
+    gpt2_schema(c, static_cast<Gpt2Params<std::vector<float>>&>(w),
+                [&](std::vector<float>& t, const TensorSpec& spec) { t = source.read(spec.name, spec.shape); });
 
     // Saved heads are usually a copy of wte (tied); keeping one copy halves the largest allocation.
     if (source.stored_name("lm_head.weight") != nullptr) {
-        std::vector<float> head = source.read("lm_head.weight", {V, C});
+        const TensorSpec head_spec = gpt2_lm_head_spec(c);
+        std::vector<float> head = source.read(head_spec.name, head_spec.shape);
         if (std::memcmp(head.data(), w.wte.data(), head.size() * sizeof(float)) != 0) w.lm_head = std::move(head);
     }
     return w;
@@ -220,29 +212,14 @@ Gpt2Weights synthetic_gpt2(const Gpt2Config& config, uint64_t seed, float stddev
     config.validate();
     Gpt2Weights w;
     w.config = config;
-    const size_t C = size_t(config.n_embd), V = size_t(config.vocab_size), P = size_t(config.n_positions);
-    // Each tensor draws from its own stream, so changing n_layer leaves the embeddings' values alone.
-    fill_normal(w.wte, V * C, seed, 0, 0.0f, stddev);
-    fill_normal(w.wpe, P * C, seed, 1, 0.0f, stddev);
-    fill_normal(w.ln_f_w, C, seed, 2, 1.0f, stddev);
-    fill_normal(w.ln_f_b, C, seed, 3, 0.0f, stddev);
-    w.layers.resize(size_t(config.n_layer));
-    for (size_t l = 0; l < w.layers.size(); ++l) {
-        Gpt2LayerWeights& layer = w.layers[l];
-        const uint64_t s = 16 + 12 * uint64_t(l);
-        fill_normal(layer.ln_1_w, C, seed, s + 0, 1.0f, stddev);
-        fill_normal(layer.ln_1_b, C, seed, s + 1, 0.0f, stddev);
-        fill_normal(layer.attn_w, C * 3 * C, seed, s + 2, 0.0f, stddev);
-        fill_normal(layer.attn_b, 3 * C, seed, s + 3, 0.0f, stddev);
-        fill_normal(layer.attn_proj_w, C * C, seed, s + 4, 0.0f, stddev);
-        fill_normal(layer.attn_proj_b, C, seed, s + 5, 0.0f, stddev);
-        fill_normal(layer.ln_2_w, C, seed, s + 6, 1.0f, stddev);
-        fill_normal(layer.ln_2_b, C, seed, s + 7, 0.0f, stddev);
-        fill_normal(layer.fc_w, C * 4 * C, seed, s + 8, 0.0f, stddev);
-        fill_normal(layer.fc_b, 4 * C, seed, s + 9, 0.0f, stddev);
-        fill_normal(layer.fc_proj_w, 4 * C * C, seed, s + 10, 0.0f, stddev);
-        fill_normal(layer.fc_proj_b, C, seed, s + 11, 0.0f, stddev);
-    }
+    // Each tensor draws from its own stream (outside the blocks 0, 1, ...; block l's k-th tensor 16 + 12 l + k),
+    // so changing n_layer leaves the other tensors' values alone.
+    uint64_t outside = 0;
+    std::vector<uint64_t> in_block(size_t(config.n_layer), 0);
+    gpt2_schema(config, static_cast<Gpt2Params<std::vector<float>>&>(w), [&](std::vector<float>& t, const TensorSpec& spec) {
+        const uint64_t stream = spec.layer < 0 ? outside++ : 16 + 12 * uint64_t(spec.layer) + in_block[size_t(spec.layer)]++;
+        fill_normal(t, size_t(spec.numel()), seed, stream, spec.role == Role::norm_gain ? 1.0f : 0.0f, stddev);
+    });
     return w;
 }
 

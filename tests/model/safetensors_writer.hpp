@@ -3,6 +3,7 @@
 #pragma once
 
 #include "cpu/half.hpp"
+#include "model/gpt2_schema.hpp"
 #include "support.hpp"
 #include <vkattn/model/gpt2_weights.hpp>
 #include "vkattn/error.hpp"
@@ -122,43 +123,29 @@ inline nlohmann::json gpt2_config_json(const model::Gpt2Config& c) {
             {"n_inner", nullptr}};
 }
 
-// The tensors of w with Hugging Face names and shapes, in the order GPT2LMHeadModel lists them.
+// The tensors of w with Hugging Face names and shapes, in the order GPT2LMHeadModel lists them: GPT-2's
+// schema table (src/model/gpt2_schema.hpp), plus the extras older saves carry.
 inline std::vector<StTensor> gpt2_tensors(const model::Gpt2Weights& w, const CheckpointOptions& options) {
-    const int64_t C = w.config.n_embd, V = w.config.vocab_size, P = w.config.n_positions;
+    const int64_t P = w.config.n_positions;
     const std::string pre = options.prefix ? "transformer." : "";
     std::vector<StTensor> out;
-    const auto add = [&](std::string name, std::vector<int64_t> shape, const std::vector<float>& values) {
-        out.push_back({std::move(name), options.dtype, std::move(shape), values});
-    };
-    add(pre + "wte.weight", {V, C}, w.wte);
-    add(pre + "wpe.weight", {P, C}, w.wpe);
-    for (size_t l = 0; l < w.layers.size(); ++l) {
-        const auto& layer = w.layers[l];
-        const std::string h = pre + "h." + std::to_string(l) + ".";
-        add(h + "ln_1.weight", {C}, layer.ln_1_w);
-        add(h + "ln_1.bias", {C}, layer.ln_1_b);
-        if (options.attn_buffers) {
+    model::gpt2_schema(w.config, static_cast<const model::Gpt2Params<std::vector<float>>&>(w),
+                       [&](const std::vector<float>& values, const model::TensorSpec& spec) {
+        out.push_back({pre + spec.name, options.dtype, spec.shape, values});
+        if (options.attn_buffers && spec.name.ends_with(".ln_1.bias")) {
+            const std::string h = pre + spec.name.substr(0, spec.name.size() - 9);  // "h.N."
             std::vector<float> mask(size_t(P * P), 0.0f);
             for (int64_t i = 0; i < P; ++i) {
                 for (int64_t j = 0; j <= i; ++j) mask[size_t(i * P + j)] = 1.0f;
             }
-            add(h + "attn.bias", {1, 1, P, P}, mask);
-            add(h + "attn.masked_bias", {}, {-1e4f});
+            out.push_back({h + "attn.bias", options.dtype, {1, 1, P, P}, mask});
+            out.push_back({h + "attn.masked_bias", options.dtype, {}, {-1e4f}});
         }
-        add(h + "attn.c_attn.weight", {C, 3 * C}, layer.attn_w);
-        add(h + "attn.c_attn.bias", {3 * C}, layer.attn_b);
-        add(h + "attn.c_proj.weight", {C, C}, layer.attn_proj_w);
-        add(h + "attn.c_proj.bias", {C}, layer.attn_proj_b);
-        add(h + "ln_2.weight", {C}, layer.ln_2_w);
-        add(h + "ln_2.bias", {C}, layer.ln_2_b);
-        add(h + "mlp.c_fc.weight", {C, 4 * C}, layer.fc_w);
-        add(h + "mlp.c_fc.bias", {4 * C}, layer.fc_b);
-        add(h + "mlp.c_proj.weight", {4 * C, C}, layer.fc_proj_w);
-        add(h + "mlp.c_proj.bias", {C}, layer.fc_proj_b);
+    });
+    if (options.lm_head) {
+        const model::TensorSpec head = model::gpt2_lm_head_spec(w.config);
+        out.push_back({head.name, options.dtype, head.shape, w.lm_head_weights()});
     }
-    add(pre + "ln_f.weight", {C}, w.ln_f_w);
-    add(pre + "ln_f.bias", {C}, w.ln_f_b);
-    if (options.lm_head) add("lm_head.weight", {V, C}, w.lm_head_weights());
     return out;
 }
 

@@ -2,7 +2,7 @@
 // the CPU reference, over the shapes of test_attention.cpp; then the public API's choice, strided and unaligned
 // views, and work split across dispatches to fit the binding limit.
 #include "catch.hpp"
-#include "api/context_impl.hpp"
+#include "ops/runtime.hpp"
 #include "cpu/attention.hpp"
 #include "cpu/half.hpp"
 #include "ops/attention.hpp"
@@ -62,16 +62,16 @@ std::vector<float> run_flash(const Case& c, const Inputs& in, const ops::FlashCo
     ops::MaskArgs mask;
     mask.causal = c.causal;
     mask.window = uint32_t(c.window);
-    if (c.additive) mask.additive = &additive.emplace(ctx, std::vector<int64_t>{c.Lq, c.Lk}, in.additive).impl().buffer;
-    if (c.padding) mask.key_padding = &padding.emplace(ctx, std::vector<int64_t>{c.B, c.Lk}, in.padding).impl().buffer;
+    if (c.additive) mask.additive = &ops::buffer(additive.emplace(ctx, std::vector<int64_t>{c.Lq, c.Lk}, in.additive));
+    if (c.padding) mask.key_padding = &ops::buffer(padding.emplace(ctx, std::vector<int64_t>{c.B, c.Lk}, in.padding));
     const ops::AttentionDims dims{uint32_t(c.B), uint32_t(c.H), uint32_t(c.Hkv), uint32_t(c.Lq), uint32_t(c.Lk),
                                   uint32_t(c.D)};
     const auto ref_of = [](const Tensor& t, DType dt, std::array<int64_t, 4> s) {
-        return ops::contiguous(t.impl().buffer, dt, s);
+        return ops::contiguous(ops::buffer(t), dt, s);
     };
     const float scale = float(1.0 / std::sqrt(double(c.D)));
     const std::array<int64_t, 4> q_shape{c.B, c.H, c.Lq, c.D}, kv_shape{c.B, c.Hkv, c.Lk, c.D};
-    ctx.impl().run([&](ops::Encoder& enc) {
+    ops::runtime(ctx).run([&](ops::Encoder& enc) {
         ops::record_flash(enc, dims, ref_of(q, c.dtype, q_shape), ref_of(k, c.dtype, kv_shape),
                           ref_of(v, c.dtype, kv_shape), ref_of(out, c.dtype, q_shape), mask, scale, config);
     });
@@ -382,11 +382,11 @@ TEST_CASE("fused attention reads strided views of one QKV buffer, aligned or not
     Tensor qkv(ctx, {int64_t(qkv_host.size())}, qkv_host, dtype);
     Tensor out(ctx, {T * H * D + 1}, dtype);  // written as [H, T, D] with strides (D, H·D, 1) from element shift
     const auto view = [&](const Tensor& t, uint64_t offset, int64_t stride_l) {
-        return ops::TensorRef{&t.impl().buffer, dtype, offset, {1, H, T, D}, {0, D, stride_l, 1}};
+        return ops::TensorRef{&ops::buffer(t), dtype, offset, {1, H, T, D}, {0, D, stride_l, 1}};
     };
     const ops::AttentionDims dims{1, H, H, T, T, D};
     const ops::MaskArgs mask{.causal = true};
-    ctx.impl().run([&](ops::Encoder& enc) {
+    ops::runtime(ctx).run([&](ops::Encoder& enc) {
         ops::record_flash(enc, dims, view(qkv, shift, row), view(qkv, shift + H * D, row),
                           view(qkv, shift + 2 * H * D, row), view(out, shift, H * D), mask,
                           float(1.0 / std::sqrt(double(D))), {variant, 2});
@@ -429,11 +429,11 @@ TEST_CASE("fused attention splits heads across dispatches to fit maxStorageBuffe
     Tensor big(ctx, {B, batch_stride}, host);
     host = {};
     const auto view = [&](int which) {
-        return ops::TensorRef{&big.impl().buffer, DType::f32, uint64_t(which * slab), {B, H, L, D},
+        return ops::TensorRef{&ops::buffer(big), DType::f32, uint64_t(which * slab), {B, H, L, D},
                               {batch_stride, L * D, D, 1}};
     };
     const ops::AttentionDims dims{B, H, H, L, L, D};
-    ctx.impl().run([&](ops::Encoder& enc) {
+    ops::runtime(ctx).run([&](ops::Encoder& enc) {
         ops::record_flash(enc, dims, view(0), view(1), view(2), view(3), {.causal = true}, 0.125f, {variant});
     });
     const auto all = big.download();

@@ -1,6 +1,6 @@
 // matmul against the CPU reference: every kernel (tiled, simd, matvec) forced in turn, f32, f16 and bf16 weights,
 // [K, N] and transposed [N, K] weights, odd shapes, strides and offsets, every epilogue, and the W splits.
-#include "api/context_impl.hpp"
+#include "ops/runtime.hpp"
 #include "catch.hpp"
 #include "cpu/gelu.hpp"
 #include "cpu/half.hpp"
@@ -107,14 +107,14 @@ void check(const Problem& p, DType wt, bool transposed, const ops::MatmulOverrid
 
     Tensor tx(ctx, {int64_t(x_buf.size())}, x_buf), tw(ctx, {int64_t(w_buf.size())}, w_buf, wt);
     Tensor tb(ctx, {p.N}, b), ty(ctx, {int64_t(y_buf.size())}, y_buf);
-    ctx.impl().run([&](ops::Encoder& enc) {
-        const ops::MatrixRef xm{&tx.impl().buffer, DType::f32, uint64_t(p.x_offset), uint32_t(p.M), uint32_t(p.K),
+    ops::runtime(ctx).run([&](ops::Encoder& enc) {
+        const ops::MatrixRef xm{&ops::buffer(tx), DType::f32, uint64_t(p.x_offset), uint32_t(p.M), uint32_t(p.K),
                                 uint32_t(xs)};
-        const ops::MatrixRef wm = transposed ? ops::matrix(tw.impl().buffer, wt, p.N, p.K, p.w_offset)
-                                             : ops::matrix(tw.impl().buffer, wt, p.K, p.N, p.w_offset);
-        const ops::MatrixRef ym{&ty.impl().buffer, DType::f32, 0, uint32_t(p.M), uint32_t(p.N), uint32_t(ys)};
+        const ops::MatrixRef wm = transposed ? ops::matrix(ops::buffer(tw), wt, p.N, p.K, p.w_offset)
+                                             : ops::matrix(ops::buffer(tw), wt, p.K, p.N, p.w_offset);
+        const ops::MatrixRef ym{&ops::buffer(ty), DType::f32, 0, uint32_t(p.M), uint32_t(p.N), uint32_t(ys)};
         ops::MatmulEpilogue ep;
-        if (p.bias) ep.bias = &tb.impl().buffer;
+        if (p.bias) ep.bias = &ops::buffer(tb);
         ep.gelu = p.gelu;
         ep.accumulate = p.accumulate;
         ops::record_matmul(enc, xm, wm, transposed, ym, ep, override_);
@@ -211,10 +211,10 @@ TEST_CASE("the LM head splits over N when wte exceeds a binding", "[gpu][matmul]
     Tensor tx(ctx, {1, K}, x), tw(ctx, {N, K}, w), ty(ctx, {1, N});
     const bool was = ctx.profiling();
     ctx.set_profiling(true);
-    ctx.impl().run([&](ops::Encoder& enc) {
-        ops::record_matmul(enc, ops::matrix(tx.impl().buffer, DType::f32, 1, K),
-                           ops::matrix(tw.impl().buffer, DType::f32, N, K), true,
-                           ops::matrix(ty.impl().buffer, DType::f32, 1, N));
+    ops::runtime(ctx).run([&](ops::Encoder& enc) {
+        ops::record_matmul(enc, ops::matrix(ops::buffer(tx), DType::f32, 1, K),
+                           ops::matrix(ops::buffer(tw), DType::f32, N, K), true,
+                           ops::matrix(ops::buffer(ty), DType::f32, 1, N));
     });
     ctx.set_profiling(was);
     CHECK(ctx.last_timings().size() >= 2);
@@ -255,7 +255,7 @@ TEST_CASE("matmul matches the CPU reference through the public API", "[gpu][matm
 
 TEST_CASE("matmul epilogues and the transposed form", "[gpu][matmul]") {
     Context& ctx = test::gpu();
-    auto& impl = ctx.impl();
+    auto& impl = ops::runtime(ctx);
     const int M = 9, K = 40, N = 70;
     const auto x = random_values(size_t(M) * K, 4), w = random_values(size_t(N) * K, 5);
     const auto b = random_values(size_t(N), 6), y0 = random_values(size_t(M) * N, 7);
@@ -264,12 +264,12 @@ TEST_CASE("matmul epilogues and the transposed form", "[gpu][matmul]") {
     // y = y0 + gelu(x · wᵀ + b): the MLP's shape of fusion, with W stored as [N, K] like the LM head.
     impl.run([&](ops::Encoder& enc) {
         ops::MatmulEpilogue ep;
-        ep.bias = &tb.impl().buffer;
+        ep.bias = &ops::buffer(tb);
         ep.gelu = true;
         ep.accumulate = true;
-        ops::record_matmul(enc, ops::matrix(tx.impl().buffer, DType::f32, M, K),
-                           ops::matrix(tw.impl().buffer, DType::f32, N, K), true,
-                           ops::matrix(ty.impl().buffer, DType::f32, M, N), ep);
+        ops::record_matmul(enc, ops::matrix(ops::buffer(tx), DType::f32, M, K),
+                           ops::matrix(ops::buffer(tw), DType::f32, N, K), true,
+                           ops::matrix(ops::buffer(ty), DType::f32, M, N), ep);
     });
     std::vector<float> ref(size_t(M) * N);
     cpu::matmul_transposed_b(M, K, N, x.data(), w.data(), ref.data());

@@ -1,7 +1,7 @@
 // The cooperative-matrix matmul (shaders/matmul_coopmat.comp) against the CPU reference, and record_matmul's
 // choice of it. Everywhere the emulated kernel checks the indexing (tiling, padding past M, N and K, both W
 // layouts, strided views, the epilogue); on devices with VK_NV_cooperative_matrix the real one runs too.
-#include "api/context_impl.hpp"
+#include "ops/runtime.hpp"
 #include "catch.hpp"
 #include "cpu/gelu.hpp"
 #include "cpu/matmul.hpp"
@@ -89,18 +89,18 @@ Result run_case(const Case& c, uint64_t seed, Record&& record) {
 
     Tensor tx(ctx, {int64_t(xb.size())}, xb), tw(ctx, {int64_t(wb.size())}, wb, DType::f16);
     Tensor tb(ctx, {c.N}, bias), ty(ctx, {int64_t(yb.size())}, yb);
-    ops::MatrixRef mx{&tx.impl().buffer, DType::f32, off, uint32_t(c.M), uint32_t(c.K), x_stride};
-    ops::MatrixRef mw{&tw.impl().buffer, DType::f16, off, w_rows, w_cols, w_stride};
-    ops::MatrixRef my{&ty.impl().buffer, DType::f32, off, uint32_t(c.M), uint32_t(c.N), y_stride};
+    ops::MatrixRef mx{&ops::buffer(tx), DType::f32, off, uint32_t(c.M), uint32_t(c.K), x_stride};
+    ops::MatrixRef mw{&ops::buffer(tw), DType::f16, off, w_rows, w_cols, w_stride};
+    ops::MatrixRef my{&ops::buffer(ty), DType::f32, off, uint32_t(c.M), uint32_t(c.N), y_stride};
     ops::MatmulEpilogue ep;
     if (c.epilogue) {
-        ep.bias = &tb.impl().buffer;
+        ep.bias = &ops::buffer(tb);
         ep.gelu = true;
         ep.accumulate = true;
     }
     const bool profiling = ctx.profiling();
     ctx.set_profiling(true);
-    ctx.impl().run([&](ops::Encoder& enc) { record(enc, mx, mw, c.transposed, my, ep); });
+    ops::runtime(ctx).run([&](ops::Encoder& enc) { record(enc, mx, mw, c.transposed, my, ep); });
     ctx.set_profiling(profiling);
 
     Result r;
@@ -241,11 +241,11 @@ TEST_CASE("f32 weights never take the cooperative-matrix matmul", "[gpu][matmul]
     Context& ctx = test::gpu();
     Tensor x(ctx, {64, 64}, random_values(64 * 64, 11)), w(ctx, {64, 64}, random_values(64 * 64, 12));
     Tensor y(ctx, {64, 64});
-    const auto mx = ops::matrix(x.impl().buffer, DType::f32, 64, 64);
-    const auto mw = ops::matrix(w.impl().buffer, DType::f32, 64, 64);
-    const auto my = ops::matrix(y.impl().buffer, DType::f32, 64, 64);
-    CHECK_FALSE(ops::coopmat_usable(ctx.impl().device, mx, mw, false, my, {}));
+    const auto mx = ops::matrix(ops::buffer(x), DType::f32, 64, 64);
+    const auto mw = ops::matrix(ops::buffer(w), DType::f32, 64, 64);
+    const auto my = ops::matrix(ops::buffer(y), DType::f32, 64, 64);
+    CHECK_FALSE(ops::coopmat_usable(ops::runtime(ctx).device(), mx, mw, false, my, {}));
     ops::CoopmatConfig cfg;
     cfg.emulate = true;
-    CHECK_FALSE(ops::coopmat_fits(ctx.impl().device, mx, mw, false, my, {}, cfg));
+    CHECK_FALSE(ops::coopmat_fits(ops::runtime(ctx).device(), mx, mw, false, my, {}, cfg));
 }

@@ -20,9 +20,13 @@ struct Gpt2GpuOptions {
 
 class Gpt2Gpu {
 public:
-    // Uploads the weights; the host copy may be freed afterwards. Throws vkattn::Error naming what was
-    // needed and what the device has when the model does not fit.
+    // Uploads the weights; the host copy may be freed afterwards. Throws vkattn::Error as check() does.
+    // The model shares the Context's device: it may outlive the Context.
     Gpt2Gpu(Context& ctx, const Gpt2Weights& weights, const Gpt2GpuOptions& options = {});
+    // Everything the constructor checks that the weights' values do not matter to, so it can run before any
+    // weight is read: the config, the head dim the kernels take, f16 support, and that the weights and the
+    // KV cache fit the device (vkattn::Error naming what is needed and what the device has).
+    static void check(const DeviceInfo& device, const Gpt2Config& config, const Gpt2GpuOptions& options = {});
     ~Gpt2Gpu();
     Gpt2Gpu(const Gpt2Gpu&) = delete;
     Gpt2Gpu& operator=(const Gpt2Gpu&) = delete;

@@ -23,23 +23,32 @@ struct Gpt2Config {
     void validate() const;
 };
 
+// GPT-2's parameters, generic over what holds one tensor: host floats here (Gpt2Weights), device buffers in
+// the GPU model. Names, shapes and roles are in one table, src/model/gpt2_schema.hpp.
 // Conv1D layout as stored by Hugging Face: y = x · W + b with W [in, out].
-struct Gpt2LayerWeights {
-    std::vector<float> ln_1_w, ln_1_b;          // [C], [C]
-    std::vector<float> attn_w, attn_b;          // [C, 3C], [3C]   fused Q|K|V projection
-    std::vector<float> attn_proj_w, attn_proj_b;// [C, C], [C]
-    std::vector<float> ln_2_w, ln_2_b;          // [C], [C]
-    std::vector<float> fc_w, fc_b;              // [C, 4C], [4C]
-    std::vector<float> fc_proj_w, fc_proj_b;    // [4C, C], [C]
+template <typename T>
+struct Gpt2LayerParams {
+    T ln_1_w, ln_1_b;            // [C], [C]
+    T attn_w, attn_b;            // [C, 3C], [3C]   fused Q|K|V projection
+    T attn_proj_w, attn_proj_b;  // [C, C], [C]
+    T ln_2_w, ln_2_b;            // [C], [C]
+    T fc_w, fc_b;                // [C, 4C], [4C]
+    T fc_proj_w, fc_proj_b;      // [4C, C], [C]
 };
 
-struct Gpt2Weights {
+template <typename T>
+struct Gpt2Params {
+    T wte;                                   // [V, C] token embedding, also the tied LM head
+    T wpe;                                   // [P, C] position embedding
+    std::vector<Gpt2LayerParams<T>> layers;  // n_layer entries
+    T ln_f_w, ln_f_b;                        // [C], [C]
+};
+
+using Gpt2LayerWeights = Gpt2LayerParams<std::vector<float>>;
+
+struct Gpt2Weights : Gpt2Params<std::vector<float>> {
     Gpt2Config config;
-    std::vector<float> wte;                     // [V, C] token embedding, also the tied LM head
-    std::vector<float> wpe;                     // [P, C] position embedding
-    std::vector<Gpt2LayerWeights> layers;       // n_layer entries
-    std::vector<float> ln_f_w, ln_f_b;          // [C], [C]
-    std::vector<float> lm_head;                 // [V, C]; empty when tied to wte (the usual case)
+    std::vector<float> lm_head;  // [V, C]; empty when tied to wte (the usual case)
 
     const std::vector<float>& lm_head_weights() const { return lm_head.empty() ? wte : lm_head; }
 };

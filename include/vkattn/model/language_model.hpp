@@ -1,0 +1,105 @@
+// Any supported decoder-only language model behind one interface, on the GPU or the CPU reference, and
+// open_model(), which reads a Hugging Face directory's config.json and picks the family that runs it.
+#pragma once
+
+#include <vkattn/context.hpp>
+#include <vkattn/dtype.hpp>
+#include <vkattn/model/tokenizer.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace vkattn::model {
+
+enum class Backend {
+    vulkan,  // the GPU model on a Vulkan device
+    cpu,     // the CPU reference (plain loops, f32 weights): the oracle of the GPU model
+};
+
+// "vulkan" or "cpu" to a Backend; throws vkattn::Error naming both choices on anything else.
+Backend parse_backend(const std::string& name);
+
+struct ModelOptions {
+    DType weights = DType::f32;      // GPU storage of the matmul weights and embeddings (f16 halves memory)
+    bool fused_attention = true;     // GPU attention: fused flash kernel; false: the three inspectable kernels
+    // The GPU to run on. Null: open_model creates a Context from context_options, which the model owns.
+    Context* context = nullptr;
+    ContextOptions context_options;  // device choice, validation, profiling of the model's own Context
+};
+
+// The shape of a model as its config gives it (before any weight is read). Letters: C hidden width (n_embd),
+// V vocabulary, P the most positions, H query heads, Hkv key/value heads.
+struct ModelInfo {
+    std::string family;         // registry name of the family, e.g. "gpt2"
+    std::string source;         // what was opened: a directory, or the synthetic spec
+    bool synthetic = false;     // seeded random weights, no tokenizer
+    int n_layer = 0;
+    int n_head = 0;             // H
+    int n_kv_head = 0;          // Hkv (== H without grouped-query attention)
+    int hidden = 0;             // C
+    int vocab_size = 0;         // V
+    int context_length = 0;     // P: positions the model can attend over
+    uint64_t parameters = 0;    // number of weights (a tied LM head counted once)
+    std::string summary() const;  // "gpt2: 12 layers, 12 heads, C = 768, V = 50257, P = 1024, 124.4M parameters"
+};
+
+// The ids the tokenizer and the model agree on, as config.json (or the tokenizer) gives them.
+struct SpecialTokens {
+    std::optional<int> bos;  // prepended to a prompt by families that expect it
+    std::vector<int> eos;    // any of these ends generation
+};
+
+class LanguageModel {
+public:
+    virtual ~LanguageModel() = default;
+
+    // Appends tokens [T] after the cached ones (prefill, or one token at a time for decode) and returns
+    // logits [T, V] for every new position, or [1, V] for the last one when all_logits is false. Throws
+    // vkattn::Error, leaving the cache untouched, on a token id outside [0, V) or a context beyond P.
+    virtual std::vector<float> forward(std::span<const int> tokens, bool all_logits = true) = 0;
+    virtual void reset() = 0;          // empties the KV cache
+    virtual int position() const = 0;  // tokens in the KV cache: the position of the next token
+
+    const ModelInfo& info() const { return info_; }
+    int vocab_size() const { return info_.vocab_size; }
+    int context_length() const { return info_.context_length; }
+    // The model directory's tokenizer; null for synthetic models and directories without tokenizer files.
+    const Tokenizer* tokenizer() const { return tokenizer_ ? &*tokenizer_ : nullptr; }
+    const SpecialTokens& special_tokens() const { return special_; }
+    // "gpt2 on vulkan (<device>), f32 weights, fused attention", or "gpt2 on the cpu reference, f32 weights".
+    const std::string& description() const { return description_; }
+    // The Context the GPU model runs on (for profiling timings and memory); null on the CPU backend.
+    virtual Context* context() { return nullptr; }
+    // Bytes the weights take where they are stored (device memory on vulkan, host memory on cpu).
+    virtual uint64_t weight_bytes() const = 0;
+
+protected:
+    ModelInfo info_;
+    SpecialTokens special_;
+    std::string description_;
+    std::optional<Tokenizer> tokenizer_;
+
+    friend struct ModelAccess;  // the family code that fills the fields above (src/model/family.hpp)
+};
+
+// The shape of what spec names, reading only config.json: a Hugging Face model directory, or
+// `synthetic[:ARGS]` (see open_model). Throws vkattn::Error naming the file and field on anything wrong.
+ModelInfo inspect_model(const std::string& spec);
+
+// Opens a model for inference.
+//   spec: a Hugging Face directory (config.json, model.safetensors or its sharded index, and the
+//         tokenizer files when present), the family picked by config.json's `architectures`, then
+//         `model_type`; or `synthetic` (GPT-2 small's shape) / `synthetic:LAYERS,HEADS,EMBD` (a GPT-2 of
+//         that shape), with seeded N(0, 0.02) weights so that every run is the same model.
+// On vulkan, checks that the weights and the KV cache fit the device before any weight is read or made.
+// Throws vkattn::Error with one line naming what was expected and what came.
+std::unique_ptr<LanguageModel> open_model(const std::string& spec, Backend backend, const ModelOptions& options = {});
+
+// The registered families, e.g. {"gpt2"}.
+std::vector<std::string> model_families();
+
+}  // namespace vkattn::model

@@ -1,0 +1,68 @@
+// What a model family gives the registry (src/model/registry.cpp): how to recognise its config.json, the
+// shape it implies, and how to build the model on each backend.
+//
+// Adding a family (say Llama): write src/model/llama*.cpp (config, schema, GPU forward via ops/, CPU forward
+// via cpu/) with a `const Family& llama_family()` in namespace vkattn::model, and add FAMILY(llama) to
+// VKATTN_MODEL_FAMILIES in registry.cpp. Nothing else (CLI, open_model, generate) names a family.
+#pragma once
+
+#include <vkattn/model/language_model.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vkattn::model {
+
+// One model as its config describes it, before any weight is read or made.
+class Checkpoint {
+public:
+    virtual ~Checkpoint() = default;
+    // The shape; `family`, `source` and `synthetic` are filled in by the registry.
+    virtual ModelInfo info() const = 0;
+    // Special tokens from config.json (bos_token_id, eos_token_id) or the family's convention.
+    virtual SpecialTokens special_tokens(const Tokenizer* tokenizer) const = 0;
+    // Builds the model: on vulkan first checks that its weights and KV cache fit the device (from the schema,
+    // before reading or generating a weight), then reads or makes the weights and uploads them.
+    virtual std::unique_ptr<LanguageModel> load(Backend backend, const ModelOptions& options) const = 0;
+};
+
+struct Family {
+    std::string_view name;                        // "gpt2": ModelInfo::family and error messages
+    std::vector<std::string_view> architectures;  // config.json `architectures` entries it runs
+    std::vector<std::string_view> model_types;    // config.json `model_type` values it runs
+    // config.json, already parsed into an object; dir is the model directory (for the weights). Throws
+    // vkattn::Error naming the file and the field on anything it does not support.
+    std::unique_ptr<Checkpoint> (*from_config)(const nlohmann::json& config, const std::filesystem::path& dir);
+    // `synthetic` (args empty) or `synthetic:ARGS`: a checkpoint with seeded weights, or null when ARGS is not
+    // this family's syntax (the registry then asks the next family). Throws when ARGS is its syntax but wrong.
+    std::unique_ptr<Checkpoint> (*synthetic)(std::string_view args);
+    std::string_view synthetic_help;              // e.g. "synthetic:LAYERS,HEADS,EMBD (a GPT-2 of that shape)"
+};
+
+// Sets the fields every LanguageModel carries (the friend of LanguageModel).
+struct ModelAccess {
+    // What a family says about how its model runs: "on vulkan (<device>), f16 weights, fused attention".
+    static void describe(LanguageModel& m, std::string description) { m.description_ = std::move(description); }
+    static void finish(LanguageModel& m, ModelInfo info, SpecialTokens special, std::string description,
+                       std::optional<Tokenizer> tokenizer) {
+        m.info_ = std::move(info);
+        m.special_ = std::move(special);
+        m.description_ = std::move(description);
+        m.tokenizer_ = std::move(tokenizer);
+    }
+};
+
+// Bytes as "12 MiB", rounded up.
+std::string mib(uint64_t bytes);
+
+// Refuses, before anything is allocated, a model whose device bytes exceed the device heap: names the model,
+// the bytes needed (weights and KV cache) and what the device has.
+void check_fits_device(const DeviceInfo& device, const std::string& what, uint64_t weight_bytes, DType weights,
+                       uint64_t cache_bytes);
+
+}  // namespace vkattn::model

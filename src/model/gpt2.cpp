@@ -1,0 +1,175 @@
+// GPT-2 as a model family: which configs it takes, its synthetic shapes, and the LanguageModel on both
+// backends (Gpt2Gpu on vulkan, Gpt2Cpu on the CPU reference).
+#include "model/family.hpp"
+#include "model/gpt2_internal.hpp"
+#include "model/gpt2_schema.hpp"
+#include "model/json_file.hpp"
+
+#include <vkattn/error.hpp>
+#include <vkattn/model/gpt2_cpu.hpp>
+#include <vkattn/model/gpt2_gpu.hpp>
+#include <vkattn/model/gpt2_loader.hpp>
+
+#include <charconv>
+
+namespace vkattn::model {
+namespace {
+
+// Synthetic GPT-2s: weights ~ N(0, 0.02) as GPT-2's initialisation, from a fixed seed so that every run of
+// the same shape is the same model.
+constexpr uint64_t kSyntheticSeed = 124;
+constexpr float kSyntheticStddev = 0.02f;
+
+uint64_t gpt2_parameters(const Gpt2Config& c) { return parameter_count(gpt2_tensor_specs(c)); }
+
+class Gpt2OnGpu final : public LanguageModel {
+public:
+    Gpt2OnGpu(std::unique_ptr<Context> own, Context& ctx, const Gpt2Weights& w, const Gpt2GpuOptions& o)
+        : own_(std::move(own)), ctx_(&ctx), gpu_(ctx, w, o) {}
+
+    std::vector<float> forward(std::span<const int> tokens, bool all_logits) override {
+        return gpu_.forward(tokens, all_logits);
+    }
+    void reset() override { gpu_.reset(); }
+    int position() const override { return gpu_.position(); }
+    Context* context() override { return ctx_; }
+    uint64_t weight_bytes() const override { return gpu_.weight_bytes(); }
+
+private:
+    std::unique_ptr<Context> own_;  // the Context open_model made, when the caller gave none
+    Context* ctx_;
+    Gpt2Gpu gpu_;
+};
+
+class Gpt2OnCpu final : public LanguageModel {
+public:
+    explicit Gpt2OnCpu(Gpt2Weights w) : w_(std::move(w)), cpu_(w_) {}
+
+    std::vector<float> forward(std::span<const int> tokens, bool all_logits) override {
+        std::vector<float> logits = cpu_.forward(tokens);
+        if (!all_logits && tokens.size() > 1) {
+            logits.erase(logits.begin(), logits.end() - std::ptrdiff_t(w_.config.vocab_size));
+        }
+        return logits;
+    }
+    void reset() override { cpu_.reset(); }
+    int position() const override { return cpu_.position(); }
+    uint64_t weight_bytes() const override { return gpt2_parameters(w_.config) * sizeof(float); }
+
+private:
+    Gpt2Weights w_;  // Gpt2Cpu keeps a reference to these
+    Gpt2Cpu cpu_;
+};
+
+class Gpt2Checkpoint final : public Checkpoint {
+public:
+    Gpt2Checkpoint(Gpt2Config config, std::filesystem::path dir) : config_(std::move(config)), dir_(std::move(dir)) {}
+
+    std::vector<int> bos_, eos_;  // from config.json
+
+    ModelInfo info() const override {
+        ModelInfo i;
+        i.n_layer = config_.n_layer;
+        i.n_head = config_.n_head;
+        i.n_kv_head = config_.n_head;
+        i.hidden = config_.n_embd;
+        i.vocab_size = config_.vocab_size;
+        i.context_length = config_.n_positions;
+        i.parameters = gpt2_parameters(config_);
+        return i;
+    }
+
+    // GPT-2's <|endoftext|> is both: config.json says 50256, the tokenizer knows it, and a model without
+    // either (synthetic) uses the last id of its vocabulary, where GPT-2 keeps it.
+    SpecialTokens special_tokens(const Tokenizer* tokenizer) const override {
+        SpecialTokens s;
+        s.eos = !eos_.empty() ? eos_ : std::vector<int>{tokenizer ? tokenizer->eos_id() : config_.vocab_size - 1};
+        s.bos = !bos_.empty() ? bos_[0] : s.eos[0];
+        return s;
+    }
+
+    std::unique_ptr<LanguageModel> load(Backend backend, const ModelOptions& options) const override {
+        if (backend == Backend::cpu) {
+            auto m = std::make_unique<Gpt2OnCpu>(weights());
+            ModelAccess::describe(*m, "on the cpu reference, f32 weights");
+            return m;
+        }
+        std::unique_ptr<Context> own;
+        Context* ctx = options.context;
+        if (ctx == nullptr) {
+            own = std::make_unique<Context>(options.context_options);
+            ctx = own.get();
+        }
+        const Gpt2GpuOptions gpu{options.weights, options.fused_attention};
+        Gpt2Gpu::check(ctx->device(), config_, gpu);  // before gigabytes of weights are read or made
+        const std::string where = ctx->device().name;
+        auto m = std::make_unique<Gpt2OnGpu>(std::move(own), *ctx, weights(), gpu);
+        ModelAccess::describe(*m, "on vulkan (" + where + "), " + std::string(dtype_name(options.weights)) +
+                                      " weights, " + (options.fused_attention ? "fused" : "naive") + " attention");
+        return m;
+    }
+
+private:
+    Gpt2Weights weights() const {
+        return dir_.empty() ? synthetic_gpt2(config_, kSyntheticSeed, kSyntheticStddev) : load_gpt2_weights(dir_);
+    }
+
+    Gpt2Config config_;
+    std::filesystem::path dir_;  // empty: synthetic
+};
+
+std::unique_ptr<Checkpoint> from_config(const nlohmann::json& json, const std::filesystem::path& dir) {
+    const std::filesystem::path path = dir / "config.json";
+    auto c = std::make_unique<Gpt2Checkpoint>(gpt2_config_from_json(json, path), dir);
+    const int V = c->info().vocab_size;
+    c->bos_ = read_token_ids(json, "bos_token_id", V, path);
+    c->eos_ = read_token_ids(json, "eos_token_id", V, path);
+    return c;
+}
+
+// "" (GPT-2 small) or "LAYERS,HEADS,EMBD"; anything that is not digits and commas is another family's.
+std::unique_ptr<Checkpoint> synthetic(std::string_view args) {
+    Gpt2Config config;
+    if (!args.empty()) {
+        if (args.find_first_not_of("0123456789,+- ") != std::string_view::npos) return nullptr;
+        int dims[3] = {0, 0, 0};
+        int n = 0;
+        bool ok = true;
+        size_t start = 0;
+        while (ok && start <= args.size()) {
+            const size_t end = std::min(args.find(',', start), args.size());
+            const char* first = args.data() + start;
+            const char* last = args.data() + end;
+            int value = 0;
+            const auto [ptr, ec] = std::from_chars(first, last, value);
+            ok = n < 3 && first != last && ec == std::errc() && ptr == last && value > 0;
+            if (ok) dims[n++] = value;
+            start = end + 1;
+        }
+        if (!ok || n != 3) {
+            throw Error("--model 'synthetic:" + std::string(args.substr(0, 40)) +
+                        "': expected synthetic:LAYERS,HEADS,EMBD with three positive integers, e.g. synthetic:12,12,768");
+        }
+        config.n_layer = dims[0];
+        config.n_head = dims[1];
+        config.n_embd = dims[2];
+    }
+    config.validate();
+    return std::make_unique<Gpt2Checkpoint>(config, std::filesystem::path());
+}
+
+}  // namespace
+
+const Family& gpt2_family() {
+    static const Family family{
+        .name = "gpt2",
+        .architectures = {"GPT2LMHeadModel", "GPT2Model"},
+        .model_types = {"gpt2"},
+        .from_config = from_config,
+        .synthetic = synthetic,
+        .synthetic_help = "synthetic:LAYERS,HEADS,EMBD (a GPT-2 of that shape)",
+    };
+    return family;
+}
+
+}  // namespace vkattn::model

@@ -1,0 +1,24 @@
+#include "ops/runtime.hpp"
+
+#include "vulkan/recorder.hpp"
+
+namespace vkattn::ops {
+
+Runtime::Runtime(const ContextOptions& options)
+    : instance_(options.validation.value_or(vk::validation_requested_by_env())),
+      device_(instance_, options.device),
+      pipelines_(device_),
+      profile_(options.profile) {}
+
+void Runtime::run(const std::function<void(Encoder&)>& record) {
+    vk::Recorder recorder(device_, profile_);
+    Encoder enc{device_, pipelines_, recorder};
+    record(enc);
+    recorder.submit_and_wait();
+    if (profile_) {
+        last_timings_.clear();
+        for (const auto& t : recorder.timings()) last_timings_.push_back({t.name, t.ms});
+    }
+}
+
+}  // namespace vkattn::ops

@@ -1,0 +1,184 @@
+// generate(): stopping rules and UTF-8-safe streaming, with a scripted model; then greedy generation through
+// open_model on both backends.
+#include "catch.hpp"
+#include "model/safetensors_writer.hpp"
+#include "support.hpp"
+
+#include <vkattn/model/generate.hpp>
+#include <vkattn/model/gpt2_loader.hpp>
+#include <vkattn/model/language_model.hpp>
+
+#include <string>
+#include <vector>
+
+using namespace vkattn;
+using vkattn::test::error_of;
+using vkattn::test::TempDir;
+
+namespace {
+
+// Byte-level tokens: id 0 is the byte 0xC3 ("Ã" in GPT-2's byte alphabet) and id 1 the byte 0xA9 ("©"), the
+// two halves of "é"; ids 2..4 are "a", "b", "c"; 5 is <|endoftext|>.
+constexpr int kLead = 0, kTail = 1, kA = 2, kB = 3, kC = 4, kEos = 5, kV = 6;
+
+// A LanguageModel whose greedy choice after each forward is the next id of a script.
+class ScriptedModel final : public model::LanguageModel {
+public:
+    ScriptedModel(std::vector<int> script, int context, const TempDir* tokenizer_dir) : script_(std::move(script)) {
+        info_.family = "scripted";
+        info_.source = "a test";
+        info_.vocab_size = kV;
+        info_.context_length = context;
+        special_.eos = {kEos};
+        if (tokenizer_dir != nullptr) {
+            tokenizer_dir->write("vocab.json", R"({"Ã": 0, "©": 1, "a": 2, "b": 3, "c": 4, "<|endoftext|>": 5})");
+            tokenizer_dir->write("merges.txt", "#version: 0.2\n");
+            tokenizer_.emplace(model::Tokenizer::from_dir(tokenizer_dir->path()));
+        }
+    }
+    std::vector<float> forward(std::span<const int> tokens, bool all_logits) override {
+        REQUIRE_FALSE(all_logits);
+        position_ += int(tokens.size());
+        std::vector<float> logits(kV, 0.0f);
+        logits[size_t(script_.at(calls_++))] = 1.0f;
+        return logits;
+    }
+    void reset() override { position_ = 0; }
+    int position() const override { return position_; }
+    uint64_t weight_bytes() const override { return 0; }
+
+private:
+    std::vector<int> script_;
+    size_t calls_ = 0;
+    int position_ = 0;
+};
+
+struct Streamed {
+    std::vector<int> ids;
+    std::vector<std::string> texts;
+    model::TokenCallback callback() {
+        return [this](int id, std::string_view text) {
+            ids.push_back(id);
+            texts.emplace_back(text);
+        };
+    }
+};
+
+const std::vector<int> kPrompt = {kA, kB};
+
+model::GenerateOptions at_most(int tokens) {
+    model::GenerateOptions o;
+    o.max_tokens = tokens;
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("generate streams whole UTF-8 characters", "[cpu][generate]") {
+    const TempDir dir;
+    ScriptedModel m({kA, kLead, kTail, kB, kC}, 64, &dir);
+    Streamed s;
+    model::GenerateOptions o;
+    o.max_tokens = 4;
+    const model::GenerateResult r = model::generate(m, kPrompt, o, s.callback());
+    CHECK(r.tokens == std::vector<int>{kA, kLead, kTail, kB});
+    CHECK(s.texts == std::vector<std::string>{"a", "", "\xC3\xA9", "b"});  // nothing of "é" until it is whole
+    CHECK(r.text == "a\xC3\xA9" "b");
+    CHECK(r.reason == model::StopReason::max_tokens);
+    CHECK(r.prompt_tokens == 2);
+    CHECK(r.decode_steps == 3);  // the last sampled token is never fed back
+}
+
+TEST_CASE("generate replaces a character cut off by the end with U+FFFD", "[cpu][generate]") {
+    const TempDir dir;
+    ScriptedModel m({kA, kLead, kTail}, 64, &dir);
+    Streamed s;
+    model::GenerateOptions o;
+    o.max_tokens = 2;
+    const model::GenerateResult r = model::generate(m, kPrompt, o, s.callback());
+    CHECK(s.ids == std::vector<int>{kA, kLead, -1});
+    CHECK(s.texts == std::vector<std::string>{"a", "", "\xEF\xBF\xBD"});
+    CHECK(r.text == "a\xEF\xBF\xBD");
+}
+
+TEST_CASE("generate stops at end-of-sequence, a stop string and a full context", "[cpu][generate]") {
+    const TempDir dir;
+    SECTION("eos: not emitted, not in the tokens") {
+        ScriptedModel m({kA, kEos, kB}, 64, &dir);
+        const model::GenerateResult r = model::generate(m, kPrompt);
+        CHECK(r.tokens == std::vector<int>{kA});
+        CHECK(r.reason == model::StopReason::eos);
+    }
+    SECTION("a stop string spanning tokens and a split character is never emitted") {
+        ScriptedModel m({kA, kLead, kTail, kB, kC}, 64, &dir);
+        Streamed s;
+        model::GenerateOptions o;
+        o.stop = {"\xC3\xA9" "b"};  // "éb"
+        const model::GenerateResult r = model::generate(m, kPrompt, o, s.callback());
+        CHECK(r.reason == model::StopReason::stop_string);
+        CHECK(r.tokens == std::vector<int>{kA, kLead, kTail, kB});
+        CHECK(s.texts == std::vector<std::string>{"a", "", "", ""});  // "é" is held: it may start "éb"
+        CHECK(r.text == "a");
+    }
+    SECTION("text held for a stop string that never comes is emitted at the end") {
+        ScriptedModel m({kA, kB, kA}, 64, &dir);
+        Streamed s;
+        model::GenerateOptions o;
+        o.stop = {"bc"};
+        o.max_tokens = 2;
+        const model::GenerateResult r = model::generate(m, kPrompt, o, s.callback());
+        CHECK(s.texts == std::vector<std::string>{"a", "", "b"});
+        CHECK(r.text == "ab");
+        CHECK(r.reason == model::StopReason::max_tokens);
+    }
+    SECTION("the context: P - prompt + 1 tokens, the last one sampled from a full cache") {
+        ScriptedModel m({kA, kB, kC, kA, kB}, 4, &dir);
+        const model::GenerateResult r = model::generate(m, kPrompt, at_most(10));
+        CHECK(r.tokens == std::vector<int>{kA, kB, kC});
+        CHECK(r.reason == model::StopReason::context_full);
+        CHECK(m.position() == 4);
+    }
+    SECTION("max_tokens 0 runs the prompt only") {
+        ScriptedModel m({kA}, 64, &dir);
+        const model::GenerateResult r = model::generate(m, kPrompt, at_most(0));
+        CHECK(r.tokens.empty());
+        CHECK(m.position() == 2);
+    }
+}
+
+TEST_CASE("generate refuses what it cannot do", "[cpu][generate]") {
+    ScriptedModel m({kA, kA}, 4, nullptr);
+    CHECK(error_of([&] { model::generate(m, std::vector<int>{}); }).find("the prompt is empty") != std::string::npos);
+    CHECK(error_of([&] { model::generate(m, std::vector<int>(5, kA)); }).find("exceeds the model's context of 4") !=
+          std::string::npos);
+    model::GenerateOptions stop;
+    stop.stop = {"x"};
+    CHECK(error_of([&] { model::generate(m, kPrompt, stop); }).find("stop strings need the model's tokenizer") !=
+          std::string::npos);
+    CHECK(error_of([&] { model::generate(m, kPrompt, at_most(-1)); }).find("max_tokens must be >= 0") !=
+          std::string::npos);
+    CHECK(m.position() == 0);  // every refusal came before the model ran
+}
+
+TEST_CASE("greedy generate gives the same tokens on the GPU and the CPU", "[gpu][generate]") {
+    model::Gpt2Config c;
+    c.n_layer = 2;
+    c.n_head = 2;
+    c.n_embd = 64;
+    c.vocab_size = 60;
+    c.n_positions = 40;
+    const TempDir dir;
+    test::write_gpt2_checkpoint(dir.path(), model::synthetic_gpt2(c, 5, 0.3f));
+    model::ModelOptions on_gpu;
+    on_gpu.context = &test::gpu();
+    const auto gpu = model::open_model(dir.path().string(), model::Backend::vulkan, on_gpu);
+    const auto cpu = model::open_model(dir.path().string(), model::Backend::cpu);
+    model::GenerateOptions o;
+    o.max_tokens = 20;
+    o.stop_at_eos = false;
+    const std::vector<int> prompt = {7, 3, 41, 12};
+    const model::GenerateResult a = model::generate(*gpu, prompt, o);
+    const model::GenerateResult b = model::generate(*cpu, prompt, o);
+    CHECK(a.tokens.size() == 20);
+    CHECK(a.tokens == b.tokens);
+}
