@@ -312,13 +312,13 @@ TEST_CASE("bf16 weights are widened exactly, at every element position of a word
     for (uint32_t k = 0; k < K; ++k) eye[size_t(k) * K + k] = 1.0f;
 
     Tensor tx(ctx, {K, K}, eye), ty(ctx, {K, N});
-    vk::Buffer wbuf(ctx.impl().device, bits.size() * 2);
-    ctx.impl().device.upload(wbuf, 0, bits.data(), bits.size() * 2);
-    ctx.impl().run([&](ops::Encoder& enc) {
+    vk::Buffer wbuf(ops::runtime(ctx).device(), bits.size() * 2);
+    ops::runtime(ctx).device().upload(wbuf, 0, bits.data(), bits.size() * 2);
+    ops::runtime(ctx).run([&](ops::Encoder& enc) {
         const ops::MatrixRef wm = transposed ? ops::matrix(wbuf, DType::bf16, N, K, w_offset)
                                              : ops::matrix(wbuf, DType::bf16, K, N, w_offset);
-        ops::record_matmul(enc, ops::matrix(tx.impl().buffer, DType::f32, K, K), wm, transposed,
-                           ops::matrix(ty.impl().buffer, DType::f32, K, N), {}, override_for(variant));
+        ops::record_matmul(enc, ops::matrix(ops::buffer(tx), DType::f32, K, K), wm, transposed,
+                           ops::matrix(ops::buffer(ty), DType::f32, K, N), {}, override_for(variant));
     });
     const auto y = ty.download();  // [K, N]: y[k, n] = W[k, n], or W[n, k] when transposed
     size_t mismatches = 0;
@@ -336,12 +336,12 @@ TEST_CASE("bf16 weights are widened exactly, at every element position of a word
 TEST_CASE("the cooperative-matrix matmul refuses bf16 weights by name", "[gpu][matmul][errors]") {
     Context& ctx = test::gpu();
     Tensor x(ctx, {16, 16}, random_values(256, 1)), y(ctx, {16, 16});
-    vk::Buffer w(ctx.impl().device, 16 * 16 * 2);
+    vk::Buffer w(ops::runtime(ctx).device(), 16 * 16 * 2);
     const std::string message = test::error_message([&] {
-        ctx.impl().run([&](ops::Encoder& enc) {
-            ops::record_matmul_coopmat(enc, ops::matrix(x.impl().buffer, DType::f32, 16, 16),
+        ops::runtime(ctx).run([&](ops::Encoder& enc) {
+            ops::record_matmul_coopmat(enc, ops::matrix(ops::buffer(x), DType::f32, 16, 16),
                                        ops::matrix(w, DType::bf16, 16, 16), false,
-                                       ops::matrix(y.impl().buffer, DType::f32, 16, 16), {}, ops::CoopmatConfig{});
+                                       ops::matrix(ops::buffer(y), DType::f32, 16, 16), {}, ops::CoopmatConfig{});
         });
     });
     VKATTN_REQUIRE_CONTAINS(message, "takes f16 weights, not bf16");

@@ -1,6 +1,6 @@
 // rmsnorm against cpu::rmsnorm: rows from one to SmolLM2's 576 and Llama 3.2's 2048 channels, padded and
 // offset rows, in place.
-#include "api/context_impl.hpp"
+#include "ops/runtime.hpp"
 #include "catch.hpp"
 #include "cpu/rmsnorm.hpp"
 #include "ops/llama_ops.hpp"
@@ -40,10 +40,10 @@ void check_rmsnorm(uint32_t T, uint32_t C, uint32_t pad, uint32_t offset, bool i
 
     Tensor tx(ctx, {int64_t(buf.size())}, buf), tw(ctx, {int64_t(C)}, w);
     Tensor ty(ctx, {int64_t(buf.size())}, std::vector<float>(buf.size(), kGuard));
-    ctx.impl().run([&](ops::Encoder& enc) {
-        const ops::RowsRef xr{&tx.impl().buffer, offset, stride};
-        const ops::RowsRef yr{in_place ? &tx.impl().buffer : &ty.impl().buffer, offset, stride};
-        ops::record_rmsnorm(enc, T, C, xr, tw.impl().buffer, yr, eps);
+    ops::runtime(ctx).run([&](ops::Encoder& enc) {
+        const ops::RowsRef xr{&ops::buffer(tx), offset, stride};
+        const ops::RowsRef yr{in_place ? &ops::buffer(tx) : &ops::buffer(ty), offset, stride};
+        ops::record_rmsnorm(enc, T, C, xr, ops::buffer(tw), yr, eps);
     });
     const auto out = (in_place ? tx : ty).download();
     std::vector<float> got(x.size());

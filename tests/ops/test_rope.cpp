@@ -1,7 +1,7 @@
 // rope against cpu::rope: Q and K inside fused QKV rows of a KV-cache buffer (the layout gpt2_gpu.cpp uses),
 // multi-head, grouped-query and multi-query heads, head dims 8 to 128, decode steps at an offset position,
 // positions past the llama3 scaling's original_max_position_embeddings and far beyond, Q alone.
-#include "api/context_impl.hpp"
+#include "ops/runtime.hpp"
 #include "catch.hpp"
 #include "cpu/rope.hpp"
 #include "ops/llama_ops.hpp"
@@ -58,12 +58,12 @@ void check_rope(const Case& c) {
     if (c.with_k) cpu::rope(int(T), int(Hkv), int(D), long(row), int(c.pos0), inv.data(), step + size_t(H) * D);
 
     Tensor tqkv(ctx, {int64_t(before.size())}, before), tinv(ctx, {int64_t(inv.size())}, inv);
-    ctx.impl().run([&](ops::Encoder& enc) {
-        const vk::Buffer& b = tqkv.impl().buffer;
+    ops::runtime(ctx).run([&](ops::Encoder& enc) {
+        const vk::Buffer& b = ops::buffer(tqkv);
         const ops::TensorRef q{&b, DType::f32, uint64_t(slot0) * row, {1, H, T, D}, {0, D, row, 1}};
         ops::TensorRef k{&b, DType::f32, uint64_t(slot0) * row + uint64_t(H) * D, {1, Hkv, T, D}, {0, D, row, 1}};
         if (!c.with_k) k = ops::TensorRef{};
-        ops::record_rope(enc, c.pos0, tinv.impl().buffer, q, k);
+        ops::record_rope(enc, c.pos0, ops::buffer(tinv), q, k);
     });
     const auto got = tqkv.download();
     // Everything else (earlier rows, V, K when absent, later rows) is compared too, and must be unchanged.
@@ -101,9 +101,9 @@ TEST_CASE("rope refuses an odd head dim and positions past 2^24", "[gpu][rope][e
     Context& ctx = test::gpu();
     Tensor buf(ctx, {64}, std::vector<float>(64, 0.0f)), inv(ctx, {4}, std::vector<float>(4, 1.0f));
     const auto run = [&](uint32_t D, uint32_t pos0) {
-        ctx.impl().run([&](ops::Encoder& enc) {
-            const ops::TensorRef q{&buf.impl().buffer, DType::f32, 0, {1, 2, 2, D}, {0, D, 2 * D, 1}};
-            ops::record_rope(enc, pos0, inv.impl().buffer, q, {});
+        ops::runtime(ctx).run([&](ops::Encoder& enc) {
+            const ops::TensorRef q{&ops::buffer(buf), DType::f32, 0, {1, 2, 2, D}, {0, D, 2 * D, 1}};
+            ops::record_rope(enc, pos0, ops::buffer(inv), q, {});
         });
     };
     VKATTN_REQUIRE_CONTAINS(test::error_message([&] { run(7, 0); }), "even head dim, got 7");

@@ -1,6 +1,6 @@
 // swiglu against cpu::swiglu: gate and up as the halves of one [T, 2F] matmul output, as separate buffers,
 // written in place over the gate half; and the tails of silu, which must give no NaN.
-#include "api/context_impl.hpp"
+#include "ops/runtime.hpp"
 #include "catch.hpp"
 #include "cpu/swiglu.hpp"
 #include "ops/llama_ops.hpp"
@@ -27,9 +27,9 @@ std::vector<float> run_swiglu(uint32_t T, uint32_t F, const std::vector<float>& 
     if (layout == Layout::separate) {
         Tensor tg(ctx, {int64_t(gate.size())}, gate), tu(ctx, {int64_t(up.size())}, up);
         Tensor ty(ctx, {int64_t(gate.size())}, std::vector<float>(gate.size(), NAN));
-        ctx.impl().run([&](ops::Encoder& enc) {
-            ops::record_swiglu(enc, T, F, {&tg.impl().buffer, 0, F}, {&tu.impl().buffer, 0, F},
-                               {&ty.impl().buffer, 0, F});
+        ops::runtime(ctx).run([&](ops::Encoder& enc) {
+            ops::record_swiglu(enc, T, F, {&ops::buffer(tg), 0, F}, {&ops::buffer(tu), 0, F},
+                               {&ops::buffer(ty), 0, F});
         });
         return ty.download();
     }
@@ -42,9 +42,9 @@ std::vector<float> run_swiglu(uint32_t T, uint32_t F, const std::vector<float>& 
         }
     Tensor tgu(ctx, {int64_t(gu.size())}, gu);
     Tensor ty(ctx, {int64_t(gate.size())}, std::vector<float>(gate.size(), NAN));
-    ctx.impl().run([&](ops::Encoder& enc) {
-        const ops::RowsRef g{&tgu.impl().buffer, 0, 2 * F}, u{&tgu.impl().buffer, F, 2 * F};
-        const ops::RowsRef y = layout == Layout::in_place ? g : ops::RowsRef{&ty.impl().buffer, 0, F};
+    ops::runtime(ctx).run([&](ops::Encoder& enc) {
+        const ops::RowsRef g{&ops::buffer(tgu), 0, 2 * F}, u{&ops::buffer(tgu), F, 2 * F};
+        const ops::RowsRef y = layout == Layout::in_place ? g : ops::RowsRef{&ops::buffer(ty), 0, F};
         ops::record_swiglu(enc, T, F, g, u, y);
     });
     if (layout == Layout::fused) return ty.download();
