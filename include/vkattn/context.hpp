@@ -1,5 +1,14 @@
 // A Context owns the Vulkan instance, the chosen device, its queue and the pipeline cache. Tensors made from
 // it share that device core, so a Tensor that outlives its Context is harmless: its memory is freed with it.
+//
+// Threads: one Context may be used by several threads at once. One lock per Context (its device's) is held
+// by every operation from its first recorded command to the end of its submission, by uploads, downloads and
+// fill_zero, by tensor creation and destruction (the memory accounting) and by the pipeline registry; so
+// operations from different threads are safe and run one after another on the GPU, not side by side.
+// Descriptor pools belong to each operation's recording, so they need no lock. Not locked: a Tensor itself
+// (two threads writing one tensor, or one reading what another writes, must order that themselves), the
+// models (a LanguageModel's KV cache belongs to one thread at a time), and last_timings(), which is the
+// last profiled operation of any thread: read it only when no other thread is running operations.
 #pragma once
 
 #include <vkattn/device_info.hpp>

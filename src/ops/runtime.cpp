@@ -11,6 +11,8 @@ Runtime::Runtime(const ContextOptions& options)
       profile_(options.profile) {}
 
 void Runtime::run(const std::function<void(Encoder&)>& record) {
+    // One operation at a time per device: the command pool, the queue and the pipeline registry are shared.
+    std::lock_guard lock(device_.mutex());
     vk::Recorder recorder(device_, profile_);
     Encoder enc{device_, pipelines_, recorder};
     record(enc);

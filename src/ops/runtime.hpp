@@ -18,6 +18,7 @@
 #include <vkattn/context.hpp>
 #include <vkattn/tensor.hpp>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <vector>
@@ -37,10 +38,12 @@ public:
 
     bool profiling() const { return profile_; }
     void set_profiling(bool on) { profile_ = on; }
+    // The timings of the last profiled run on any thread (see Context::last_timings for when to read them).
     const std::vector<KernelTiming>& last_timings() const { return last_timings_; }
 
     // Records what `record` asks for into one command buffer, submits once, waits once, and keeps the
-    // per-dispatch timings when profiling.
+    // per-dispatch timings when profiling. Thread-safe: runs hold the device's lock from the first
+    // recorded command to the end of the wait, so runs from several threads take turns.
     void run(const std::function<void(Encoder&)>& record);
 
 private:
@@ -48,7 +51,7 @@ private:
     vk::Instance instance_;
     vk::Device device_;
     vk::PipelineRegistry pipelines_;
-    bool profile_ = false;
+    std::atomic<bool> profile_ = false;
     std::vector<KernelTiming> last_timings_;
 };
 

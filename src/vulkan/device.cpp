@@ -452,7 +452,23 @@ void Device::check_messages() {
     throw Error(all);
 }
 
+uint64_t Device::allocated_bytes() const {
+    std::lock_guard lock(mutex_);
+    return allocated_;
+}
+
+uint64_t Device::peak_allocated_bytes() const {
+    std::lock_guard lock(mutex_);
+    return peak_;
+}
+
+void Device::reset_peak() {
+    std::lock_guard lock(mutex_);
+    peak_ = allocated_;
+}
+
 void Device::submit_and_wait(VkCommandBuffer cmd) {
+    std::lock_guard lock(mutex_);
     check_messages();  // a message while recording is as much a failure as one while running
     VkSubmitInfo submit{};
     submit.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;
@@ -466,6 +482,7 @@ void Device::submit_and_wait(VkCommandBuffer cmd) {
 }
 
 void Device::copy(VkBuffer src, uint64_t src_offset, VkBuffer dst, uint64_t dst_offset, uint64_t bytes) {
+    std::lock_guard lock(mutex_);  // the command pool and the queue
     VkCommandBufferAllocateInfo alloc{};
     alloc.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
     alloc.commandPool = pool_.get();
@@ -538,6 +555,7 @@ void Device::fill_zero(Buffer& dst) {
 // ---------------------------------------------------------------------------------------------------------
 
 Buffer::Buffer(Device& device, uint64_t bytes, Placement placement) : device_(&device) {
+    std::lock_guard lock(device.mutex_);  // the accounting below, and one validation message stream
     const DeviceInfo& info = device.info();
     // Whole 32-bit words, at least one: shaders see 16-bit arrays as words, and Vulkan forbids empty buffers.
     bytes = std::max<uint64_t>(4, (bytes + 3) / 4 * 4);
@@ -608,7 +626,9 @@ Buffer& Buffer::operator=(Buffer&& o) noexcept {
 Buffer::~Buffer() { release(); }
 
 void Buffer::release() noexcept {
-    if (device_ != nullptr) device_->allocated_ -= accounted_;
+    if (device_ == nullptr) return;
+    std::lock_guard lock(device_->mutex_);
+    device_->allocated_ -= accounted_;
     accounted_ = 0;
     buffer_.reset();
     memory_.reset();  // unmapped implicitly by vkFreeMemory

@@ -9,6 +9,7 @@
 #include <vulkan/vulkan.h>
 
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -75,9 +76,16 @@ public:
     uint32_t timestamp_valid_bits() const { return timestamp_bits_; }
 
     // Device memory accounting, in bytes, of the buffers this device has allocated.
-    uint64_t allocated_bytes() const { return allocated_; }
-    uint64_t peak_allocated_bytes() const { return peak_; }
-    void reset_peak() { peak_ = allocated_; }
+    uint64_t allocated_bytes() const;
+    uint64_t peak_allocated_bytes() const;
+    void reset_peak();
+
+    // The lock that makes one Device safe to share between threads. Held by everything that uses the command
+    // pool or the queue (submit_and_wait, upload, download, fill_zero, a Recorder's life), by buffer
+    // creation and release (the memory accounting), and by the pipeline registry; ops::Runtime::run holds it
+    // from recording to the end of the submission, so work from several threads runs one submission at a
+    // time. Recursive because a recording may upload (token ids) while the run holds it.
+    std::recursive_mutex& mutex() const { return mutex_; }
 
 private:
     friend class Buffer;
@@ -97,6 +105,7 @@ private:
     UniqueFence fence_;
     uint64_t allocated_ = 0;
     uint64_t peak_ = 0;
+    mutable std::recursive_mutex mutex_;
 };
 
 }  // namespace vkattn::vk

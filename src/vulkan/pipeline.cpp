@@ -7,6 +7,7 @@ namespace vkattn::vk {
 PipelineRegistry::PipelineRegistry(Device& device) : device_(device) {}
 
 const Pipeline& PipelineRegistry::get(const PipelineDesc& desc) {
+    std::lock_guard lock(device_.mutex());  // the map; built pipelines never move (unique_ptr), so the reference stays valid
     auto key = std::make_tuple(desc.name, desc.spec);
     if (auto it = pipelines_.find(key); it != pipelines_.end()) return *it->second;
     if (desc.spirv.empty()) throw Error("no SPIR-V for kernel '" + desc.name + "'");

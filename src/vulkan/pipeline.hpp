@@ -37,7 +37,7 @@ class PipelineRegistry {
 public:
     explicit PipelineRegistry(Device& device);
 
-    // The cached pipeline for desc.name and desc.spec, built on first use.
+    // The cached pipeline for desc.name and desc.spec, built on first use. Thread-safe (the device's lock).
     const Pipeline& get(const PipelineDesc& desc);
     size_t size() const { return pipelines_.size(); }
 

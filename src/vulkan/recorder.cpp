@@ -11,6 +11,7 @@ constexpr uint32_t kQueriesPerPool = 512;  // two per dispatch
 
 Recorder::Recorder(Device& device, bool timestamps)
     : device_(device), timestamps_(timestamps && device.info().timestamps && device.timestamp_valid_bits() > 0) {
+    std::lock_guard lock(device.mutex());  // the command pool is shared by every Recorder of the device
     VkCommandBufferAllocateInfo alloc{};
     alloc.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
     alloc.commandPool = device.command_pool();
@@ -28,6 +29,7 @@ Recorder::Recorder(Device& device, bool timestamps)
 }
 
 Recorder::~Recorder() {
+    std::lock_guard lock(device_.mutex());
     vkFreeCommandBuffers(device_.get(), device_.command_pool(), 1, &cmd_);
 }
 
