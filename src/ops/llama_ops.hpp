@@ -8,8 +8,9 @@
 namespace vkattn::ops {
 
 // y [T, C] = x [T, C] / sqrt(mean(x²) + eps) · w [C] (Hugging Face's LlamaRMSNorm); y may be x itself.
+// wg: invocations per row, a multiple of the subgroup size; 0 takes the device's tuning (tests force others).
 void record_rmsnorm(Encoder& enc, uint32_t T, uint32_t C, const RowsRef& x, const vk::Buffer& w, const RowsRef& y,
-                    float eps);
+                    float eps, uint32_t wg = 0);
 
 // Rotary embedding in place on q [1, Hq, T, D] and k [1, Hk, T, D] views (shape {1, heads, T, D}, strides
 // {0, D, row stride, 1}, f32: the layout of Q and K inside fused QKV rows or a KV cache), at absolute positions
