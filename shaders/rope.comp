@@ -50,7 +50,8 @@ vec2 sincos(float a) {
     }
     const float z = r * r;
     const float s = r + r * z * (-1.6666654611e-1 + z * (8.3321608736e-3 + z * -1.9515295891e-4));
-    const float c = 1.0 - 0.5 * z + z * z * (4.166664568298827e-2 + z * (-1.388731625493765e-3 + z * 2.443315711809948e-5));
+    const float c =
+        1.0 - 0.5 * z + z * z * (4.166664568298827e-2 + z * (-1.388731625493765e-3 + z * 2.443315711809948e-5));
     if (quadrant == 0u) return vec2(s, c);
     if (quadrant == 1u) return vec2(c, -s);
     if (quadrant == 2u) return vec2(-s, -c);

@@ -11,15 +11,15 @@
 namespace vkattn::ops {
 
 void record_rmsnorm(Encoder& enc, uint32_t T, uint32_t C, const RowsRef& x, const vk::Buffer& w, const RowsRef& y,
-                    float eps) {
+                    float eps, uint32_t wg) {
     const DeviceInfo& info = enc.device.info();
     if (!info.subgroup_arithmetic) {
         throw Error("RMSNorm needs subgroup arithmetic in compute shaders, which " + info.name + " lacks");
     }
     if (T == 0) return;
-    const Tuning tune = tuning_for(info);
+    if (wg == 0) wg = tuning_for(info).norm_wg;
     const vk::Pipeline& pipeline =
-        enc.pipelines.get({"rmsnorm", spirv("rmsnorm"), 3, sizeof(glsl::RmsNormParams), {tune.norm_wg}});
+        enc.pipelines.get({"rmsnorm", spirv("rmsnorm"), 3, sizeof(glsl::RmsNormParams), {wg}});
     glsl::RmsNormParams p{};
     p.T = T;
     p.C = C;

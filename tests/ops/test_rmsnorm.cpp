@@ -16,10 +16,11 @@ namespace {
 
 constexpr float kGuard = 777.0f;  // padding between rows: a kernel that writes outside [T, C] changes it
 
-void check_rmsnorm(uint32_t T, uint32_t C, uint32_t pad, uint32_t offset, bool in_place) {
+void check_rmsnorm(uint32_t T, uint32_t C, uint32_t pad, uint32_t offset, bool in_place, uint32_t wg = 0) {
     Context& ctx = test::gpu();
     const std::string name = "rmsnorm T " + std::to_string(T) + " C " + std::to_string(C) + " pad " +
-                             std::to_string(pad) + " off " + std::to_string(offset) + (in_place ? " in place" : "");
+                             std::to_string(pad) + " off " + std::to_string(offset) + (in_place ? " in place" : "") +
+                             " wg " + std::to_string(wg);
     INFO(name);
     const uint64_t seed = test::seed_of(name);
     const uint32_t stride = C + pad;
@@ -43,7 +44,7 @@ void check_rmsnorm(uint32_t T, uint32_t C, uint32_t pad, uint32_t offset, bool i
     ops::runtime(ctx).run([&](ops::Encoder& enc) {
         const ops::RowsRef xr{&ops::buffer(tx), offset, stride};
         const ops::RowsRef yr{in_place ? &ops::buffer(tx) : &ops::buffer(ty), offset, stride};
-        ops::record_rmsnorm(enc, T, C, xr, ops::buffer(tw), yr, eps);
+        ops::record_rmsnorm(enc, T, C, xr, ops::buffer(tw), yr, eps, wg);
     });
     const auto out = (in_place ? tx : ty).download();
     std::vector<float> got(x.size());
@@ -73,4 +74,13 @@ TEST_CASE("rmsnorm on padded, offset rows and in place", "[gpu][rmsnorm]") {
     const bool in_place = GENERATE(false, true);
     check_rmsnorm(7, 96, 5, 3, in_place);
     check_rmsnorm(65, 1023, 1, 0, in_place);
+}
+
+TEST_CASE("rmsnorm with several subgroups per row (the GPU tuning), whatever the device picks", "[gpu][rmsnorm]") {
+    // The device's own tuning may be one subgroup per row (CPU devices); a wider workgroup runs the shared-
+    // memory combination of subgroup sums, which GPUs take.
+    const uint32_t wg = GENERATE(64u, 256u);
+    const bool in_place = GENERATE(false, true);
+    check_rmsnorm(7, 576, 0, 0, in_place, wg);
+    check_rmsnorm(3, 33, 2, 1, in_place, wg);
 }
