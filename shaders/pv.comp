@@ -1,7 +1,8 @@
 // pv: attention output O = P V, one (batch, head) slice per grid z.
 //   P [z, Lq, Lk] fp32 contiguous, V [B, Hkv, Lk, D] and O [B, H, Lq, D] (views, D contiguous).
 // One workgroup computes a TILE × TILE block of O (TILE query rows × TILE head-dim columns), walking Lk
-// in TILE-wide steps with a tile of P and a tile of V staged in shared memory.
+// in TILE-wide steps with a tile of P and a tile of V staged in shared memory. A zero probability (a hidden key)
+// contributes nothing even where V holds a NaN, as in the fused kernels; a NaN probability makes the row NaN.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "storage.glsl"
@@ -39,7 +40,8 @@ void main() {
         v_tile[ty][tx] = (jv < p.Lk && d < p.D) ? float(v[v_base + jv * p.v.stride_l + d]) : 0.0;
         barrier();  // tiles staged → products read them
         for (uint t = 0; t < TILE; ++t) {
-            acc += p_tile[ty][t] * v_tile[t][tx];
+            const float pt = p_tile[ty][t];
+            if (pt != 0.0) acc = fma(pt, v_tile[t][tx], acc);
         }
         barrier();  // products done → next step overwrites the tiles
     }
