@@ -1,6 +1,6 @@
 // matmul: Y [M, N] = X [M, K] · W, then optionally + bias [N], GELU, + Y (flags in matmul_params.h).
-//   X fp32; W fp32 or fp16 storage (VKATTN_F16), [K, N] row-major (GPT-2's Conv1D layout) or, with
-//   VKATTN_TRANS_B, [N, K] (the tied LM head: Y = X · Wᵀ); bias fp32; Y fp32.
+//   X fp32; W fp32, fp16 (VKATTN_F16) or bf16 (VKATTN_BF16) storage, [K, N] row-major (GPT-2's Conv1D layout)
+//   or, with VKATTN_TRANS_B, [N, K] (the tied LM head and nn.Linear weights: Y = X · Wᵀ); bias fp32; Y fp32.
 // The GPU kernel (matmul_simd.comp serves CPU devices, matmul_vec.comp the few-row decode step).
 // One workgroup of WG × WG invocations computes a BM × BN block (BM = WG·TM, BN = WG·TN): it walks K in
 // BK-wide steps, staging X [BM, BK] and W [BK, BN] in shared memory, and each invocation keeps a TM × TN
@@ -49,11 +49,11 @@ void main() {
 #if VKATTN_TRANS_B
             const uint c = e / BK, kk = e % BK;
             const uint n = n0 + c, k = k0 + kk;
-            ws[kk][c] = (n < p.N && k < p.K) ? float(w[p.w_offset + n * p.w_stride + k]) : 0.0;
+            ws[kk][c] = (n < p.N && k < p.K) ? w_at(p.w_offset + n * p.w_stride + k) : 0.0;
 #else
             const uint kk = e / BN, c = e % BN;
             const uint n = n0 + c, k = k0 + kk;
-            ws[kk][c] = (n < p.N && k < p.K) ? float(w[p.w_offset + k * p.w_stride + n]) : 0.0;
+            ws[kk][c] = (n < p.N && k < p.K) ? w_at(p.w_offset + k * p.w_stride + n) : 0.0;
 #endif
         }
         barrier();  // tiles staged → register blocks read them

@@ -1,5 +1,6 @@
 // matmul_simd: Y [M, N] = X [M, K] · W (+ bias [N]) (GELU) (+ Y), for CPU-type devices (llvmpipe, SwiftShader).
-//   X fp32 [M, K]; W fp32 or fp16 storage (VKATTN_F16), [K, N] or, with VKATTN_TRANS_B, [N, K]; Y fp32 [M, N].
+//   X fp32 [M, K]; W fp32, fp16 (VKATTN_F16) or bf16 (VKATTN_BF16) storage, [K, N] or, with VKATTN_TRANS_B,
+//   [N, K]; Y fp32 [M, N].
 // There a workgroup runs on one CPU thread and its invocations are the lanes of a SIMD register; shared memory
 // and barrier() are expensive (a barrier switches between per-subgroup coroutines) while global loads are
 // cached CPU loads, cheapest as vec4 (a scalar SSBO load costs about as much as a vec4 one on llvmpipe). So this
@@ -32,10 +33,10 @@ layout(constant_id = 3) const bool VEC4 = true;
 uint col_index(uint n) { return VEC4 ? (p.w_offset + min(n, p.N - 4)) / 4 : p.w_offset + n; }
 uint row_index(uint k) { return VEC4 ? k * (p.w_stride / 4) : k * p.w_stride; }
 vec4 load_w4(uint row, uint col) {
-    if (VEC4) return vec4(w4[row + col]);
+    if (VEC4) return w4_at(row + col);
     const uint last = p.w_offset + p.N - 1;
-    return vec4(float(w[row + min(col, last)]), float(w[row + min(col + 1, last)]), float(w[row + min(col + 2, last)]),
-                float(w[row + min(col + 3, last)]));
+    return vec4(w_at(row + min(col, last)), w_at(row + min(col + 1, last)), w_at(row + min(col + 2, last)),
+                w_at(row + min(col + 3, last)));
 }
 #else
 // Elements k .. k + 3 of a row of X or W starting at `row`, zero past K.
@@ -45,9 +46,9 @@ vec4 load_x4(uint row, uint k) {
                 k + 3 < p.K ? x[row + k + 3] : 0.0);
 }
 vec4 load_w4(uint row, uint k) {
-    if (VEC4) return vec4(w4[(row + k) / 4]);
-    return vec4(k < p.K ? float(w[row + k]) : 0.0, k + 1 < p.K ? float(w[row + k + 1]) : 0.0,
-                k + 2 < p.K ? float(w[row + k + 2]) : 0.0, k + 3 < p.K ? float(w[row + k + 3]) : 0.0);
+    if (VEC4) return w4_at((row + k) / 4);
+    return vec4(k < p.K ? w_at(row + k) : 0.0, k + 1 < p.K ? w_at(row + k + 1) : 0.0,
+                k + 2 < p.K ? w_at(row + k + 2) : 0.0, k + 3 < p.K ? w_at(row + k + 3) : 0.0);
 }
 #endif
 

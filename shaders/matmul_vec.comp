@@ -1,6 +1,7 @@
 // matmul_vec: Y [M, N] = X [M, K] · W (+ bias [N]) (GELU) (+ Y) for a few rows of X: the decode step, where
 // the time goes to reading W, so each weight is read once and N is spread over many workgroups.
-//   X fp32 [M, K]; W fp32 or fp16 storage (VKATTN_F16), [K, N] or, with VKATTN_TRANS_B, [N, K]; Y fp32 [M, N].
+//   X fp32 [M, K]; W fp32, fp16 (VKATTN_F16) or bf16 (VKATTN_BF16) storage, [K, N] or, with VKATTN_TRANS_B,
+//   [N, K]; Y fp32 [M, N].
 //   ROWS is M itself (a pipeline per M up to a few), so no work is wasted on absent rows.
 // One workgroup of WG invocations:
 //   [K, N] (Conv1D weights): 4 · WG / SPLIT consecutive columns. The invocations form SPLIT slices of WG / SPLIT;
@@ -41,16 +42,16 @@ vec4 load_x4(uint row, uint k) {
 // Columns n .. n + 3 of W row k, clamped to the last group of columns (computed, never stored).
 vec4 load_w4(uint k, uint n) {
     const uint row = p.w_offset + k * p.w_stride;
-    if (VEC4) return vec4(w4[(row + min(n, p.N - 4)) / 4]);
+    if (VEC4) return w4_at((row + min(n, p.N - 4)) / 4);
     const uint last = p.N - 1;
-    return vec4(float(w[row + min(n, last)]), float(w[row + min(n + 1, last)]), float(w[row + min(n + 2, last)]),
-                float(w[row + min(n + 3, last)]));
+    return vec4(w_at(row + min(n, last)), w_at(row + min(n + 1, last)), w_at(row + min(n + 2, last)),
+                w_at(row + min(n + 3, last)));
 }
 #else
 vec4 load_w4(uint row, uint k) {
-    if (VEC4) return vec4(w4[(row + k) / 4]);
-    return vec4(k < p.K ? float(w[row + k]) : 0.0, k + 1 < p.K ? float(w[row + k + 1]) : 0.0,
-                k + 2 < p.K ? float(w[row + k + 2]) : 0.0, k + 3 < p.K ? float(w[row + k + 3]) : 0.0);
+    if (VEC4) return w4_at((row + k) / 4);
+    return vec4(k < p.K ? w_at(row + k) : 0.0, k + 1 < p.K ? w_at(row + k + 1) : 0.0,
+                k + 2 < p.K ? w_at(row + k + 2) : 0.0, k + 3 < p.K ? w_at(row + k + 3) : 0.0);
 }
 #endif
 

@@ -182,7 +182,7 @@ int run_matmul(const MatmulOptions& o) {
     o.repeat.validate();
     if (o.m < 1 || o.n < 1 || o.k < 1) throw Error("--m, --n and --k must be positive");
     Context ctx(o.device.context_options(true));
-    const DType wt = o.dtype == "f16" ? DType::f16 : DType::f32;
+    const DType wt = o.dtype == "f16" ? DType::f16 : o.dtype == "bf16" ? DType::bf16 : DType::f32;
     ctx.reset_peak_memory();
     Tensor x(ctx, {o.m, o.k}, random_values(size_t(o.m) * o.k, 1));
     Tensor w(ctx, {o.k, o.n}, random_values(size_t(o.k) * o.n, 2), wt);
@@ -243,7 +243,7 @@ Runner add_bench(CLI::App& app) {
     mm->add_option("--n", m->n, "columns of w and y")->capture_default_str();
     mm->add_option("--k", m->k, "columns of x, rows of w")->capture_default_str();
     mm->add_option("--dtype", m->dtype, "storage of w (x and y are f32)")
-        ->check(CLI::IsMember({"f32", "f16"}))
+        ->check(CLI::IsMember({"f32", "f16", "bf16"}))
         ->capture_default_str();
     m->repeat.add_to(*mm);
     m->device.add_to(*mm);

@@ -1,17 +1,36 @@
 // Bindings, push constants and the fused epilogue shared by matmul.comp, matmul_simd.comp and matmul_vec.comp.
-// Include after storage.glsl (ELEM is the weight type: float, or float16_t with VKATTN_F16).
+// Include after storage.glsl. The weight type is float, float16_t (VKATTN_F16) or bf16 (VKATTN_BF16); the
+// kernels read W only through w_at and w4_at, which return floats.
 #include "matmul_params.h"
 
+layout(std430, binding = 0) readonly buffer XBuf { float x[]; };    // X [M, K], rows x_stride apart
+layout(std430, binding = 0) readonly buffer XBuf4 { vec4 x4[]; };  // the same binding read 4 floats at a time
+
+// W [K, N] or, transposed, [N, K]. w_at(i) is element i; w4_at(j) is elements 4j .. 4j + 3.
+#if VKATTN_BF16
+// bf16 two to a 32-bit word, the even element in the low half (little-endian). bf16 is the top half of an
+// f32, so widening is a 16-bit shift: exact, and no 16-bit storage feature is needed.
+layout(std430, binding = 1) readonly buffer WBuf { uint w[]; };
+layout(std430, binding = 1) readonly buffer WBuf4 { uvec2 w4[]; };
+float w_at(uint i) {
+    const uint v = w[i >> 1];
+    return uintBitsToFloat((i & 1u) == 0u ? v << 16 : v & 0xffff0000u);
+}
+vec4 w4_at(uint j) {
+    const uvec2 v = w4[j];
+    return uintBitsToFloat(uvec4(v.x << 16, v.x & 0xffff0000u, v.y << 16, v.y & 0xffff0000u));
+}
+#else
 #if VKATTN_F16
 #define ELEM4 f16vec4
 #else
 #define ELEM4 vec4
 #endif
-
-layout(std430, binding = 0) readonly buffer XBuf { float x[]; };    // X [M, K], rows x_stride apart
-layout(std430, binding = 0) readonly buffer XBuf4 { vec4 x4[]; };  // the same binding read 4 floats at a time
-layout(std430, binding = 1) readonly buffer WBuf { ELEM w[]; };    // W [K, N] or, transposed, [N, K]
+layout(std430, binding = 1) readonly buffer WBuf { ELEM w[]; };
 layout(std430, binding = 1) readonly buffer WBuf4 { ELEM4 w4[]; };
+float w_at(uint i) { return float(w[i]); }
+vec4 w4_at(uint j) { return vec4(w4[j]); }
+#endif
 layout(std430, binding = 2) readonly buffer BBuf { float bias[]; };  // [N]
 layout(std430, binding = 3) buffer YBuf { float y[]; };             // Y [M, N], rows y_stride apart
 layout(push_constant) uniform Push { MatmulParams p; };

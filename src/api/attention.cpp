@@ -73,6 +73,7 @@ Checked check_qk(const ops::TensorRef& q, const ops::TensorRef& k, const Attenti
         throw Error("Q is " + std::string(dtype_name(q.dtype)) + " but K is " + std::string(dtype_name(k.dtype)) +
                     "; Q, K, V and the output share one dtype");
     }
+    if (q.dtype == DType::bf16) throw Error("attention takes f32 or f16 tensors, not bf16 (a weight storage type)");
     for (int64_t x : {q.shape[0], q.shape[1], q.shape[2], k.shape[2]}) {
         if (x > int64_t(UINT32_MAX)) throw Error("attention dimension " + std::to_string(x) + " is too large");
     }

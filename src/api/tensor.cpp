@@ -28,6 +28,7 @@ std::vector<int64_t> row_major(const std::vector<int64_t>& shape) {
 }  // namespace
 
 float round_to_dtype(float x, DType t) {
+    if (t == DType::bf16) return cpu::bf16_to_float(cpu::float_to_bf16(x));
     return t == DType::f16 ? cpu::half_to_float(cpu::float_to_half(x)) : x;
 }
 
@@ -68,7 +69,8 @@ void Tensor::upload(std::span<const float> data) {
         return;
     }
     std::vector<uint16_t> half(data.size());
-    for (size_t i = 0; i < data.size(); ++i) half[i] = cpu::float_to_half(data[i]);
+    const bool bf16 = impl_->dtype == DType::bf16;
+    for (size_t i = 0; i < data.size(); ++i) half[i] = bf16 ? cpu::float_to_bf16(data[i]) : cpu::float_to_half(data[i]);
     dev.upload(impl_->buffer, 0, half.data(), half.size() * 2);
 }
 
@@ -81,7 +83,8 @@ std::vector<float> Tensor::download() const {
     }
     std::vector<uint16_t> half(out.size());
     dev.download(impl_->buffer, 0, half.data(), half.size() * 2);
-    for (size_t i = 0; i < out.size(); ++i) out[i] = cpu::half_to_float(half[i]);
+    const bool bf16 = impl_->dtype == DType::bf16;
+    for (size_t i = 0; i < out.size(); ++i) out[i] = bf16 ? cpu::bf16_to_float(half[i]) : cpu::half_to_float(half[i]);
     return out;
 }
 

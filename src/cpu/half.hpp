@@ -1,8 +1,15 @@
 // IEEE binary16 and bfloat16 conversions, round to nearest even, for storage conversion on the host.
 #pragma once
 
+#include <vkattn/error.hpp>
+
+#include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <span>
+#include <string>
+#include <string_view>
 
 namespace vkattn::cpu {
 
@@ -67,6 +74,44 @@ inline uint16_t float_to_bf16(float f) {
     if ((x & 0x7fffffffu) > 0x7f800000u) return uint16_t((x >> 16) | 0x40u);  // keep NaN a NaN
     x += 0x7fffu + ((x >> 16) & 1u);
     return uint16_t(x >> 16);
+}
+
+namespace detail {
+// "`what` holds <value> at index i, beyond <format>'s largest finite value <max>; <advice>", what cut short.
+[[noreturn]] inline void throw_out_of_range(std::string_view what, size_t i, float value, const char* format,
+                                            const char* max, const char* advice) {
+    std::string name(what.substr(0, 120));
+    if (what.size() > 120) name += "...";
+    char v[32];
+    std::snprintf(v, sizeof v, "%.9g", double(value));
+    throw Error(name + " holds " + v + " at index " + std::to_string(i) + ", beyond " + format +
+                "'s largest finite value " + max + "; " + advice);
+}
+}  // namespace detail
+
+// out [n] = in [n] as f16 bits. A finite value that would round to infinity (|x| >= 65520) is refused with a
+// vkattn::Error naming `what` (e.g. "weight model.layers.3.mlp.down_proj.weight"), the index and the value,
+// instead of turning into inf; inf and NaN already in the data are kept as they are.
+inline void floats_to_half(std::span<const float> in, uint16_t* out, std::string_view what) {
+    for (size_t i = 0; i < in.size(); ++i) {
+        const uint16_t h = float_to_half(in[i]);
+        if ((h & 0x7fffu) == 0x7c00u && std::isfinite(in[i])) {
+            detail::throw_out_of_range(what, i, in[i], "f16", "65504", "store it as f32 or bf16");
+        }
+        out[i] = h;
+    }
+}
+
+// out [n] = in [n] as bf16 bits, the same way: only the few floats above bf16's largest finite value
+// (3.3895e38) would overflow, and they are refused by name too.
+inline void floats_to_bf16(std::span<const float> in, uint16_t* out, std::string_view what) {
+    for (size_t i = 0; i < in.size(); ++i) {
+        const uint16_t b = float_to_bf16(in[i]);
+        if ((b & 0x7fffu) == 0x7f80u && std::isfinite(in[i])) {
+            detail::throw_out_of_range(what, i, in[i], "bf16", "3.3895e38", "store it as f32");
+        }
+        out[i] = b;
+    }
 }
 
 }  // namespace vkattn::cpu

@@ -43,7 +43,7 @@ struct Geometry {
 Geometry geometry(MatmulKernel kernel, const Tuning& t, const DeviceInfo& info, bool transposed, DType wt,
                   uint32_t M) {
     Geometry g;
-    const std::string variant = std::string(transposed ? "_nt" : "") + (wt == DType::f16 ? "_f16" : "_f32");
+    const std::string variant = std::string(transposed ? "_nt" : "") + "_" + std::string(dtype_name(wt));
     switch (kernel) {
     case MatmulKernel::tiled:
         g.name = "matmul" + variant;

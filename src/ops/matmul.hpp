@@ -27,7 +27,8 @@ struct MatmulEpilogue {
     bool accumulate = false;           // Y += result (a residual add), after GELU
 };
 
-// y [M, N] f32 = x [M, K] f32 · w, where w is [K, N] or, when w_transposed, [N, K] (f32 or f16).
+// y [M, N] f32 = x [M, K] f32 · w, where w is [K, N] or, when w_transposed, [N, K] (f32, f16 or bf16;
+// bf16 is widened exactly in the shader, and never takes the cooperative-matrix kernel).
 // A w larger than one binding is split: over N when transposed, over K (accumulating) otherwise.
 void record_matmul(Encoder& enc, const MatrixRef& x, const MatrixRef& w, bool w_transposed, const MatrixRef& y,
                    const MatmulEpilogue& epilogue = {});

@@ -101,6 +101,9 @@ void record_matmul_coopmat(Encoder& enc, const MatrixRef& x, const MatrixRef& w,
                     std::to_string(w.rows) + ", " + std::to_string(w.cols) + "], Y [" + std::to_string(y.rows) +
                     ", " + std::to_string(y.cols) + "]");
     }
+    if (w.dtype != DType::f16) {  // record_matmul sends f32 and bf16 weights to its other kernels
+        throw Error("the cooperative-matrix matmul takes f16 weights, not " + std::string(dtype_name(w.dtype)));
+    }
     if (!coopmat_fits(enc.device, x, w, w_transposed, y, ep, cfg)) {
         throw Error("internal: the cooperative-matrix matmul was asked for a product it does not take");
     }

@@ -1,15 +1,18 @@
-// matmul against the CPU reference: every kernel (tiled, simd, matvec) forced in turn, f32 and f16 weights,
+// matmul against the CPU reference: every kernel (tiled, simd, matvec) forced in turn, f32, f16 and bf16 weights,
 // [K, N] and transposed [N, K] weights, odd shapes, strides and offsets, every epilogue, and the W splits.
 #include "api/context_impl.hpp"
 #include "catch.hpp"
 #include "cpu/gelu.hpp"
+#include "cpu/half.hpp"
 #include "cpu/matmul.hpp"
 #include "ops/matmul.hpp"
+#include "ops/matmul_coopmat.hpp"
 #include "support.hpp"
 
 #include <vkattn/matmul.hpp>
 
 #include <cmath>
+#include <cstring>
 #include <iterator>
 #include <limits>
 #include <optional>
@@ -56,9 +59,9 @@ struct Problem {
     int x_offset = 0, w_offset = 0;  // elements before the first row
 };
 
-std::string describe(const Problem& p, bool f16, bool transposed) {
+std::string describe(const Problem& p, DType wt, bool transposed) {
     return "M " + std::to_string(p.M) + " K " + std::to_string(p.K) + " N " + std::to_string(p.N) +
-           (f16 ? " f16" : " f32") + (transposed ? " W [N, K]" : " W [K, N]") + (p.bias ? " +bias" : "") +
+           " " + std::string(dtype_name(wt)) + (transposed ? " W [N, K]" : " W [K, N]") + (p.bias ? " +bias" : "") +
            (p.gelu ? " gelu" : "") + (p.accumulate ? " +=Y" : "") + " x_pad " + std::to_string(p.x_pad) +
            " y_pad " + std::to_string(p.y_pad) + " x_off " + std::to_string(p.x_offset) + " w_off " +
            std::to_string(p.w_offset);
@@ -67,10 +70,9 @@ std::string describe(const Problem& p, bool f16, bool transposed) {
 constexpr float kGuard = 777.0f;  // Y's padding: a kernel that writes outside [M, N] changes it
 
 // Runs the problem on the GPU with `override_` and checks Y against cpu::matmul / cpu::matmul_transposed_b.
-void check(const Problem& p, bool f16, bool transposed, const ops::MatmulOverride& override_) {
+void check(const Problem& p, DType wt, bool transposed, const ops::MatmulOverride& override_) {
     Context& ctx = test::gpu();
-    const DType wt = f16 ? DType::f16 : DType::f32;
-    const uint64_t seed = test::seed_of("matmul " + describe(p, f16, transposed));
+    const uint64_t seed = test::seed_of("matmul " + describe(p, wt, transposed));
     const int xs = p.K + p.x_pad, ys = p.N + p.y_pad;
 
     // Host data. W is rounded to its storage type first, so the reference multiplies the same numbers.
@@ -137,7 +139,7 @@ void check(const Problem& p, bool f16, bool transposed, const ops::MatmulOverrid
 
 TEST_CASE("every matmul kernel matches the CPU reference", "[gpu][matmul]") {
     const Variant variant = GENERATE(from_range(std::begin(kVariants), std::end(kVariants)));
-    const bool f16 = GENERATE(false, true);
+    const DType wt = GENERATE(DType::f32, DType::f16, DType::bf16);
     const bool transposed = GENERATE(false, true);
     // Multiples of 4 everywhere take the vec4 loads of simd and matvec; the odd ones their element-wise path.
     const Problem p = GENERATE(Problem{1, 33, 65, false, false, false, 0, 1},
@@ -148,28 +150,28 @@ TEST_CASE("every matmul kernel matches the CPU reference", "[gpu][matmul]") {
                                Problem{65, 96, 129, true, true, false, 0, 0, 0, 1},
                                Problem{128, 72, 96, true, false, true, 0, 5, 4, 4},
                                Problem{17, 768, 2304, true, false, false});  // GPT-2's fused QKV, 17 tokens
-    INFO(variant.name << ": " << describe(p, f16, transposed));
-    check(p, f16, transposed, override_for(variant));
+    INFO(variant.name << ": " << describe(p, wt, transposed));
+    check(p, wt, transposed, override_for(variant));
 }
 
 TEST_CASE("matmul splits a weight larger than one binding", "[gpu][matmul]") {
     // A 4 KiB binding limit cuts W into ~10-row pieces: [K, N] into K slices accumulating in Y (bias with the
     // last), [N, K] into column blocks of Y.
     const Variant variant = GENERATE(from_range(std::begin(kVariants), std::end(kVariants)));
-    const bool f16 = GENERATE(false, true);
+    const DType wt = GENERATE(DType::f32, DType::f16, DType::bf16);
     const bool transposed = GENERATE(false, true);
     Problem p{5, 300, 72, true, false, true};
     if (transposed) p = {5, 72, 300, true, true, true, 0, 3};
-    INFO(variant.name << ": " << describe(p, f16, transposed));
+    INFO(variant.name << ": " << describe(p, wt, transposed));
     ops::MatmulOverride o = override_for(variant);
     o.max_binding_bytes = 4096;
-    check(p, f16, transposed, o);
+    check(p, wt, transposed, o);
 }
 
 TEST_CASE("matmul refuses GELU after a K-split", "[gpu][matmul][errors]") {
     ops::MatmulOverride o;
     o.max_binding_bytes = 4096;
-    VKATTN_REQUIRE_CONTAINS(test::error_message([&] { check({5, 300, 72, true, true, false}, false, false, o); }),
+    VKATTN_REQUIRE_CONTAINS(test::error_message([&] { check({5, 300, 72, true, true, false}, DType::f32, false, o); }),
                             "GELU epilogue cannot follow a K-split");
 }
 
@@ -225,10 +227,9 @@ TEST_CASE("matmul matches the CPU reference through the public API", "[gpu][matm
     struct Shape { int M, K, N; };
     const Shape s = GENERATE(Shape{1, 1, 1}, Shape{1, 768, 2304}, Shape{17, 33, 65}, Shape{64, 64, 64},
                              Shape{65, 130, 63}, Shape{128, 768, 768});
-    const bool f16 = GENERATE(false, true);
-    INFO("M " << s.M << " K " << s.K << " N " << s.N << (f16 ? " f16 weights" : " f32"));
+    const DType wt = GENERATE(DType::f32, DType::f16, DType::bf16);
+    INFO("M " << s.M << " K " << s.K << " N " << s.N << " " << dtype_name(wt) << " weights");
     Context& ctx = test::gpu();
-    const DType wt = f16 ? DType::f16 : DType::f32;
     const auto x = random_values(size_t(s.M) * s.K, 1);
     auto w = random_values(size_t(s.K) * s.N, 2);
     for (float& v : w) v = round_to_dtype(v, wt);
@@ -288,4 +289,60 @@ TEST_CASE("matmul rejects mismatched shapes", "[gpu][matmul][errors]") {
     Context& ctx = test::gpu();
     Tensor x(ctx, {3, 4}), w(ctx, {5, 6}), y(ctx, {3, 6});
     VKATTN_REQUIRE_CONTAINS(test::error_message([&] { matmul(ctx, x, w, y); }), "w must have 4 rows");
+}
+
+TEST_CASE("bf16 weights are widened exactly, at every element position of a word", "[gpu][matmul]") {
+    // Y = I · W with X the identity: each output is one weight times 1 plus zeros, so Y must equal the bf16
+    // values bit for bit. An odd W offset puts the pair boundaries of the 32-bit words the other way round.
+    const Variant variant = GENERATE(from_range(std::begin(kVariants), std::end(kVariants)));
+    const bool transposed = GENERATE(false, true);
+    const uint32_t w_offset = GENERATE(0u, 1u, 4u);
+    const uint32_t K = 12, N = 20;
+    INFO(variant.name << (transposed ? " W [N, K]" : " W [K, N]") << " w_offset " << w_offset);
+    Context& ctx = test::gpu();
+    std::vector<float> w = random_values(size_t(K) * N, 41, -4.0f, 4.0f);
+    // Values beyond f16's range both ways, the smallest normal floats, negative zero, exact small numbers.
+    // (No subnormals: whether a device flushes them is its own choice.)
+    const float special[] = {1e30f, -3e38f, 1e-30f, 1.5e-38f, -0.0f, 3.0f, -1.0f / 128, 65504.0f * 4};
+    for (size_t i = 0; i < std::size(special); ++i) w[i * 7] = special[i];
+    std::vector<uint16_t> bits(w_offset, 0x7fc0u);  // NaN before W: read by mistake, it would show
+    for (float v : w) bits.push_back(cpu::float_to_bf16(v));
+    if (bits.size() % 2) bits.push_back(0x7fc0u);
+    std::vector<float> eye(size_t(K) * K, 0.0f);
+    for (uint32_t k = 0; k < K; ++k) eye[size_t(k) * K + k] = 1.0f;
+
+    Tensor tx(ctx, {K, K}, eye), ty(ctx, {K, N});
+    vk::Buffer wbuf(ctx.impl().device, bits.size() * 2);
+    ctx.impl().device.upload(wbuf, 0, bits.data(), bits.size() * 2);
+    ctx.impl().run([&](ops::Encoder& enc) {
+        const ops::MatrixRef wm = transposed ? ops::matrix(wbuf, DType::bf16, N, K, w_offset)
+                                             : ops::matrix(wbuf, DType::bf16, K, N, w_offset);
+        ops::record_matmul(enc, ops::matrix(tx.impl().buffer, DType::f32, K, K), wm, transposed,
+                           ops::matrix(ty.impl().buffer, DType::f32, K, N), {}, override_for(variant));
+    });
+    const auto y = ty.download();  // [K, N]: y[k, n] = W[k, n], or W[n, k] when transposed
+    size_t mismatches = 0;
+    for (uint32_t k = 0; k < K; ++k)
+        for (uint32_t n = 0; n < N; ++n) {
+            const float want = cpu::bf16_to_float(bits[w_offset + (transposed ? n * K + k : k * N + n)]);
+            const float got = y[size_t(k) * N + n];
+            if (std::memcmp(&want, &got, 4) != 0 && !(want == 0.0f && got == 0.0f)) {
+                if (mismatches++ < 5) UNSCOPED_INFO("y[" << k << ", " << n << "] = " << got << ", want " << want);
+            }
+        }
+    CHECK(mismatches == 0);
+}
+
+TEST_CASE("the cooperative-matrix matmul refuses bf16 weights by name", "[gpu][matmul][errors]") {
+    Context& ctx = test::gpu();
+    Tensor x(ctx, {16, 16}, random_values(256, 1)), y(ctx, {16, 16});
+    vk::Buffer w(ctx.impl().device, 16 * 16 * 2);
+    const std::string message = test::error_message([&] {
+        ctx.impl().run([&](ops::Encoder& enc) {
+            ops::record_matmul_coopmat(enc, ops::matrix(x.impl().buffer, DType::f32, 16, 16),
+                                       ops::matrix(w, DType::bf16, 16, 16), false,
+                                       ops::matrix(y.impl().buffer, DType::f32, 16, 16), {}, ops::CoopmatConfig{});
+        });
+    });
+    VKATTN_REQUIRE_CONTAINS(message, "takes f16 weights, not bf16");
 }
