@@ -1,7 +1,7 @@
 // flash_merge: the second half of split-KV attention: O from the partial softmax states flash_split.comp wrote.
 //   partials [nz, Lq, parts, DP] f32 and, from ml_offset, [nz, Lq, parts, 2] f32 (max, sum) (binding 0);
 //   O [B, H, Lq, D] (view, D contiguous; binding 1); z = b·H + h in [z0, z0 + nz).
-// Invocation g of grid z handles 4 elements of O: row i = g / (DP/4), columns 4·(g % (DP/4)) + 0..3 (those below
+// Invocation g = (x + y · gridX) · WG + local index of grid z (folded to fit the grid limits) handles 4 elements of O: row i = g / (DP/4), columns 4·(g % (DP/4)) + 0..3 (those below
 // p.D). Each acc_p is the mean of the V rows its part saw, weighted by its l_p; with M = max_p m_p and
 // c_p = l_p · 2^(m_p − M), O = Σ_p acc_p · c_p / Σ_p c_p, summed as weights c_p / Σ c_p <= 1 so that |O| <= max |V|
 // never overflows. A row no part saw a key of gives zeros.
@@ -26,7 +26,7 @@ layout(push_constant) uniform Push { FlashMergeParams p; };
 const uint D4 = DP / 4;
 
 void main() {
-    const uint g = gl_GlobalInvocationID.x;
+    const uint g = (gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x) * WG + gl_LocalInvocationID.x;
     const uint i = g / D4;
     const uint c = g % D4;
     if (i >= p.Lq) return;

@@ -3,7 +3,8 @@
 //   Q [B, H, Lq, D], K and V [B, Hkv, Lk, D], O [B, H, Lq, D] (views: offset and strides in push constants, D
 //   contiguous), additive mask [Lq, Lk] f32, key padding [B, Lk] f32 (see flash_common.glsl);
 //   z = b·H + h in [z0, z0 + gridZ); query head h reads K/V head h / (H / Hkv).
-// One workgroup (one subgroup of WG invocations) owns WG·R consecutive query rows of one (b, h); invocation t
+// One workgroup (one subgroup of WG invocations) owns WG·R consecutive query rows of one (b, h) (row blocks are
+// numbered x + y · gridX: a long Lq spreads over the grid's y too, see folded_grid in ops/tuning.hpp); invocation t
 // keeps rows t, t + WG, ... in registers: q (pre-scaled by scale·log2 e) and a D-long fp32 accumulator. It walks the
 // keys its rows may see in blocks of KB: invocation l < KB loads key j0 + l (K row, later V row) with vector loads,
 // and subgroupShuffle with a constant lane hands every element to every invocation, so each key is read once per
@@ -40,7 +41,8 @@ void main() {
     const uint hk = h / (p.H / p.Hkv);
     const uint t = gl_LocalInvocationIndex;
     const uint lane = gl_SubgroupInvocationID;
-    const uint row0 = gl_WorkGroupID.x * WG * R;
+    const uint row0 = (gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x) * WG * R;
+    if (row0 >= p.Lq) return;  // past the last row block of a folded grid: the whole workgroup leaves
     const uint k_base = row_of(p.k, b, hk, 0);
     const uint v_base = row_of(p.v, b, hk, 0);
 

@@ -2,7 +2,8 @@
 // the keys, which flash_merge.comp combines into O.
 //   Q [B, H, Lq, D], K and V [B, Hkv, Lk, D] (views), masks as flash_common.glsl;
 //   partials [nz, Lq, parts, DP] f32 (the accumulators) and, from ml_offset, [nz, Lq, parts, 2] f32 (max, sum),
-//   parts = gridX · WG; z = b·H + h in [z0, z0 + nz).
+//   parts = splits · WG with splits = ceil(Lk / split_keys); z = b·H + h in [z0, z0 + nz).
+// Workgroup n = x + y · gridX (folded to fit the grid limits) takes key slice n % splits of query block n / splits.
 // One workgroup owns QN consecutive query rows of one (b, h) and the keys [x·split_keys, (x + 1)·split_keys) they
 // may see. Every invocation holds all QN rows of q (the same values in every invocation) and walks its own keys,
 // j = first + t, first + t + WG, ...: each key is loaded by one invocation only, with vector loads, and no
@@ -37,7 +38,11 @@ void main() {
     const uint h = z % p.H;
     const uint hk = h / (p.H / p.Hkv);
     const uint t = gl_LocalInvocationIndex;
-    const uint i0 = gl_WorkGroupID.y * QN;
+    const uint splits = (p.Lk + p.split_keys - 1) / p.split_keys;
+    const uint n = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    const uint slice = n % splits;
+    const uint i0 = (n / splits) * QN;
+    if (i0 >= p.Lq) return;  // past the last block of a folded grid
     const uint k_base = row_of(p.k, b, hk, 0);
     const uint v_base = row_of(p.v, b, hk, 0);
 
@@ -60,8 +65,8 @@ void main() {
     }
 
     const uvec2 keys = key_range(i0, min(p.Lq, i0 + QN) - 1);
-    const uint first = max(keys.x, gl_WorkGroupID.x * p.split_keys);
-    const uint end = min(keys.y, (gl_WorkGroupID.x + 1) * p.split_keys);
+    const uint first = max(keys.x, slice * p.split_keys);
+    const uint end = min(keys.y, (slice + 1) * p.split_keys);
     for (uint j = first + t; j < end; j += WG) {
         vec4 kv[D4];
         vec4 vv[D4];
@@ -102,8 +107,8 @@ void main() {
         }
     }
 
-    const uint parts = gl_NumWorkGroups.x * WG;
-    const uint part = gl_WorkGroupID.x * WG + t;
+    const uint parts = splits * WG;
+    const uint part = slice * WG + t;
     [[unroll]] for (uint r = 0; r < QN; ++r) {
         const uint i = i0 + r;
         if (i < p.Lq) {

@@ -1,7 +1,8 @@
 // flash_tiled: fused attention O = softmax(mask(scale · Q Kᵀ)) V for GPUs, tiles staged in shared memory.
 //   Q [B, H, Lq, D], K and V [B, Hkv, Lk, D], O [B, H, Lq, D] (views, D contiguous), masks as flash_common.glsl;
 //   z = b·H + h in [z0, z0 + gridZ); query head h reads K/V head h / (H / Hkv).
-// One workgroup owns BQ consecutive query rows of one (b, h), kept in shared memory (pre-scaled by scale·log2 e),
+// One workgroup owns BQ consecutive query rows of one (b, h) (row blocks numbered x + y · gridX, see folded_grid in
+// ops/tuning.hpp), kept in shared memory (pre-scaled by scale·log2 e),
 // and walks the keys they may see in tiles of BK: it stages the K and V tiles in shared memory, computes the
 // BQ × BK masked scores into shared memory (each invocation a few dot products), and then TPR invocations per
 // row each update D/TPR columns of that row's accumulator in registers: they all read the row's BK scores, take
@@ -38,7 +39,8 @@ void main() {
     const uint h = z % p.H;
     const uint hk = h / (p.H / p.Hkv);
     const uint t = gl_LocalInvocationIndex;
-    const uint row0 = gl_WorkGroupID.x * BQ;
+    const uint row0 = (gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x) * BQ;
+    if (row0 >= p.Lq) return;  // past the last row block of a folded grid: uniform, before any barrier
     const uint k_base = row_of(p.k, b, hk, 0);
     const uint v_base = row_of(p.v, b, hk, 0);
 

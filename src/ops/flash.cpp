@@ -83,6 +83,7 @@ void record_rows_or_tiled(Encoder& enc, const Tuning& tune, const FlashTiles& ti
                           const AttentionDims& d, const TensorRef& q, const TensorRef& k, const TensorRef& v,
                           const TensorRef& o, const MaskArgs& mask, float scale, const vk::Binding& additive,
                           const vk::Binding& padding) {
+    const DeviceInfo& info = enc.device.info();
     const std::string name = kernel_name(rows ? "flash_rows" : "flash_tiled", q.dtype);
     const TensorRef* views[] = {&q, &k, &v, &o};
     for (auto [z0, z1] : plan_chunks(enc.device, d.B * d.H, d.H, views, "fused attention")) {
@@ -100,13 +101,15 @@ void record_rows_or_tiled(Encoder& enc, const Tuning& tune, const FlashTiles& ti
             enc.pipelines.get({name, spirv(name), 6, sizeof(glsl::FlashParams), std::move(spec)});
         const glsl::FlashParams p = flash_params(d, mask, scale, b, q, k, v, o, z0);
         const vk::Binding bindings[] = {b.q.binding, b.k.binding, b.v.binding, b.o.binding, additive, padding};
-        enc.recorder.dispatch(pipeline, bindings, &p, sizeof(p), {ceil_div(d.Lq, rows_per_wg), 1, z1 - z0}, name);
+        enc.recorder.dispatch(pipeline, bindings, &p, sizeof(p),
+                              folded_grid(info, ceil_div(d.Lq, rows_per_wg), z1 - z0, "fused attention"), name);
     }
 }
 
 void record_split(Encoder& enc, const Tuning& tune, const FlashTiles& tiles, uint32_t splits, const AttentionDims& d,
                   const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& o,
                   const MaskArgs& mask, float scale, const vk::Binding& additive, const vk::Binding& padding) {
+    const DeviceInfo& info = enc.device.info();
     const uint32_t qn = std::min(d.Lq, tiles.split_qn);
     const uint32_t wg = tune.flash_split_wg;
     if (splits == 0) splits = choose_splits(tune, d, qn);
@@ -153,7 +156,9 @@ void record_split(Encoder& enc, const Tuning& tune, const FlashTiles& tiles, uin
         const vk::Binding part_binding{scratch.get(), 0, head_bytes(splits) * nz};
         const vk::Binding bindings[] = {b.q.binding, b.k.binding, b.v.binding, b.o.binding, additive, padding,
                                         part_binding};
-        enc.recorder.dispatch(split, bindings, &p, sizeof(p), {splits, ceil_div(d.Lq, qn), nz}, split_name);
+        enc.recorder.dispatch(split, bindings, &p, sizeof(p),
+                              folded_grid(info, uint64_t(splits) * ceil_div(d.Lq, qn), nz, "split-KV attention"),
+                              split_name);
 
         glsl::FlashMergeParams mp{};
         mp.o = view_params(b.o, o);
@@ -165,8 +170,10 @@ void record_split(Encoder& enc, const Tuning& tune, const FlashTiles& tiles, uin
         mp.parts = parts;
         mp.ml_offset = p.ml_offset;
         const vk::Binding merge_bindings[] = {part_binding, b.o.binding};
-        enc.recorder.dispatch(merge, merge_bindings, &mp, sizeof(mp),
-                              {ceil_div(uint64_t(d.Lq) * (dp / 4), tune.flash_merge_wg), 1, nz}, merge_name);
+        enc.recorder.dispatch(
+            merge, merge_bindings, &mp, sizeof(mp),
+            folded_grid(info, ceil_div(uint64_t(d.Lq) * (dp / 4), tune.flash_merge_wg), nz, "split-KV merge"),
+            merge_name);
     }
     enc.recorder.keep_alive(std::move(scratch));
 }

@@ -6,6 +6,7 @@
 #include "cpu/attention.hpp"
 #include "cpu/half.hpp"
 #include "ops/attention.hpp"
+#include "ops/tuning.hpp"
 #include "attention_cases.hpp"
 #include "support.hpp"
 
@@ -254,6 +255,62 @@ TEST_CASE("NaN at a visible position gives NaN on every path; hidden NaN and mas
     for (AttentionImpl impl : {AttentionImpl::fused, AttentionImpl::naive}) {
         attention(ctx, q, k, v, out, {.causal = true, .key_padding_mask = &padding, .impl = impl});
         check(out.download(), impl == AttentionImpl::fused ? "attention(), fused" : "attention(), three kernels");
+    }
+}
+
+TEST_CASE("every attention kernel folds a grid too long for the device into x and y", "[gpu][attention][grid]") {
+    // With the grid's x limit lowered to 3 (test hook), every dispatch of these shapes needs more than 3
+    // workgroups along its axis and runs as x · y with y > 1, the last grid row only partly used. Each kernel must
+    // still cover every row exactly once.
+    struct Limit {
+        Limit() { ops::set_grid_limit_for_testing(3); }
+        ~Limit() { ops::set_grid_limit_for_testing(0); }
+    } limit;
+    const Case c = GENERATE(Case{1, 2, 1, 70, 45, 20, true}, Case{2, 2, 2, 3, 300, 8, false, 0, true},
+                            Case{1, 1, 1, 9, 9, 3, false, 0, false, false, DType::f16});
+    check_variant(c, {ops::FlashVariant::rows});
+    check_variant(c, {ops::FlashVariant::tiled});
+    check_variant(c, {ops::FlashVariant::split, 5});
+    INFO(c.name() << ", three kernels");
+    const Inputs in = make_inputs(c);
+    Context& ctx = gpu();
+    Tensor q(ctx, {c.B, c.H, c.Lq, c.D}, in.q, c.dtype), k(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.k, c.dtype),
+        v(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.v, c.dtype), out(ctx, {c.B, c.H, c.Lq, c.D}, c.dtype);
+    std::optional<Tensor> padding;
+    AttentionParams params{.causal = c.causal, .impl = AttentionImpl::naive};
+    if (c.padding) params.key_padding_mask = &padding.emplace(ctx, std::vector<int64_t>{c.B, c.Lk}, in.padding);
+    attention(ctx, q, k, v, out, params);
+    const auto cmp = compare(out.download(), in.ref, atol_for(c.dtype), rtol_for(c.dtype));
+    INFO(cmp.describe());
+    CHECK(cmp.ok);
+}
+
+TEST_CASE("folded_grid spreads workgroups over x and y, and refuses what x · y cannot hold", "[cpu][grid]") {
+    DeviceInfo info;
+    info.max_workgroup_count = {5, 3, 7};
+    CHECK(ops::folded_grid(info, 4, 2, "a") == std::array<uint32_t, 3>{4, 1, 2});
+    CHECK(ops::folded_grid(info, 5, 1, "a") == std::array<uint32_t, 3>{5, 1, 1});
+    CHECK(ops::folded_grid(info, 11, 1, "a") == std::array<uint32_t, 3>{5, 3, 1});
+    CHECK(ops::folded_grid(info, 15, 1, "a") == std::array<uint32_t, 3>{5, 3, 1});
+    VKATTN_REQUIRE_CONTAINS(error_message([&] { ops::folded_grid(info, 16, 1, "fused attention"); }),
+                            "fused attention needs 16 workgroups, more than the device's 5 × 3 grid");
+}
+
+TEST_CASE("query rows just past 65535 workgroups run on the device's own grid", "[gpu][attention][grid]") {
+    // Lq = 2^20 + 1 rows: more than 65535 row blocks for flash_rows (16 rows each on an 8-wide lavapipe) and for
+    // qk and pv (16-row tiles), whatever the device's limit of at least 65535 allows along x.
+    const Case c{1, 1, 1, (1 << 20) + 1, 16, 4};
+    const Inputs in = make_inputs(c);
+    Context& ctx = gpu();
+    Tensor q(ctx, {1, 1, c.Lq, c.D}, in.q), k(ctx, {1, 1, c.Lk, c.D}, in.k), v(ctx, {1, 1, c.Lk, c.D}, in.v),
+        out(ctx, {1, 1, c.Lq, c.D});
+    for (AttentionImpl impl : {AttentionImpl::fused, AttentionImpl::naive}) {
+        INFO("impl " << int(impl));
+        out.fill_zero();
+        attention(ctx, q, k, v, out, {.impl = impl});
+        const auto cmp = compare(out.download(), in.ref, 1e-4, 1e-4);  // fp32, as above
+        INFO(cmp.describe());
+        CHECK(cmp.ok);
     }
 }
 
