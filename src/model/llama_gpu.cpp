@@ -109,14 +109,10 @@ struct LlamaGpu::Impl {
     vk::Buffer upload(const std::string& name, const std::vector<float>& v, DType t) { return upload({{name, &v}}, t); }
 
     static void convert(const std::vector<float>& in, DType t, uint16_t* out, const std::string& name) {
-        if (t != DType::f16) throw Error("internal: weight storage " + std::string(dtype_name(t)));
-        for (size_t i = 0; i < in.size(); ++i) {
-            const uint16_t bits = cpu::float_to_half(in[i]);
-            if ((bits & 0x7fffu) == 0x7c00u && std::isfinite(in[i])) {
-                throw Error("weight " + name + " holds " + std::to_string(in[i]) + " at index " + std::to_string(i) +
-                            ", beyond f16's largest finite value 65504; store it as f32");
-            }
-            out[i] = bits;
+        if (t == DType::f16) {
+            cpu::floats_to_half(in, out, "weight " + name);
+        } else {
+            cpu::floats_to_bf16(in, out, "weight " + name);
         }
     }
 
@@ -142,8 +138,8 @@ struct LlamaGpu::Impl {
 LlamaGpu::LlamaGpu(Context& ctx, const LlamaWeights& w, const LlamaGpuOptions& options) {
     check_llama_weights(w);  // also validates the config
     const LlamaConfig& cfg = w.config;
-    if (options.weights != DType::f32 && !ctx.device().storage_16bit) {
-        throw Error(std::string(dtype_name(options.weights)) + " weights need 16-bit storage buffers, which " +
+    if (options.weights == DType::f16 && !ctx.device().storage_16bit) {
+        throw Error("f16 weights need 16-bit storage buffers, which " +
                     ctx.device().name + " does not have");
     }
     if (options.max_context < 0) {
@@ -175,7 +171,7 @@ LlamaGpu::LlamaGpu(Context& ctx, const LlamaWeights& w, const LlamaGpuOptions& o
                     " of device memory (" + mib(weights) + " of " + std::string(dtype_name(options.weights)) +
                     " weights, " + mib(cache) + " of KV cache for " + std::to_string(P) + " positions); " + info.name +
                     " has a " + mib(info.device_heap_bytes) + " heap" +
-                    (options.weights == DType::f32 ? "; 16-bit weights would halve the weights" : "") +
+                    (options.weights == DType::f32 ? "; bf16 or f16 weights would halve the weights" : "") +
                     "; a smaller max_context shrinks the cache");
     }
 

@@ -15,8 +15,9 @@
 namespace vkattn::model {
 
 struct LlamaGpuOptions {
-    // Storage of the projection weights, the embeddings and the LM head. f16 halves memory and refuses a
-    // weight past 65504 by name (it would become inf). Norm gains and biases stay f32.
+    // Storage of the projection weights, the embeddings and the LM head. bf16 and f16 halve memory; bf16
+    // (what most checkpoints ship) is kept as bf16 and widened exactly in the shader; f16 refuses a weight
+    // past 65504 by name (it would become inf). Norm gains and biases stay f32.
     DType weights = DType::f32;
     bool fused_attention = true;  // fused flash attention; false: the three inspectable kernels
     // Positions the KV cache holds (cached + new tokens); 0: config.max_position_embeddings. The cache is
