@@ -1,0 +1,56 @@
+// The Llama-family forward pass (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM) on a Vulkan device:
+// weights uploaded once, activations and a KV cache of the Hkv key/value heads kept on the GPU, one command
+// buffer (one submit, one wait) per forward step. LlamaCpu (llama_cpu.hpp) is its oracle.
+#pragma once
+
+#include <vkattn/context.hpp>
+#include <vkattn/dtype.hpp>
+#include <vkattn/model/llama_weights.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+namespace vkattn::model {
+
+struct LlamaGpuOptions {
+    // Storage of the projection weights, the embeddings and the LM head. bf16 and f16 halve memory; bf16
+    // (what most checkpoints ship) is kept as bf16 and widened exactly in the shader; f16 refuses a weight
+    // past 65504 by name (it would become inf). Norm gains and biases stay f32.
+    DType weights = DType::f32;
+    bool fused_attention = true;  // fused flash attention; false: the three inspectable kernels
+    // Positions the KV cache holds (cached + new tokens); 0: config.max_position_embeddings. The cache is
+    // allocated up front for this many, so a long-context model on a small device wants a smaller value.
+    int max_context = 0;
+};
+
+class LlamaGpu {
+public:
+    // Checks the weights against the config, then that the model fits the device (throws vkattn::Error
+    // naming the bytes needed and available before anything is uploaded), then uploads; the host copy may
+    // be freed afterwards.
+    LlamaGpu(Context& ctx, const LlamaWeights& weights, const LlamaGpuOptions& options = {});
+    ~LlamaGpu();
+    LlamaGpu(const LlamaGpu&) = delete;
+    LlamaGpu& operator=(const LlamaGpu&) = delete;
+
+    // Appends tokens [T] after the cached ones, at absolute positions position() .. position() + T - 1
+    // (prefill, or one token at a time for decode), and returns logits [T, V] for every new position, or
+    // [1, V] for the last one when all_logits is false. Throws vkattn::Error, leaving the cache untouched,
+    // on a token id outside [0, V) or a context beyond max_context().
+    std::vector<float> forward(std::span<const int> tokens, bool all_logits = true);
+
+    void reset();               // empties the KV cache; the next forward starts at position 0
+    int position() const;       // tokens in the KV cache: the position the next token takes
+    int max_context() const;
+    const LlamaConfig& config() const;
+    uint64_t weight_bytes() const;  // device bytes held by the weights
+    uint64_t cache_bytes() const;   // device bytes held by the KV cache
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vkattn::model

@@ -1,0 +1,340 @@
+// The Llama family on the GPU: LlamaCpu's math (llama_cpu.cpp), recorded as one command buffer per step.
+//
+// Per layer, with x [T, C] the residual stream and P the cache positions:
+//   h = rmsnorm(x);  q = h · Wqᵀ (+ bq)                        [T, H·D]
+//   kv[pos .. pos+T) = h · [Wk; Wv]ᵀ (+ [bk; bv])               written straight into the layer's cache
+//   rope(q, k) at positions pos .. pos+T−1                      in place, k inside the cache rows
+//   a = attention(q, K, V) over views of the cache              GQA (H over Hkv), causal bottom-right,
+//                                                                the layer's window, Lq = T, Lk = pos + T
+//   x += a · Woᵀ (+ bo);  h = rmsnorm(x)
+//   g|u = h · [Wgate; Wup]ᵀ                                     one matmul: X read once, one dispatch
+//   x += (silu(g) · u) · Wdownᵀ                                 the product overwrites g, read with stride 2I
+// then logits = norm(x) · lm_headᵀ (embed_tokens when tied), for the rows asked for.
+// The cache holds, per layer, rows [P, 2·Hkv·D] = the Hkv rotated key heads then the Hkv value heads of each
+// position: K and V are strided views of it and only the Hkv heads are stored.
+//
+// Engine access (device, command recording) goes through Impl::device and Impl::run only, so that moving to
+// ops::Runtime touches two lines.
+#include "api/context_impl.hpp"
+#include "cpu/half.hpp"
+#include "cpu/rope.hpp"
+#include "ops/attention.hpp"
+#include "ops/llama_ops.hpp"
+#include "ops/matmul.hpp"
+#include "ops/transformer.hpp"
+
+#include <vkattn/error.hpp>
+#include <vkattn/model/llama_gpu.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <optional>
+#include <string>
+#include <utility>
+
+namespace vkattn::model {
+namespace {
+
+struct LayerBuffers {
+    vk::Buffer input_norm, post_norm;  // [C] f32
+    vk::Buffer q_w, kv_w, o_w;         // [H·D, C], [2·Hkv·D, C], [C, H·D] in the weight dtype
+    std::optional<vk::Buffer> q_b, kv_b, o_b;  // [H·D], [2·Hkv·D], [C] f32, when the config has them
+    vk::Buffer gate_up_w, down_w;      // [2I, C], [C, I]
+    vk::Buffer kv;                     // [P, 2·Hkv·D] f32: the KV cache
+};
+
+std::string mib(uint64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
+
+// One named host tensor going into a device buffer, possibly next to others (fused weights).
+struct Part {
+    std::string name;
+    const std::vector<float>* values;
+};
+
+// Rows of identity used to widen gathered f16/bf16 embedding rows to f32 with the matmul kernel.
+constexpr uint32_t kWidenRows = 64;
+
+}  // namespace
+
+struct LlamaGpu::Impl {
+    Context& ctx;
+    vk::Device& device;
+    LlamaConfig cfg;
+    LlamaGpuOptions options;
+    DType wdt;
+    int max_ctx = 0;
+    uint64_t weight_bytes = 0;
+    uint64_t cache_bytes = 0;
+
+    vk::Buffer embed, norm, inv_freq;
+    std::optional<vk::Buffer> lm_head;  // absent when tied to embed
+    std::optional<vk::Buffer> ident;    // [64, 64] f32 identity, for non-f32 storage
+    std::vector<LayerBuffers> layers;
+    int pos = 0;
+
+    // Activations for up to `capacity` tokens per step, grown on demand.
+    uint32_t capacity = 0;
+    uint32_t logits_rows = 0;
+    std::optional<vk::Buffer> rows, x, h, q, attn, mlp, logits;
+
+    Impl(Context& c, const LlamaWeights& w, const LlamaGpuOptions& o)
+        : ctx(c), device(c.impl().device), cfg(w.config), options(o), wdt(o.weights) {}
+
+    void run(const std::function<void(ops::Encoder&)>& record) { ctx.impl().run(record); }
+
+    // The parts side by side in one buffer of dtype t; a value t cannot hold is refused naming its tensor.
+    vk::Buffer upload(const std::vector<Part>& parts, DType t) {
+        size_t n = 0;
+        for (const Part& p : parts) n += p.values->size();
+        vk::Buffer b(device, uint64_t(n) * dtype_size(t));
+        if (t == DType::f32) {
+            std::vector<float> all;
+            all.reserve(n);
+            for (const Part& p : parts) all.insert(all.end(), p.values->begin(), p.values->end());
+            device.upload(b, 0, all.data(), all.size() * 4);
+        } else {
+            std::vector<uint16_t> all(n);
+            size_t at = 0;
+            for (const Part& p : parts) {
+                convert(*p.values, t, all.data() + at, p.name);
+                at += p.values->size();
+            }
+            device.upload(b, 0, all.data(), all.size() * 2);
+        }
+        weight_bytes += b.size();
+        return b;
+    }
+    vk::Buffer upload(const std::string& name, const std::vector<float>& v, DType t) { return upload({{name, &v}}, t); }
+
+    static void convert(const std::vector<float>& in, DType t, uint16_t* out, const std::string& name) {
+        if (t == DType::f16) {
+            cpu::floats_to_half(in, out, "weight " + name);
+        } else {
+            cpu::floats_to_bf16(in, out, "weight " + name);
+        }
+    }
+
+    void ensure_capacity(uint32_t T, uint32_t n_logits) {
+        const uint64_t C = uint64_t(cfg.hidden_size), I = uint64_t(cfg.intermediate_size);
+        const uint64_t HD = uint64_t(cfg.num_attention_heads) * uint64_t(cfg.head_dim);
+        if (T > capacity) {
+            rows.emplace(device, T * C * dtype_size(wdt));
+            x.emplace(device, T * C * 4);
+            h.emplace(device, T * C * 4);
+            q.emplace(device, T * HD * 4);
+            attn.emplace(device, T * HD * 4);
+            mlp.emplace(device, T * 2 * I * 4);
+            capacity = T;
+        }
+        if (n_logits > logits_rows) {
+            logits.emplace(device, uint64_t(n_logits) * uint64_t(cfg.vocab_size) * 4);
+            logits_rows = n_logits;
+        }
+    }
+};
+
+LlamaGpu::LlamaGpu(Context& ctx, const LlamaWeights& w, const LlamaGpuOptions& options) {
+    check_llama_weights(w);  // also validates the config
+    const LlamaConfig& cfg = w.config;
+    if (options.weights == DType::f16 && !ctx.device().storage_16bit) {
+        throw Error("f16 weights need 16-bit storage buffers, which " +
+                    ctx.device().name + " does not have");
+    }
+    if (options.max_context < 0) {
+        throw Error("max_context is " + std::to_string(options.max_context) + ", expected 0 (the model's) or more");
+    }
+    const int D = cfg.head_dim;
+    if (D > ops::kMaxHeadDim) {
+        throw Error("head_dim " + std::to_string(D) + " is past the " + std::to_string(ops::kMaxHeadDim) +
+                    " the attention kernels take");
+    }
+    if (D % 2 != 0) throw Error("head_dim " + std::to_string(D) + " is odd; RoPE pairs i with i + head_dim/2");
+
+    // Say plainly when the model cannot fit, before allocating anything.
+    const uint64_t C = uint64_t(cfg.hidden_size), I = uint64_t(cfg.intermediate_size), V = uint64_t(cfg.vocab_size);
+    const uint64_t HD = uint64_t(cfg.num_attention_heads) * uint64_t(D);
+    const uint64_t KD = uint64_t(cfg.num_key_value_heads) * uint64_t(D);
+    const uint64_t L = uint64_t(cfg.num_hidden_layers);
+    const int max_ctx = options.max_context > 0 ? options.max_context : cfg.max_position_embeddings;
+    const uint64_t P = uint64_t(max_ctx);
+    const uint64_t es = dtype_size(options.weights);
+    const uint64_t biases = (cfg.qkv_bias ? HD + 2 * KD : 0) + (cfg.o_bias ? C : 0);
+    const uint64_t per_layer = (HD * C + 2 * KD * C + C * HD + 3 * I * C) * es + (2 * C + biases) * 4;
+    const uint64_t weights = V * C * es * (cfg.tie_word_embeddings ? 1 : 2) + L * per_layer + C * 4 + uint64_t(D / 2) * 4;
+    const uint64_t cache = L * P * 2 * KD * 4;
+    const DeviceInfo& info = ctx.device();
+    if (weights + cache > info.device_heap_bytes) {
+        throw Error("this " + std::string(llama_family_name(cfg.family)) + " model (" + std::to_string(L) +
+                    " layers, hidden " + std::to_string(C) + ") needs " + mib(weights + cache) +
+                    " of device memory (" + mib(weights) + " of " + std::string(dtype_name(options.weights)) +
+                    " weights, " + mib(cache) + " of KV cache for " + std::to_string(P) + " positions); " + info.name +
+                    " has a " + mib(info.device_heap_bytes) + " heap" +
+                    (options.weights == DType::f32 ? "; bf16 or f16 weights would halve the weights" : "") +
+                    "; a smaller max_context shrinks the cache");
+    }
+
+    impl_ = std::make_unique<Impl>(ctx, w, options);
+    Impl& m = *impl_;
+    m.max_ctx = max_ctx;
+    const DType wdt = options.weights;
+    m.embed = m.upload("model.embed_tokens.weight", w.embed_tokens, wdt);
+    if (!cfg.tie_word_embeddings) m.lm_head = m.upload("lm_head.weight", w.lm_head, wdt);
+    m.norm = m.upload("model.norm.weight", w.norm, DType::f32);
+    const std::vector<float> inv_freq = cpu::rope_inv_freq(
+        D, cfg.rope_theta,
+        cfg.rope_scaling ? std::optional<cpu::Llama3RopeScaling>(cpu::Llama3RopeScaling{
+                               cfg.rope_scaling->factor, cfg.rope_scaling->low_freq_factor,
+                               cfg.rope_scaling->high_freq_factor, cfg.rope_scaling->original_max_position_embeddings})
+                         : std::nullopt);
+    m.inv_freq = m.upload("rope inv_freq", inv_freq, DType::f32);
+    if (wdt != DType::f32) {
+        std::vector<float> eye(kWidenRows * kWidenRows, 0.0f);
+        for (uint32_t i = 0; i < kWidenRows; ++i) eye[i * kWidenRows + i] = 1.0f;
+        m.ident = m.upload("identity", eye, DType::f32);
+    }
+    for (size_t l = 0; l < w.layers.size(); ++l) {
+        const LlamaLayerWeights& lw = w.layers[l];
+        const std::string p = "model.layers." + std::to_string(l) + ".";
+        LayerBuffers b{
+            .input_norm = m.upload(p + "input_layernorm.weight", lw.input_layernorm, DType::f32),
+            .post_norm = m.upload(p + "post_attention_layernorm.weight", lw.post_attention_layernorm, DType::f32),
+            .q_w = m.upload(p + "self_attn.q_proj.weight", lw.q_proj, wdt),
+            .kv_w = m.upload({{p + "self_attn.k_proj.weight", &lw.k_proj}, {p + "self_attn.v_proj.weight", &lw.v_proj}},
+                             wdt),
+            .o_w = m.upload(p + "self_attn.o_proj.weight", lw.o_proj, wdt),
+            .q_b = {},
+            .kv_b = {},
+            .o_b = {},
+            .gate_up_w = m.upload({{p + "mlp.gate_proj.weight", &lw.gate_proj}, {p + "mlp.up_proj.weight", &lw.up_proj}},
+                                  wdt),
+            .down_w = m.upload(p + "mlp.down_proj.weight", lw.down_proj, wdt),
+            .kv = vk::Buffer(m.device, P * 2 * KD * 4),
+        };
+        if (cfg.qkv_bias) {
+            b.q_b = m.upload(p + "self_attn.q_proj.bias", lw.q_bias, DType::f32);
+            b.kv_b = m.upload({{p + "self_attn.k_proj.bias", &lw.k_bias}, {p + "self_attn.v_proj.bias", &lw.v_bias}},
+                              DType::f32);
+        }
+        if (cfg.o_bias) b.o_b = m.upload(p + "self_attn.o_proj.bias", lw.o_bias, DType::f32);
+        m.cache_bytes += b.kv.size();
+        m.layers.push_back(std::move(b));
+    }
+}
+
+LlamaGpu::~LlamaGpu() = default;
+
+void LlamaGpu::reset() { impl_->pos = 0; }
+int LlamaGpu::position() const { return impl_->pos; }
+int LlamaGpu::max_context() const { return impl_->max_ctx; }
+const LlamaConfig& LlamaGpu::config() const { return impl_->cfg; }
+uint64_t LlamaGpu::weight_bytes() const { return impl_->weight_bytes; }
+uint64_t LlamaGpu::cache_bytes() const { return impl_->cache_bytes; }
+
+std::vector<float> LlamaGpu::forward(std::span<const int> tokens, bool all_logits) {
+    Impl& m = *impl_;
+    const LlamaConfig& cfg = m.cfg;
+    // Validate everything before touching the cache, so a bad call leaves the model usable.
+    for (size_t i = 0; i < tokens.size(); ++i) {
+        if (tokens[i] < 0 || tokens[i] >= cfg.vocab_size) {
+            throw Error("token " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
+                        " is out of range: the vocabulary has V = " + std::to_string(cfg.vocab_size) + " tokens");
+        }
+    }
+    if (uint64_t(m.pos) + tokens.size() > uint64_t(m.max_ctx)) {
+        throw Error("context of " + std::to_string(uint64_t(m.pos) + tokens.size()) + " tokens (" +
+                    std::to_string(m.pos) + " cached + " + std::to_string(tokens.size()) +
+                    " new) exceeds the maximum context of " + std::to_string(m.max_ctx));
+    }
+    const uint32_t T = uint32_t(tokens.size());
+    if (T == 0) return {};
+    const uint32_t C = uint32_t(cfg.hidden_size), I = uint32_t(cfg.intermediate_size), V = uint32_t(cfg.vocab_size);
+    const uint32_t H = uint32_t(cfg.num_attention_heads), Hkv = uint32_t(cfg.num_key_value_heads);
+    const uint32_t D = uint32_t(cfg.head_dim), HD = H * D, KD = Hkv * D, KV = 2 * KD;
+    const uint32_t pos = uint32_t(m.pos);
+    const uint32_t Lk = pos + T;
+    const uint32_t n_logits = all_logits ? T : 1;
+    m.ensure_capacity(T, n_logits);
+
+    const ops::AttentionDims dims{1, H, Hkv, T, Lk, D};
+    std::optional<vk::Buffer> scores;  // the three-kernel path's [H, T, Lk] scores
+    if (!m.options.fused_attention) scores.emplace(m.device, uint64_t(H) * T * Lk * 4);
+
+    const uint64_t max_range = m.device.info().max_storage_buffer_range;
+    const uint32_t logit_chunk = uint32_t(std::max<uint64_t>(1, (max_range - 256) / (uint64_t(V) * 4)));
+    const DType wdt = m.wdt;
+    const float eps = float(cfg.rms_norm_eps);
+    const float scale = float(1.0 / std::sqrt(double(D)));
+    const vk::Buffer& head = m.lm_head ? *m.lm_head : m.embed;
+    using ops::matrix;
+    const vk::Buffer &x = *m.x, &h = *m.h, &q = *m.q, &attn = *m.attn, &mlp = *m.mlp;
+
+    m.run([&](ops::Encoder& enc) {
+        // Embedding rows gathered by copies (the table may exceed one binding); 16-bit rows are widened to
+        // f32 by a matmul with the identity, exact: each output is 1 · w plus exact zeros.
+        const uint64_t row_bytes = uint64_t(C) * dtype_size(wdt);
+        std::vector<VkBufferCopy> regions(T);
+        for (uint32_t t = 0; t < T; ++t) regions[t] = {uint64_t(tokens[t]) * row_bytes, t * row_bytes, row_bytes};
+        if (wdt == DType::f32) {
+            enc.recorder.copy(m.embed.get(), x.get(), regions);
+        } else {
+            enc.recorder.copy(m.embed.get(), m.rows->get(), regions);
+            for (uint32_t r0 = 0; r0 < T; r0 += kWidenRows) {
+                const uint32_t rc = std::min(kWidenRows, T - r0);
+                ops::record_matmul(enc, ops::MatrixRef{&*m.ident, DType::f32, 0, rc, rc, kWidenRows},
+                                   matrix(*m.rows, wdt, rc, C, uint64_t(r0) * C), false,
+                                   matrix(x, DType::f32, rc, C, uint64_t(r0) * C));
+            }
+        }
+        for (size_t l = 0; l < m.layers.size(); ++l) {
+            LayerBuffers& b = m.layers[l];
+            ops::record_rmsnorm(enc, T, C, {&x, 0, C}, b.input_norm, {&h, 0, C}, eps);
+            ops::record_matmul(enc, matrix(h, DType::f32, T, C), matrix(b.q_w, wdt, HD, C), true,
+                               matrix(q, DType::f32, T, HD), {.bias = b.q_b ? &*b.q_b : nullptr});
+            const ops::MatrixRef kv_rows{&b.kv, DType::f32, uint64_t(pos) * KV, T, KV, KV};
+            ops::record_matmul(enc, matrix(h, DType::f32, T, C), matrix(b.kv_w, wdt, KV, C), true, kv_rows,
+                               {.bias = b.kv_b ? &*b.kv_b : nullptr});
+
+            const ops::TensorRef qv{&q, DType::f32, 0, {1, H, T, D}, {0, D, HD, 1}};
+            const ops::TensorRef k_new{&b.kv, DType::f32, uint64_t(pos) * KV, {1, Hkv, T, D}, {0, D, KV, 1}};
+            ops::record_rope(enc, pos, m.inv_freq, qv, k_new);
+
+            const ops::TensorRef k{&b.kv, DType::f32, 0, {1, Hkv, Lk, D}, {0, D, KV, 1}};
+            const ops::TensorRef v{&b.kv, DType::f32, KD, {1, Hkv, Lk, D}, {0, D, KV, 1}};
+            const ops::TensorRef o{&attn, DType::f32, 0, {1, H, T, D}, {0, D, HD, 1}};
+            const ops::MaskArgs mask{.causal = true, .window = uint32_t(cfg.window(int(l)))};
+            if (m.options.fused_attention) {
+                ops::record_flash(enc, dims, qv, k, v, o, mask, scale);
+            } else {
+                ops::record_qk(enc, dims, qv, k, *scores, scale);
+                ops::record_softmax(enc, dims, *scores, *scores, mask);
+                ops::record_pv(enc, dims, *scores, v, o);
+            }
+            ops::record_matmul(enc, matrix(attn, DType::f32, T, HD), matrix(b.o_w, wdt, C, HD), true,
+                               matrix(x, DType::f32, T, C), {.bias = b.o_b ? &*b.o_b : nullptr, .accumulate = true});
+
+            ops::record_rmsnorm(enc, T, C, {&x, 0, C}, b.post_norm, {&h, 0, C}, eps);
+            ops::record_matmul(enc, matrix(h, DType::f32, T, C), matrix(b.gate_up_w, wdt, 2 * I, C), true,
+                               matrix(mlp, DType::f32, T, 2 * I));
+            ops::record_swiglu(enc, T, I, {&mlp, 0, 2 * I}, {&mlp, I, 2 * I}, {&mlp, 0, 2 * I});
+            ops::record_matmul(enc, ops::MatrixRef{&mlp, DType::f32, 0, T, I, 2 * I}, matrix(b.down_w, wdt, C, I), true,
+                               matrix(x, DType::f32, T, C), {.accumulate = true});
+        }
+        // Only the rows whose logits are wanted go through the final norm and the LM head.
+        const uint32_t first = T - n_logits;
+        ops::record_rmsnorm(enc, n_logits, C, {&x, first * C, C}, m.norm, {&h, 0, C}, eps);
+        for (uint32_t r0 = 0; r0 < n_logits; r0 += logit_chunk) {  // [rows, V] of logits per binding
+            const uint32_t rc = std::min(logit_chunk, n_logits - r0);
+            ops::record_matmul(enc, matrix(h, DType::f32, rc, C, uint64_t(r0) * C), matrix(head, wdt, V, C), true,
+                               matrix(*m.logits, DType::f32, rc, V, uint64_t(r0) * V));
+        }
+    });
+    m.pos += int(T);
+
+    std::vector<float> out(size_t(n_logits) * V);
+    m.device.download(*m.logits, 0, out.data(), out.size() * 4);
+    return out;
+}
+
+}  // namespace vkattn::model
