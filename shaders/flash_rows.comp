@@ -3,12 +3,15 @@
 //   Q [B, H, Lq, D], K and V [B, Hkv, Lk, D], O [B, H, Lq, D] (views: offset and strides in push constants, D
 //   contiguous), additive mask [Lq, Lk] f32, key padding [B, Lk] f32 (see flash_common.glsl);
 //   z = b·H + h in [z0, z0 + gridZ); query head h reads K/V head h / (H / Hkv).
-// One workgroup (one subgroup of WG invocations) owns WG·R consecutive query rows of one (b, h); invocation t
+// One workgroup (one subgroup of WG invocations) owns WG·R consecutive query rows of one (b, h) (row blocks are
+// numbered x + y · gridX: a long Lq spreads over the grid's y too, see folded_grid in ops/tuning.hpp); invocation t
 // keeps rows t, t + WG, ... in registers: q (pre-scaled by scale·log2 e) and a D-long fp32 accumulator. It walks the
 // keys its rows may see in blocks of KB: invocation l < KB loads key j0 + l (K row, later V row) with vector loads,
 // and subgroupShuffle with a constant lane hands every element to every invocation, so each key is read once per
-// workgroup. Softmax is online: per row a running max and sum (fp32, base 2), the accumulator rescaled when the
-// max moves. Blocks that the causal or window rule hides from every row of the workgroup are never visited.
+// workgroup. Softmax is online: per row a running max and sum (fp32, base 2), and the accumulator kept as the
+// weighted mean of the V rows seen so far (renormalized every block), so it never exceeds max |V|: V near the fp32
+// limit gives a finite O, where an unnormalized sum would overflow. Blocks that the causal or window rule hides
+// from every row of the workgroup are never visited.
 // Needs subgroup shuffles with KB <= the subgroup size (lavapipe and SwiftShader have them; GPUs run flash_tiled).
 #version 450
 #extension GL_GOOGLE_include_directive : require
@@ -20,7 +23,7 @@
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 8;      // invocations: the subgroup size
-layout(constant_id = 1) const uint D = 64;      // head dim
+layout(constant_id = 1) const uint DP = 64;     // head dim p.D rounded up to a multiple of 8
 layout(constant_id = 2) const uint R = 2;       // query rows per invocation
 layout(constant_id = 3) const uint KB = 8;      // keys per block, <= the subgroup size
 layout(constant_id = 4) const bool VEC = true;  // rows start on 16 bytes: vector loads
@@ -29,7 +32,7 @@ layout(push_constant) uniform Push { FlashParams p; };
 
 #include "flash_common.glsl"
 
-const uint D4 = D / 4;
+const uint D4 = DP / 4;
 
 void main() {
     const uint z = p.z0 + gl_WorkGroupID.z;
@@ -38,14 +41,16 @@ void main() {
     const uint hk = h / (p.H / p.Hkv);
     const uint t = gl_LocalInvocationIndex;
     const uint lane = gl_SubgroupInvocationID;
-    const uint row0 = gl_WorkGroupID.x * WG * R;
+    const uint row0 = (gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x) * WG * R;
+    if (row0 >= p.Lq) return;  // past the last row block of a folded grid: the whole workgroup leaves
     const uint k_base = row_of(p.k, b, hk, 0);
     const uint v_base = row_of(p.v, b, hk, 0);
 
     vec4 q[R][D4];
-    vec4 acc[R][D4];
+    vec4 acc[R][D4];  // Σ_j exp2(s_j - m) · V_j / l over the keys seen so far
     float m[R];  // running max of the base-2 scores, -inf until a key is visible
     float l[R];  // running sum of exp2(score - m)
+    bool nan_seen[R];  // a visible key gave a NaN score: the row comes out NaN
     uint rows[R];
     [[unroll]] for (uint r = 0; r < R; ++r) {
         rows[r] = min(row0 + r * WG + t, p.Lq - 1);  // rows past Lq redo the last row and are not stored
@@ -56,6 +61,7 @@ void main() {
         }
         m[r] = NEG_INF;
         l[r] = 0.0;
+        nan_seen[r] = false;
     }
 
     const uvec2 keys = key_range(row0, min(p.Lq, row0 + WG * R) - 1);
@@ -80,23 +86,54 @@ void main() {
             [[unroll]] for (uint r = 0; r < R; ++r) s[r][jj] = masked_score(s[r][jj], rows[r], j0 + jj, pad);
         }
 
-        // Online softmax: new max, rescale what was accumulated, weights of this block.
+        // V rows holding a NaN, flagged for every lane (see flash_common.glsl).
+        LOAD_ROW(v, v_base + j_mine * p.v.stride_l, kv);
+        bool v_nan_mine;
+        ROW_HAS_NAN(kv, v_nan_mine);
+        bool v_nan[KB];
+        bool any_v_nan = false;
+        [[unroll]] for (uint jj = 0; jj < KB; ++jj) {
+            v_nan[jj] = subgroupShuffle(v_nan_mine, jj);
+            any_v_nan = any_v_nan || v_nan[jj];
+        }
+
+        // Online softmax: new max, weights of this block, and the mean so far reweighted to the new sum.
         [[unroll]] for (uint r = 0; r < R; ++r) {
             float mx = m[r];
-            [[unroll]] for (uint jj = 0; jj < KB; ++jj) mx = max(mx, s[r][jj]);
+            [[unroll]] for (uint jj = 0; jj < KB; ++jj) {
+                mx = max(mx, s[r][jj]);
+                nan_seen[r] = nan_seen[r] || isnan(s[r][jj]);
+            }
             const float base = mx == NEG_INF ? 0.0 : mx;  // nothing visible yet: weights stay exactly 0
-            const float alpha = exp2(m[r] - base);
-            float sum = 0.0;
+            const float kept = l[r] * exp2(m[r] - base);
+            float sum = kept;
             [[unroll]] for (uint jj = 0; jj < KB; ++jj) {
                 s[r][jj] = exp2(s[r][jj] - base);
                 sum += s[r][jj];
             }
-            l[r] = l[r] * alpha + sum;
+            const float inv = sum > 0.0 ? 1.0 / sum : 0.0;
+            [[unroll]] for (uint jj = 0; jj < KB; ++jj) s[r][jj] *= inv;
+            l[r] = sum;
             m[r] = mx;
-            [[unroll]] for (uint c = 0; c < D4; ++c) acc[r][c] *= alpha;
+            [[unroll]] for (uint c = 0; c < D4; ++c) acc[r][c] *= kept * inv;
         }
 
-        LOAD_ROW(v, v_base + j_mine * p.v.stride_l, kv);
+        if (any_v_nan) {  // rare, and uniform: the NaN columns of flagged V rows go to the rows that see them
+            [[unroll]] for (uint jj = 0; jj < KB; ++jj) {
+                if (!v_nan[jj]) continue;
+                const float pad = subgroupShuffle(pad_mine, jj);
+                [[unroll]] for (uint c = 0; c < D4; ++c) {
+                    const vec4 vc = subgroupShuffle(kv[c], jj);
+                    const vec4 nan_part = mix(vec4(0.0), vc, isnan(vc));
+                    [[unroll]] for (uint r = 0; r < R; ++r) {
+                        if (masked_score(0.0, rows[r], j0 + jj, pad) != NEG_INF) acc[r][c] += nan_part;
+                    }
+                }
+            }
+            if (v_nan_mine) {
+                [[unroll]] for (uint c = 0; c < D4; ++c) kv[c] = mix(kv[c], vec4(0.0), isnan(kv[c]));
+            }
+        }
         [[unroll]] for (uint jj = 0; jj < KB; ++jj) {
             [[unroll]] for (uint c = 0; c < D4; ++c) {
                 const vec4 vc = subgroupShuffle(kv[c], jj);
@@ -107,9 +144,7 @@ void main() {
 
     [[unroll]] for (uint r = 0; r < R; ++r) {
         const uint i = row0 + r * WG + t;
-        if (i < p.Lq) {
-            const float inv = l[r] > 0.0 ? 1.0 / l[r] : 0.0;  // no visible key: zeros, never NaN
-            STORE_ROW(row_of(p.o, b, h, i), acc[r], inv);
-        }
+        // No visible key: acc stayed zeros.
+        if (i < p.Lq) STORE_ROW(row_of(p.o, b, h, i), acc[r], nan_seen[r] ? QUIET_NAN : 1.0);
     }
 }

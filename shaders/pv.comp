@@ -1,7 +1,9 @@
 // pv: attention output O = P V, one (batch, head) slice per grid z.
 //   P [z, Lq, Lk] fp32 contiguous, V [B, Hkv, Lk, D] and O [B, H, Lq, D] (views, D contiguous).
-// One workgroup computes a TILE × TILE block of O (TILE query rows × TILE head-dim columns), walking Lk
-// in TILE-wide steps with a tile of P and a tile of V staged in shared memory.
+// Workgroup n = x + y · gridX (folded to fit the grid limits) computes TILE × TILE block n of O, row-major over the
+// blocks (TILE query rows × TILE head-dim columns), walking Lk
+// in TILE-wide steps with a tile of P and a tile of V staged in shared memory. A zero probability (a hidden key)
+// contributes nothing even where V holds a NaN, as in the fused kernels; a NaN probability makes the row NaN.
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "storage.glsl"
@@ -25,8 +27,12 @@ void main() {
     const uint hk = h / (p.H / p.Hkv);
     const uint tx = gl_LocalInvocationID.x;
     const uint ty = gl_LocalInvocationID.y;
-    const uint i = gl_WorkGroupID.y * TILE + ty;   // query row
-    const uint d = gl_WorkGroupID.x * TILE + tx;   // head-dim column
+    const uint n = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    const uint tiles_d = (p.D + TILE - 1) / TILE;
+    const uint i0 = (n / tiles_d) * TILE;
+    if (i0 >= p.Lq) return;  // past the last block of a folded grid: uniform, before any barrier
+    const uint i = i0 + ty;                        // query row
+    const uint d = (n % tiles_d) * TILE + tx;      // head-dim column
 
     const uint p_row = p.p_offset + (gl_WorkGroupID.z * p.Lq + i) * p.Lk;
     const uint v_base = p.v.offset + b * p.v.stride_b + hk * p.v.stride_h;
@@ -39,7 +45,8 @@ void main() {
         v_tile[ty][tx] = (jv < p.Lk && d < p.D) ? float(v[v_base + jv * p.v.stride_l + d]) : 0.0;
         barrier();  // tiles staged → products read them
         for (uint t = 0; t < TILE; ++t) {
-            acc += p_tile[ty][t] * v_tile[t][tx];
+            const float pt = p_tile[ty][t];
+            if (pt != 0.0) acc = fma(pt, v_tile[t][tx], acc);
         }
         barrier();  // products done → next step overwrites the tiles
     }

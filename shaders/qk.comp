@@ -1,7 +1,8 @@
 // qk: attention scores S = scale · Q Kᵀ, one (batch, head) slice per grid z.
 //   Q [B, H, Lq, D] and K [B, Hkv, Lk, D] (views: offset and strides from push constants, D contiguous),
 //   S [z, Lq, Lk] fp32, contiguous, for the chunk z in [z0, z0 + gridZ).
-// One workgroup computes a TILE × TILE block of S: it walks D in TILE-wide steps, staging a TILE × TILE
+// Workgroup n = x + y · gridX (folded to fit the grid limits) computes TILE × TILE block n of S, row-major over
+// the blocks: it walks D in TILE-wide steps, staging a TILE × TILE
 // piece of Q and of K in shared memory, so each global element is read once per workgroup, not TILE times.
 #version 450
 #extension GL_GOOGLE_include_directive : require
@@ -26,9 +27,14 @@ void main() {
     const uint hk = h / (p.H / p.Hkv);
     const uint tx = gl_LocalInvocationID.x;
     const uint ty = gl_LocalInvocationID.y;
-    const uint i = gl_WorkGroupID.y * TILE + ty;        // query row of the output
-    const uint j = gl_WorkGroupID.x * TILE + tx;        // key column of the output
-    const uint j_load = gl_WorkGroupID.x * TILE + ty;   // key row this invocation stages
+    const uint n = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    const uint tiles_k = (p.Lk + TILE - 1) / TILE;
+    const uint i0 = (n / tiles_k) * TILE;
+    if (i0 >= p.Lq) return;  // past the last block of a folded grid: uniform, before any barrier
+    const uint j0 = (n % tiles_k) * TILE;
+    const uint i = i0 + ty;       // query row of the output
+    const uint j = j0 + tx;       // key column of the output
+    const uint j_load = j0 + ty;  // key row this invocation stages
 
     const uint q_row = p.q.offset + b * p.q.stride_b + h * p.q.stride_h + i * p.q.stride_l;
     const uint k_row = p.k.offset + b * p.k.stride_b + hk * p.k.stride_h + j_load * p.k.stride_l;

@@ -3,7 +3,8 @@
 //   additive mask [Lq, Lk] fp32 (binding 2, when has_additive), key padding [B, Lk] fp32 (binding 3).
 // One workgroup owns one row (z, i): three strided passes over Lk (max, sum of exponentials, write),
 // each pass ending in a shared-memory tree reduction. The max is subtracted before exp, so scores like
-// [2505.5, 3574] give [0, 1], not NaN; a row whose keys are all masked is written as zeros.
+// [2505.5, 3574] give [0, 1], not NaN; a row whose keys are all masked is written as zeros, and a row with a
+// NaN score at a visible key as NaN (the max below keeps NaN, where GLSL's max may drop it).
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "attention_params.h"
@@ -20,6 +21,9 @@ layout(push_constant) uniform Push { SoftmaxParams p; };
 shared float red[WG];
 
 #define NEG_INF (-1.0 / 0.0)  // -infinity: the score of a masked key
+#define QUIET_NAN uintBitsToFloat(0x7fc00000u)
+
+float max_keep_nan(float a, float b) { return (isnan(a) || a >= b) ? a : b; }
 
 float masked_score(uint row_base, uint b, uint i, uint j) {
     const int diag = int(i) + int(p.Lk) - int(p.Lq);  // the last key query i may see under causal
@@ -37,7 +41,7 @@ float reduce(float v, uint op) {
     red[t] = v;
     barrier();  // partials written → tree reads them
     for (uint stride = WG / 2; stride > 0; stride >>= 1) {
-        if (t < stride) red[t] = op == 0 ? max(red[t], red[t + stride]) : red[t] + red[t + stride];
+        if (t < stride) red[t] = op == 0 ? max_keep_nan(red[t], red[t + stride]) : red[t] + red[t + stride];
         barrier();  // this level written → next level reads it
     }
     const float r = red[0];
@@ -56,9 +60,13 @@ void main() {
     const uint t = gl_LocalInvocationID.x;
 
     float m = NEG_INF;
-    for (uint j = t; j < p.Lk; j += WG) m = max(m, masked_score(s_base, b, i, j));
+    for (uint j = t; j < p.Lk; j += WG) m = max_keep_nan(m, masked_score(s_base, b, i, j));
     m = reduce(m, 0);
 
+    if (isnan(m)) {  // NaN in, NaN out
+        for (uint j = t; j < p.Lk; j += WG) prob[p_base + j] = QUIET_NAN;
+        return;
+    }
     if (m == NEG_INF) {  // no visible key: zeros, never NaN
         for (uint j = t; j < p.Lk; j += WG) prob[p_base + j] = 0.0;
         return;

@@ -164,7 +164,7 @@ Runner add_attention(CLI::App& app) {
     cmd->add_option("--kv-heads", o->kv_heads, "random inputs: key/value heads (default: H)");
     cmd->add_option("--lq", o->lq, "random inputs: query length")->capture_default_str();
     cmd->add_option("--lk", o->lk, "random inputs: key length (default: Lq)");
-    cmd->add_option("--dim", o->dim, "random inputs: head dim D (32, 64, 80, 96, 128, 256)")->capture_default_str();
+    cmd->add_option("--dim", o->dim, "random inputs: head dim D (1 to 256)")->capture_default_str();
     cmd->add_option("--seed", o->seed, "random inputs: seed")->capture_default_str();
     cmd->add_option("--dtype", o->dtype, "random inputs: storage f32 or f16")->capture_default_str();
     cmd->add_flag("--causal", o->causal, "causal mask, aligned bottom-right: query i sees key j iff j <= i + Lk - Lq");

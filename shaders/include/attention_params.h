@@ -59,6 +59,7 @@ struct FlashParams {
     ViewParams v;
     ViewParams o;
     uint H, Hkv, Lq, Lk;
+    uint D;                // head dim; the kernels' registers and tiles are DP wide (spec. constant, D rounded up)
     uint z0;
     float scale_log2;
     uint causal;           // 1: key j visible to query i iff j <= i + Lk - Lq
@@ -74,6 +75,7 @@ struct FlashParams {
 struct FlashMergeParams {
     ViewParams o;
     uint H, Lq;
+    uint D;                // head dim (partials are DP wide)
     uint z0, nz;
     uint parts;            // partials per row: splits × invocations per split workgroup
     uint ml_offset;        // as in FlashParams

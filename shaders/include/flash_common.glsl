@@ -1,8 +1,10 @@
 // Shared by flash_rows.comp, flash_tiled.comp and flash_split.comp: the bindings, whole-row loads into vec4
 // registers, the output store, and the mask rules. The including shader first includes storage.glsl and
-// attention_params.h, declares `Push { FlashParams p; }` and the specialization constant D (head dim), and, to use
-// LOAD_ROW and STORE_ROW, VEC (true when every row starts on 16 bytes: rows then move by 16-byte vector loads, 4 f32
-// or 8 f16 at a time, which on lavapipe costs a fraction of element-wise loads; otherwise element by element).
+// attention_params.h, declares `Push { FlashParams p; }` and the specialization constant DP (the head dim p.D rounded
+// up to a multiple of 8: registers and tiles are DP wide, elements d >= p.D are zeros that no load reads and no store
+// writes, so any D in 1..256 runs on a few pipelines), and, to use LOAD_ROW and STORE_ROW, VEC (true when DP == p.D
+// and every row starts on 16 bytes: rows then move by 16-byte vector loads, 4 f32 or 8 f16 at a time, which on
+// lavapipe costs a fraction of element-wise loads; otherwise element by element, guarded by d < p.D).
 //
 // Bindings: 0 Q, 1 K, 2 V, 3 O (views [B, heads, L, D]), 4 additive mask [Lq, Lk] f32, 5 key padding [B, Lk] f32.
 // Each view buffer is declared twice, by element and by 16-byte vector, over the same binding.
@@ -27,53 +29,70 @@ layout(std430, binding = 5) readonly buffer PadBuf { float key_padding[]; };
 
 #define NEG_INF (-1.0 / 0.0)  // the score of a hidden key
 #define LOG2E 1.4426950408889634
+#define QUIET_NAN uintBitsToFloat(0x7fc00000u)  // the output of a row that saw a NaN
 
-// dst[0 .. D/4) = the D elements of buf starting at element `base` (a row of Q, K or V), as fp32.
+// NaN rule, the same on every path (and the CPU reference): a NaN score (NaN in q, or in a visible key's K) makes
+// the row NaN; a NaN in a visible key's V makes that column of the row NaN; keys hidden by a rule never contribute,
+// NaN or not. A V row holding a NaN is therefore used with its NaNs as zeros (its weight 0 in rows that cannot see
+// it would turn 0 · NaN into NaN), and, on a rare path, its NaN columns are added to the rows that see it.
+// dst = whether any of row[0 .. DP/4) is NaN (a macro: spec-constant-sized arrays do not pass to functions).
+#define ROW_HAS_NAN(row, dst)                                                                                      \
+    {                                                                                                          \
+        bvec4 n_ = bvec4(false);                                                                               \
+        [[unroll]] for (uint c_ = 0; c_ < DP / 4; ++c_) n_ = bvec4(uvec4(n_) | uvec4(isnan(row[c_])));         \
+        dst = any(n_);                                                                                         \
+    }
+
+// dst[0 .. DP/4) = the p.D elements of buf starting at element `base` (a row of Q, K or V) as fp32, zeros after.
 #if VKATTN_F16
 #define LOAD_ROW(buf, base, dst)                                                                   \
     if (VEC) {                                                                                     \
-        [[unroll]] for (uint c_ = 0; c_ < D / 8; ++c_) {                                           \
+        [[unroll]] for (uint c_ = 0; c_ < DP / 8; ++c_) {                                          \
             const uvec4 u_ = buf##_v[(base) / 8 + c_];                                             \
             dst[2 * c_] = vec4(unpackHalf2x16(u_.x), unpackHalf2x16(u_.y));                        \
             dst[2 * c_ + 1] = vec4(unpackHalf2x16(u_.z), unpackHalf2x16(u_.w));                    \
         }                                                                                          \
     } else {                                                                                       \
-        [[unroll]] for (uint c_ = 0; c_ < D / 4; ++c_) {                                           \
-            const uint e_ = (base) + 4 * c_;                                                       \
-            dst[c_] = vec4(buf##_s[e_], buf##_s[e_ + 1], buf##_s[e_ + 2], buf##_s[e_ + 3]);        \
+        [[unroll]] for (uint c_ = 0; c_ < DP / 4; ++c_) {                                          \
+            [[unroll]] for (uint e_ = 0; e_ < 4; ++e_) {                                           \
+                const uint d_ = 4 * c_ + e_;                                                       \
+                dst[c_][e_] = d_ < p.D ? float(buf##_s[(base) + d_]) : 0.0;                        \
+            }                                                                                      \
         }                                                                                          \
     }
-// o[base .. base + D) = src[0 .. D/4) · f, rounded to the storage type.
+// o[base .. base + p.D) = src[0 .. DP/4) · f, rounded to the storage type.
 #define STORE_ROW(base, src, f)                                                                    \
     if (VEC) {                                                                                     \
-        [[unroll]] for (uint c_ = 0; c_ < D / 8; ++c_) {                                           \
+        [[unroll]] for (uint c_ = 0; c_ < DP / 8; ++c_) {                                          \
             const vec4 a_ = src[2 * c_] * (f), b_ = src[2 * c_ + 1] * (f);                         \
             o_v[(base) / 8 + c_] = uvec4(packHalf2x16(a_.xy), packHalf2x16(a_.zw),                 \
                                          packHalf2x16(b_.xy), packHalf2x16(b_.zw));                \
         }                                                                                          \
     } else {                                                                                       \
-        [[unroll]] for (uint c_ = 0; c_ < D / 4; ++c_) {                                           \
+        [[unroll]] for (uint c_ = 0; c_ < DP / 4; ++c_) {                                          \
             const vec4 a_ = src[c_] * (f);                                                         \
-            [[unroll]] for (uint e_ = 0; e_ < 4; ++e_) o_s[(base) + 4 * c_ + e_] = TO_ELEM(a_[e_]); \
+            [[unroll]] for (uint e_ = 0; e_ < 4; ++e_) if (4 * c_ + e_ < p.D) o_s[(base) + 4 * c_ + e_] = TO_ELEM(a_[e_]); \
         }                                                                                          \
     }
 #else
 #define LOAD_ROW(buf, base, dst)                                                                   \
     if (VEC) {                                                                                     \
-        [[unroll]] for (uint c_ = 0; c_ < D / 4; ++c_) dst[c_] = buf##_v[(base) / 4 + c_];         \
+        [[unroll]] for (uint c_ = 0; c_ < DP / 4; ++c_) dst[c_] = buf##_v[(base) / 4 + c_];        \
     } else {                                                                                       \
-        [[unroll]] for (uint c_ = 0; c_ < D / 4; ++c_) {                                           \
-            const uint e_ = (base) + 4 * c_;                                                       \
-            dst[c_] = vec4(buf##_s[e_], buf##_s[e_ + 1], buf##_s[e_ + 2], buf##_s[e_ + 3]);        \
+        [[unroll]] for (uint c_ = 0; c_ < DP / 4; ++c_) {                                          \
+            [[unroll]] for (uint e_ = 0; e_ < 4; ++e_) {                                           \
+                const uint d_ = 4 * c_ + e_;                                                       \
+                dst[c_][e_] = d_ < p.D ? float(buf##_s[(base) + d_]) : 0.0;                        \
+            }                                                                                      \
         }                                                                                          \
     }
 #define STORE_ROW(base, src, f)                                                                    \
     if (VEC) {                                                                                     \
-        [[unroll]] for (uint c_ = 0; c_ < D / 4; ++c_) o_v[(base) / 4 + c_] = src[c_] * (f);       \
+        [[unroll]] for (uint c_ = 0; c_ < DP / 4; ++c_) o_v[(base) / 4 + c_] = src[c_] * (f);      \
     } else {                                                                                       \
-        [[unroll]] for (uint c_ = 0; c_ < D / 4; ++c_) {                                           \
+        [[unroll]] for (uint c_ = 0; c_ < DP / 4; ++c_) {                                          \
             const vec4 a_ = src[c_] * (f);                                                         \
-            [[unroll]] for (uint e_ = 0; e_ < 4; ++e_) o_s[(base) + 4 * c_ + e_] = a_[e_];         \
+            [[unroll]] for (uint e_ = 0; e_ < 4; ++e_) if (4 * c_ + e_ < p.D) o_s[(base) + 4 * c_ + e_] = a_[e_]; \
         }                                                                                          \
     }
 #endif

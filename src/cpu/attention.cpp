@@ -14,6 +14,10 @@ size_t kv_index(const AttentionShape& s, int b, int hk, int j) { return ((size_t
 size_t score_index(const AttentionShape& s, int b, int h, int i) { return ((size_t(b) * s.H + h) * s.Lq + i) * s.Lk; }
 int kv_head(const AttentionShape& s, int h) { return h / (s.H / s.Hkv); }
 
+// max that keeps a NaN (std::max drops one in its second argument): a NaN score makes the whole row NaN.
+double max_keep_nan(double a, double b) { return (std::isnan(a) || a >= b) ? a : b; }
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
 }  // namespace
 
 bool key_visible(const AttentionShape& s, const AttentionMask& m, int b, int i, int j) {
@@ -52,10 +56,10 @@ void attention_softmax(const AttentionShape& s, const AttentionMask& m, const fl
                 for (int j = 0; j < s.Lk; ++j) {
                     x[size_t(j)] = key_visible(s, m, b, i, j) ? double(in[j]) : neg_inf;
                     if (m.additive != nullptr) x[size_t(j)] += m.additive[size_t(i) * s.Lk + j];
-                    max = std::max(max, x[size_t(j)]);
+                    max = max_keep_nan(max, x[size_t(j)]);
                 }
-                if (max == neg_inf) {  // nothing visible: zeros, not NaN
-                    for (int j = 0; j < s.Lk; ++j) out[j] = 0.0f;
+                if (max == neg_inf || std::isnan(max)) {  // nothing visible: zeros; a NaN score: NaN
+                    for (int j = 0; j < s.Lk; ++j) out[j] = max == neg_inf ? 0.0f : float(kNaN);
                     continue;
                 }
                 // pass 2: exponentials shifted by the max, so exp never overflows
@@ -74,6 +78,7 @@ void attention_values(const AttentionShape& s, const float* probs, const float* 
                 const float* p = probs + score_index(s, b, h, i);
                 std::fill(acc.begin(), acc.end(), 0.0);
                 for (int j = 0; j < s.Lk; ++j) {
+                    if (p[j] == 0.0f) continue;  // a hidden key contributes nothing, even a NaN in V
                     const float* vj = v + kv_index(s, b, kv_head(s, h), j);
                     for (int d = 0; d < s.D; ++d) acc[size_t(d)] += double(p[j]) * vj[d];
                 }
@@ -104,11 +109,13 @@ void attention(const AttentionShape& s, const AttentionMask& m, const float* q, 
                     for (int d = 0; d < s.D; ++d) dot += double(qi[d]) * kj[d];
                     x[size_t(j)] = dot * scale;
                     if (m.additive != nullptr) x[size_t(j)] += m.additive[size_t(i) * s.Lk + j];
-                    max = std::max(max, x[size_t(j)]);
+                    max = max_keep_nan(max, x[size_t(j)]);
                 }
                 // softmax weights applied to V
                 std::fill(acc.begin(), acc.end(), 0.0);
-                if (max != neg_inf) {
+                if (std::isnan(max)) {  // a NaN score (NaN in q or a visible key's K): the row is NaN
+                    std::fill(acc.begin(), acc.end(), kNaN);
+                } else if (max != neg_inf) {
                     double sum = 0;
                     for (int j = 0; j < s.Lk; ++j) {
                         if (x[size_t(j)] == neg_inf) continue;

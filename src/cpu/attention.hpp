@@ -21,6 +21,8 @@ struct AttentionShape {
 //   window W>0:  j >  i + (Lk - Lq) - W      (at most W most recent keys, counted from the diagonal)
 //   key padding: key_padding[b, j] == 0      (nonzero marks padding, as PyTorch's key_padding_mask)
 // and additive[i, j] is added to the scaled score (use -inf to mask). A row with no visible key gives zeros.
+// NaN: a NaN score (NaN in q, or in the K of a key the rules show) makes the row NaN, and so does a NaN in the V of
+// a key the rules show with a score above -inf; hidden keys never contribute, NaN or not.
 struct AttentionMask {
     bool causal = false;
     int window = 0;                        // 0: no window
@@ -37,7 +39,7 @@ void attention_scores(const AttentionShape& s, const float* q, const float* k, f
 // probs [B, H, Lq, Lk] = softmax over j of masked scores, max-subtracted; a fully masked row is all zeros.
 void attention_softmax(const AttentionShape& s, const AttentionMask& m, const float* scores, float* probs);
 
-// out [B, H, Lq, D] = probs [B, H, Lq, Lk] · V [B, Hkv, Lk, D].
+// out [B, H, Lq, D] = probs [B, H, Lq, Lk] · V [B, Hkv, Lk, D]; a zero probability adds nothing, even for NaN in V.
 void attention_values(const AttentionShape& s, const float* probs, const float* v, float* out);
 
 // The whole thing: out = softmax(mask(scale · Q Kᵀ)) V, computed in double. scale <= 0 means 1/sqrt(D).

@@ -6,6 +6,9 @@
 
 namespace vkattn::ops {
 
+// Every attention path takes any head dim D from 1 to this (the fused kernels keep D-long rows in registers).
+constexpr int64_t kMaxHeadDim = 256;
+
 struct AttentionDims {
     uint32_t B = 1, H = 1, Hkv = 1, Lq = 1, Lk = 1, D = 64;
 };

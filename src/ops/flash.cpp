@@ -17,6 +17,11 @@ constexpr double kLog2e = 1.4426950408889634;
 // Scratch of one split-KV dispatch (partial accumulators, maxima and sums), at most; heads are split into
 // more dispatches, or slices made fewer, to stay under it.
 constexpr uint64_t kScratchCap = uint64_t(64) << 20;
+static_assert(sizeof(glsl::FlashParams) <= 128, "Vulkan guarantees 128 bytes of push constants");
+
+// The kernels' head dim: D rounded up to a multiple of 8 (16-byte rows of f16), so D = 1..256 share a few
+// pipelines per dtype; columns past D are zeros that the kernels never load or store.
+uint32_t padded_dim(uint32_t D) { return std::max(8u, (D + 7) / 8 * 8); }
 
 std::string kernel_name(const char* kernel, DType dtype) {
     return std::string(kernel) + (dtype == DType::f16 ? "_f16" : "_f32");
@@ -37,7 +42,8 @@ Bound bind_all(Encoder& enc, const AttentionDims& d, const TensorRef& q, const T
                const TensorRef& o, uint32_t z0, uint32_t z1) {
     Bound b{bind_view(enc.device, q, d.H, z0, z1), bind_view(enc.device, k, d.H, z0, z1),
             bind_view(enc.device, v, d.H, z0, z1), bind_view(enc.device, o, d.H, z0, z1)};
-    b.aligned = rows_aligned(b.q, q) && rows_aligned(b.k, k) && rows_aligned(b.v, v) && rows_aligned(b.o, o);
+    b.aligned = padded_dim(d.D) == d.D && rows_aligned(b.q, q) && rows_aligned(b.k, k) && rows_aligned(b.v, v) &&
+                rows_aligned(b.o, o);
     return b;
 }
 
@@ -53,6 +59,7 @@ glsl::FlashParams flash_params(const AttentionDims& d, const MaskArgs& mask, flo
     p.Hkv = d.Hkv;
     p.Lq = d.Lq;
     p.Lk = d.Lk;
+    p.D = d.D;
     p.z0 = z0;
     p.scale_log2 = float(double(scale) * kLog2e);
     p.causal = mask.causal ? 1 : 0;
@@ -76,6 +83,7 @@ void record_rows_or_tiled(Encoder& enc, const Tuning& tune, const FlashTiles& ti
                           const AttentionDims& d, const TensorRef& q, const TensorRef& k, const TensorRef& v,
                           const TensorRef& o, const MaskArgs& mask, float scale, const vk::Binding& additive,
                           const vk::Binding& padding) {
+    const DeviceInfo& info = enc.device.info();
     const std::string name = kernel_name(rows ? "flash_rows" : "flash_tiled", q.dtype);
     const TensorRef* views[] = {&q, &k, &v, &o};
     for (auto [z0, z1] : plan_chunks(enc.device, d.B * d.H, d.H, views, "fused attention")) {
@@ -83,23 +91,25 @@ void record_rows_or_tiled(Encoder& enc, const Tuning& tune, const FlashTiles& ti
         std::vector<uint32_t> spec;
         uint32_t rows_per_wg = 0;
         if (rows) {
-            spec = {tune.flash_rows_wg, d.D, tiles.rows_r, tune.flash_rows_kb, b.aligned ? 1u : 0u};
+            spec = {tune.flash_rows_wg, padded_dim(d.D), tiles.rows_r, tune.flash_rows_kb, b.aligned ? 1u : 0u};
             rows_per_wg = tune.flash_rows_wg * tiles.rows_r;
         } else {
-            spec = {tiles.bq * tiles.tpr, d.D, tiles.bq, tiles.bk, tiles.tpr};
+            spec = {tiles.bq * tiles.tpr, padded_dim(d.D), tiles.bq, tiles.bk, tiles.tpr};
             rows_per_wg = tiles.bq;
         }
         const vk::Pipeline& pipeline =
             enc.pipelines.get({name, spirv(name), 6, sizeof(glsl::FlashParams), std::move(spec)});
         const glsl::FlashParams p = flash_params(d, mask, scale, b, q, k, v, o, z0);
         const vk::Binding bindings[] = {b.q.binding, b.k.binding, b.v.binding, b.o.binding, additive, padding};
-        enc.recorder.dispatch(pipeline, bindings, &p, sizeof(p), {ceil_div(d.Lq, rows_per_wg), 1, z1 - z0}, name);
+        enc.recorder.dispatch(pipeline, bindings, &p, sizeof(p),
+                              folded_grid(info, ceil_div(d.Lq, rows_per_wg), z1 - z0, "fused attention"), name);
     }
 }
 
 void record_split(Encoder& enc, const Tuning& tune, const FlashTiles& tiles, uint32_t splits, const AttentionDims& d,
                   const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& o,
                   const MaskArgs& mask, float scale, const vk::Binding& additive, const vk::Binding& padding) {
+    const DeviceInfo& info = enc.device.info();
     const uint32_t qn = std::min(d.Lq, tiles.split_qn);
     const uint32_t wg = tune.flash_split_wg;
     if (splits == 0) splits = choose_splits(tune, d, qn);
@@ -107,7 +117,8 @@ void record_split(Encoder& enc, const Tuning& tune, const FlashTiles& tiles, uin
     // Partials of one (b, h): Lq rows × parts × (D accumulators + max + sum) floats. Fewer slices when even
     // one (b, h) would not fit the cap; fewer heads per dispatch when a chunk would not.
     const uint64_t max_bytes = std::min<uint64_t>(kScratchCap, enc.device.info().max_storage_buffer_range);
-    const auto head_bytes = [&](uint32_t s) { return uint64_t(d.Lq) * s * wg * (d.D + 2) * 4; };
+    const uint32_t dp = padded_dim(d.D);
+    const auto head_bytes = [&](uint32_t s) { return uint64_t(d.Lq) * s * wg * (dp + 2) * 4; };
     while (splits > 1 && head_bytes(splits) > max_bytes) splits = (splits + 1) / 2;
     if (head_bytes(splits) > max_bytes) {
         throw Error("split-KV attention needs " + std::to_string(head_bytes(splits)) +
@@ -132,32 +143,37 @@ void record_split(Encoder& enc, const Tuning& tune, const FlashTiles& tiles, uin
     const std::string split_name = kernel_name("flash_split", q.dtype);
     const std::string merge_name = kernel_name("flash_merge", q.dtype);
     const vk::Pipeline& merge = enc.pipelines.get(
-        {merge_name, spirv(merge_name), 2, sizeof(glsl::FlashMergeParams), {tune.flash_merge_wg, d.D}});
+        {merge_name, spirv(merge_name), 2, sizeof(glsl::FlashMergeParams), {tune.flash_merge_wg, dp}});
     for (auto [z0, z1] : chunks) {
         const uint32_t nz = z1 - z0;
         const Bound b = bind_all(enc, d, q, k, v, o, z0, z1);
         const vk::Pipeline& split = enc.pipelines.get({split_name, spirv(split_name), 7, sizeof(glsl::FlashParams),
-                                                       {wg, d.D, qn, b.aligned ? 1u : 0u}});
+                                                       {wg, dp, qn, b.aligned ? 1u : 0u}});
         glsl::FlashParams p = flash_params(d, mask, scale, b, q, k, v, o, z0);
         p.split_keys = split_keys;
         p.nz = nz;
-        p.ml_offset = nz * d.Lq * parts * d.D;
+        p.ml_offset = nz * d.Lq * parts * dp;
         const vk::Binding part_binding{scratch.get(), 0, head_bytes(splits) * nz};
         const vk::Binding bindings[] = {b.q.binding, b.k.binding, b.v.binding, b.o.binding, additive, padding,
                                         part_binding};
-        enc.recorder.dispatch(split, bindings, &p, sizeof(p), {splits, ceil_div(d.Lq, qn), nz}, split_name);
+        enc.recorder.dispatch(split, bindings, &p, sizeof(p),
+                              folded_grid(info, uint64_t(splits) * ceil_div(d.Lq, qn), nz, "split-KV attention"),
+                              split_name);
 
         glsl::FlashMergeParams mp{};
         mp.o = view_params(b.o, o);
         mp.H = d.H;
         mp.Lq = d.Lq;
+        mp.D = d.D;
         mp.z0 = z0;
         mp.nz = nz;
         mp.parts = parts;
         mp.ml_offset = p.ml_offset;
         const vk::Binding merge_bindings[] = {part_binding, b.o.binding};
-        enc.recorder.dispatch(merge, merge_bindings, &mp, sizeof(mp),
-                              {ceil_div(uint64_t(d.Lq) * (d.D / 4), tune.flash_merge_wg), 1, nz}, merge_name);
+        enc.recorder.dispatch(
+            merge, merge_bindings, &mp, sizeof(mp),
+            folded_grid(info, ceil_div(uint64_t(d.Lq) * (dp / 4), tune.flash_merge_wg), nz, "split-KV merge"),
+            merge_name);
     }
     enc.recorder.keep_alive(std::move(scratch));
 }
@@ -179,7 +195,7 @@ void record_flash(Encoder& enc, const AttentionDims& d, const TensorRef& q, cons
                   const TensorRef& out, const MaskArgs& mask, float scale, const FlashConfig& config) {
     const DeviceInfo& info = enc.device.info();
     const Tuning tune = tuning_for(info);
-    const FlashTiles tiles = flash_tiles(tune, info, d.D);
+    const FlashTiles tiles = flash_tiles(tune, info, padded_dim(d.D));
     // Absent masks bind Q again: every binding must be valid, and the kernels never read them.
     const vk::Binding unused{q.buffer->get(), 0, std::min<uint64_t>(16, q.buffer->size())};
     const vk::Binding additive = mask.additive ? bind_whole(enc.device, *mask.additive, "the additive mask") : unused;

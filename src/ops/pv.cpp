@@ -29,7 +29,9 @@ void record_pv(Encoder& enc, const AttentionDims& d, const vk::Buffer& probs, co
         p.z0 = z0;
         const vk::Binding bindings[] = {bp.binding, bv.binding, bo.binding};
         const uint32_t t = tune.matmul_tile;
-        enc.recorder.dispatch(pipeline, bindings, &p, sizeof(p), {(d.D + t - 1) / t, (d.Lq + t - 1) / t, z1 - z0}, name);
+        const uint64_t blocks = uint64_t((d.D + t - 1) / t) * ((d.Lq + t - 1) / t);
+        enc.recorder.dispatch(pipeline, bindings, &p, sizeof(p),
+                              folded_grid(enc.device.info(), blocks, z1 - z0, "attention output"), name);
     }
 }
 

@@ -31,7 +31,9 @@ void record_qk(Encoder& enc, const AttentionDims& d, const TensorRef& q, const T
         p.scale = scale;
         const vk::Binding bindings[] = {bq.binding, bk.binding, bs.binding};
         const uint32_t t = tune.matmul_tile;
-        enc.recorder.dispatch(pipeline, bindings, &p, sizeof(p), {(d.Lk + t - 1) / t, (d.Lq + t - 1) / t, z1 - z0}, name);
+        const uint64_t blocks = uint64_t((d.Lk + t - 1) / t) * ((d.Lq + t - 1) / t);
+        enc.recorder.dispatch(pipeline, bindings, &p, sizeof(p),
+                              folded_grid(enc.device.info(), blocks, z1 - z0, "attention scores"), name);
     }
 }
 

@@ -20,7 +20,6 @@ void record_softmax(Encoder& enc, const AttentionDims& d, const vk::Buffer& scor
                                                : vk::Binding{scores.get(), 0, 4};
     const vk::Binding padding = mask.key_padding ? bind_whole(enc.device, *mask.key_padding, "the key-padding mask")
                                                  : vk::Binding{scores.get(), 0, 4};
-    const uint32_t max_x = enc.device.info().max_workgroup_count[0];
 
     const TensorRef* views[] = {&s, &p_ref};
     for (auto [z0, z1] : plan_chunks(enc.device, d.B * d.H, d.H, views, "attention softmax")) {
@@ -39,11 +38,10 @@ void record_softmax(Encoder& enc, const AttentionDims& d, const vk::Buffer& scor
         p.has_additive = mask.additive ? 1 : 0;
         p.has_key_padding = mask.key_padding ? 1 : 0;
         const uint64_t rows = uint64_t(z1 - z0) * d.Lq;
-        const uint32_t gx = uint32_t(std::min<uint64_t>(rows, max_x));
-        const uint32_t gy = uint32_t((rows + gx - 1) / gx);
-        p.rows_per_grid_x = gx;
+        const auto grid = folded_grid(enc.device.info(), rows, 1, "attention softmax");
+        p.rows_per_grid_x = grid[0];
         const vk::Binding bindings[] = {bs.binding, bp.binding, additive, padding};
-        enc.recorder.dispatch(pipeline, bindings, &p, sizeof(p), {gx, gy, 1}, "softmax");
+        enc.recorder.dispatch(pipeline, bindings, &p, sizeof(p), grid, "softmax");
     }
 }
 

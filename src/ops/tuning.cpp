@@ -1,8 +1,30 @@
 #include "ops/tuning.hpp"
 
+#include <vkattn/error.hpp>
+
 #include <algorithm>
+#include <atomic>
+#include <string>
 
 namespace vkattn::ops {
+namespace {
+std::atomic<uint32_t> grid_limit_for_testing{0};
+}
+
+void set_grid_limit_for_testing(uint32_t max_x) { grid_limit_for_testing = max_x; }
+
+std::array<uint32_t, 3> folded_grid(const DeviceInfo& d, uint64_t groups, uint32_t z, const char* what) {
+    uint64_t max_x = d.max_workgroup_count[0], max_y = d.max_workgroup_count[1];
+    if (const uint32_t cap = grid_limit_for_testing; cap != 0) max_x = std::min<uint64_t>(max_x, cap);
+    groups = std::max<uint64_t>(groups, 1);
+    const uint64_t x = std::min(groups, max_x);
+    const uint64_t y = (groups + x - 1) / x;
+    if (y > max_y) {
+        throw Error(std::string(what) + " needs " + std::to_string(groups) + " workgroups, more than the device's " +
+                    std::to_string(max_x) + " × " + std::to_string(max_y) + " grid");
+    }
+    return {uint32_t(x), uint32_t(y), z};
+}
 
 Tuning tuning_for(const DeviceInfo& d) {
     Tuning t;

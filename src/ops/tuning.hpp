@@ -3,6 +3,7 @@
 
 #include <vkattn/device_info.hpp>
 
+#include <array>
 #include <cstdint>
 
 namespace vkattn::ops {
@@ -60,6 +61,14 @@ struct FlashTiles {
     uint32_t split_qn = 1; // flash_split: query rows per workgroup
 };
 FlashTiles flash_tiles(const Tuning& t, const DeviceInfo& device, uint32_t D);
+
+// The grid of a dispatch of `groups` workgroups along one axis (and z along z), folded into x and y so that each
+// fits maxComputeWorkGroupCount: the kernels number workgroups n = x + y · gridX and skip n >= groups.
+// Throws vkattn::Error naming the limit when even x · y cannot hold them.
+std::array<uint32_t, 3> folded_grid(const DeviceInfo& device, uint64_t groups, uint32_t z, const char* what);
+
+// For tests: the largest grid x folded_grid uses, below the device's; 0 restores the device's limit.
+void set_grid_limit_for_testing(uint32_t max_x);
 
 // Every device gets 16 × 16 tiles unless it cannot run 256 invocations per workgroup (Vulkan only promises
 // 128), and softmax workgroups of 128 or the device's maximum power of two below it. CPU devices multiply

@@ -76,6 +76,14 @@ TEST_CASE("three-kernel attention matches the CPU reference over awkward shapes"
     check_case(c);
 }
 
+TEST_CASE("three-kernel attention takes any head dim from 1 to 256", "[gpu][attention][headdim]") {
+    const int D = GENERATE(1, 3, 8, 16, 24, 40, 100, 256);
+    const DType dtype = GENERATE(DType::f32, DType::f16);
+    check_case({1, 1, 1, 1, 1, D, false, 0, false, false, dtype});    // L = 1
+    check_case({1, 4, 2, 7, 19, D, true, 0, false, false, dtype});    // GQA, Lq != Lk, causal
+    check_case({2, 2, 2, 17, 17, D, false, 0, true, false, dtype});   // L = 17, key padding
+}
+
 TEST_CASE("the three stages match the CPU reference one by one", "[gpu][attention]") {
     const Case c = GENERATE(Case{1, 4, 2, 17, 31, 64, true}, Case{2, 2, 2, 1, 9, 32, false, 3, true});
     INFO(c.name());

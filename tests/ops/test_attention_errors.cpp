@@ -16,8 +16,9 @@ TEST_CASE("attention rejects bad shapes and dtypes with a message naming them", 
     VKATTN_REQUIRE_CONTAINS(error_message([&] { attention(ctx, q, k, v, out); }),
                             "K has 8 heads, which does not divide the 12 query heads");
 
-    Tensor q48(ctx, {2, 10, 48}), k48(ctx, {2, 10, 48});
-    VKATTN_REQUIRE_CONTAINS(error_message([&] { attention(ctx, q48, k48, k48, q48); }), "head dim D = 48");
+    Tensor q257(ctx, {2, 3, 257}), k257(ctx, {2, 3, 257});
+    VKATTN_REQUIRE_CONTAINS(error_message([&] { attention(ctx, q257, k257, k257, q257); }),
+                            "head dim D = 257 is not supported; it must be 1 to 256");
 
     Tensor q4(ctx, {2, 10, 64}), k4(ctx, {2, 11, 64}), v4(ctx, {2, 12, 64}), o4(ctx, {2, 10, 64});
     VKATTN_REQUIRE_CONTAINS(error_message([&] { attention(ctx, q4, k4, v4, o4); }), "V has shape [1, 2, 12, 64]");

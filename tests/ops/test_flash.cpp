@@ -6,6 +6,7 @@
 #include "cpu/attention.hpp"
 #include "cpu/half.hpp"
 #include "ops/attention.hpp"
+#include "ops/tuning.hpp"
 #include "attention_cases.hpp"
 #include "support.hpp"
 
@@ -134,6 +135,185 @@ TEST_CASE("split-KV matches the CPU reference over awkward shapes", "[gpu][atten
     check_variant(c, {ops::FlashVariant::split, 3});
 }
 
+TEST_CASE("every fused kernel takes any head dim from 1 to 256", "[gpu][attention][flash][headdim]") {
+    // Head dims that are not a multiple of 8 run on the pipeline of the next multiple, loading and storing
+    // element by element with zeros past D: 1 and 3 (tiny test checkpoints), 100 (padding 4), and multiples of 8
+    // that no head dim used before (8, 16, 24, 40) next to 256. Odd shapes: L = 1, L not a multiple of any tile,
+    // Lq != Lk, GQA.
+    const int D = GENERATE(1, 3, 8, 16, 24, 40, 100, 256);
+    const DType dtype = GENERATE(DType::f32, DType::f16);
+    const Case shapes[] = {
+        {1, 1, 1, 1, 1, D, false, 0, false, false, dtype},          // L = 1
+        {1, 4, 2, 7, 19, D, true, 0, false, false, dtype},          // GQA, Lq != Lk, causal
+        {2, 2, 2, 17, 17, D, false, 0, true, false, dtype},         // L = 17, key padding
+    };
+    for (const Case& c : shapes) {
+        check_variant(c, {ops::FlashVariant::rows});
+        check_variant(c, {ops::FlashVariant::tiled});
+        check_variant(c, {ops::FlashVariant::split, 3});
+    }
+    // Split-KV as the tuning table picks it: one query against a long cache.
+    const Case decode{1, 4, 2, 1, 600, D, true, 0, false, false, dtype};
+    const ops::AttentionDims dims{1, 4, 2, 1, 600, uint32_t(D)};
+    CHECK(ops::flash_variant(gpu().device(), dims) == ops::FlashVariant::split);
+    check_variant(decode, {});
+}
+
+TEST_CASE("V near the fp32 limit gives a finite output on every path", "[gpu][attention][flash][overflow]") {
+    // |V| up to 3e38 (FLT_MAX is 3.4e38): O is a weighted mean of V rows, so it is finite and representable, but an
+    // unnormalized sum of exp-weighted V rows (Lk of them, weights up to 1) overflows to inf. The same with every
+    // V element 3e38, where the old sum was inf from the second key on.
+    const bool uniform = GENERATE(false, true);
+    const Case c = GENERATE(Case{1, 2, 1, 9, 300, 16, true}, Case{1, 2, 2, 1, 600, 64, true},
+                            Case{2, 2, 2, 17, 40, 3, false, 0, true});
+    INFO(c.name() << (uniform ? ", V all 3e38" : ", V in ±3e38"));
+    Inputs in = make_inputs(c);
+    for (float& x : in.v) x = uniform ? 3e38f : x * 3e38f;
+    cpu::attention(in.shape, in.mask, in.q.data(), in.k.data(), in.v.data(), 0, in.ref.data());
+    for (float x : in.ref) REQUIRE(std::isfinite(x));
+    // fp32 rounding of a weighted mean, relative to the 3e38 scale of V: as the fp32 tolerance above, scaled.
+    const double atol = 1e-4 * 3e38, rtol = 1e-4;
+    const auto check = [&](const std::vector<float>& got, const char* path) {
+        INFO(path);
+        for (float x : got) REQUIRE(std::isfinite(x));
+        const auto cmp = compare(got, in.ref, atol, rtol);
+        INFO(cmp.describe());
+        CHECK(cmp.ok);
+    };
+    check(run_flash(c, in, {ops::FlashVariant::rows}), "rows");
+    check(run_flash(c, in, {ops::FlashVariant::tiled}), "tiled");
+    check(run_flash(c, in, {ops::FlashVariant::split, 3}), "split, 3 slices");
+    check(run_flash(c, in, {}), "automatic");
+    Context& ctx = gpu();
+    Tensor q(ctx, {c.B, c.H, c.Lq, c.D}, in.q), k(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.k),
+        v(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.v), out(ctx, {c.B, c.H, c.Lq, c.D});
+    std::optional<Tensor> padding;
+    AttentionParams params{.causal = c.causal, .impl = AttentionImpl::naive};
+    if (c.padding) params.key_padding_mask = &padding.emplace(ctx, std::vector<int64_t>{c.B, c.Lk}, in.padding);
+    attention(ctx, q, k, v, out, params);
+    check(out.download(), "three kernels");
+}
+
+TEST_CASE("NaN at a visible position gives NaN on every path; hidden NaN and masked rows do not",
+          "[gpu][attention][flash][nan]") {
+    // Causal, Lq = 6 against Lk = 20 (query i sees keys j <= i + 14), key 19 padded; or Lq = 25 against Lk = 20,
+    // where queries 0..4 see no key at all. One NaN is planted per case; `is_nan(h, i, d)` says which outputs the
+    // math makes NaN (a NaN score: the whole row; a NaN in V: its column, in the rows that see the key); every
+    // other output must match the clean math.
+    constexpr float nan = std::numeric_limits<float>::quiet_NaN();
+    struct Plant {
+        const char* what;
+        int Lq;
+        char tensor;  // 'q', 'k' or 'v'
+        int head, row, d;
+        bool (*is_nan)(int h, int i, int d);
+    };
+    const Plant plant = GENERATE(
+        Plant{"NaN in q of (h 1, i 2)", 6, 'q', 1, 2, 3, [](int h, int i, int) { return h == 1 && i == 2; }},
+        Plant{"NaN in K of key 16", 6, 'k', 0, 16, 0, [](int, int i, int) { return i >= 2; }},
+        Plant{"NaN in V of key 17", 6, 'v', 0, 17, 7, [](int, int i, int d) { return i >= 3 && d == 7; }},
+        Plant{"NaN in K of padded key 19", 6, 'k', 0, 19, 1, [](int, int, int) { return false; }},
+        Plant{"NaN in V of padded key 19", 6, 'v', 0, 19, 2, [](int, int, int) { return false; }},
+        Plant{"NaN in q of fully masked row 2", 25, 'q', 0, 2, 0, [](int, int, int) { return false; }},
+        Plant{"NaN in V of key 0, rows 0..4 masked", 25, 'v', 0, 0, 5,
+              [](int, int i, int d) { return i >= 5 && d == 5; }});
+    INFO(plant.what);
+    const Case c{1, 2, 1, plant.Lq, 20, 8, true, 0, true};
+    Inputs in = make_inputs(c);
+    std::vector<float>& t = plant.tensor == 'q' ? in.q : plant.tensor == 'k' ? in.k : in.v;
+    const int heads = plant.tensor == 'q' ? c.H : c.Hkv, len = plant.tensor == 'q' ? c.Lq : c.Lk;
+    REQUIRE(plant.head < heads);
+    REQUIRE(plant.row < len);
+    t[(size_t(plant.head) * len + plant.row) * c.D + size_t(plant.d)] = nan;
+    cpu::attention(in.shape, in.mask, in.q.data(), in.k.data(), in.v.data(), 0, in.ref.data());
+
+    const auto check = [&](const std::vector<float>& got, const char* path) {
+        INFO(path);
+        REQUIRE(got.size() == in.ref.size());
+        std::vector<float> got_clean = got, ref_clean = in.ref;
+        for (int h = 0; h < c.H; ++h)
+            for (int i = 0; i < c.Lq; ++i)
+                for (int d = 0; d < c.D; ++d) {
+                    const size_t e = (size_t(h) * c.Lq + i) * c.D + size_t(d);
+                    INFO("h " << h << " i " << i << " d " << d << ": got " << got[e]);
+                    REQUIRE(std::isnan(got[e]) == plant.is_nan(h, i, d));
+                    if (plant.is_nan(h, i, d)) got_clean[e] = ref_clean[e] = 0.0f;
+                    if (c.Lq > c.Lk && i < c.Lq - c.Lk) REQUIRE(got[e] == 0.0f);  // no visible key: zeros
+                }
+        const auto cmp = compare(got_clean, ref_clean, 1e-4, 1e-4);  // fp32, as above
+        INFO(cmp.describe());
+        CHECK(cmp.ok);
+    };
+    check(in.ref, "CPU reference");
+    check(run_flash(c, in, {ops::FlashVariant::rows}), "rows");
+    check(run_flash(c, in, {ops::FlashVariant::tiled}), "tiled");
+    check(run_flash(c, in, {ops::FlashVariant::split, 3}), "split, 3 slices");
+    Context& ctx = gpu();
+    Tensor q(ctx, {c.B, c.H, c.Lq, c.D}, in.q), k(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.k),
+        v(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.v), out(ctx, {c.B, c.H, c.Lq, c.D});
+    Tensor padding(ctx, {c.B, c.Lk}, in.padding);
+    for (AttentionImpl impl : {AttentionImpl::fused, AttentionImpl::naive}) {
+        attention(ctx, q, k, v, out, {.causal = true, .key_padding_mask = &padding, .impl = impl});
+        check(out.download(), impl == AttentionImpl::fused ? "attention(), fused" : "attention(), three kernels");
+    }
+}
+
+TEST_CASE("every attention kernel folds a grid too long for the device into x and y", "[gpu][attention][grid]") {
+    // With the grid's x limit lowered to 3 (test hook), every dispatch of these shapes needs more than 3
+    // workgroups along its axis and runs as x · y with y > 1, the last grid row only partly used. Each kernel must
+    // still cover every row exactly once.
+    struct Limit {
+        Limit() { ops::set_grid_limit_for_testing(3); }
+        ~Limit() { ops::set_grid_limit_for_testing(0); }
+    } limit;
+    const Case c = GENERATE(Case{1, 2, 1, 70, 45, 20, true}, Case{2, 2, 2, 3, 300, 8, false, 0, true},
+                            Case{1, 1, 1, 9, 9, 3, false, 0, false, false, DType::f16});
+    check_variant(c, {ops::FlashVariant::rows});
+    check_variant(c, {ops::FlashVariant::tiled});
+    check_variant(c, {ops::FlashVariant::split, 5});
+    INFO(c.name() << ", three kernels");
+    const Inputs in = make_inputs(c);
+    Context& ctx = gpu();
+    Tensor q(ctx, {c.B, c.H, c.Lq, c.D}, in.q, c.dtype), k(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.k, c.dtype),
+        v(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.v, c.dtype), out(ctx, {c.B, c.H, c.Lq, c.D}, c.dtype);
+    std::optional<Tensor> padding;
+    AttentionParams params{.causal = c.causal, .impl = AttentionImpl::naive};
+    if (c.padding) params.key_padding_mask = &padding.emplace(ctx, std::vector<int64_t>{c.B, c.Lk}, in.padding);
+    attention(ctx, q, k, v, out, params);
+    const auto cmp = compare(out.download(), in.ref, atol_for(c.dtype), rtol_for(c.dtype));
+    INFO(cmp.describe());
+    CHECK(cmp.ok);
+}
+
+TEST_CASE("folded_grid spreads workgroups over x and y, and refuses what x · y cannot hold", "[cpu][grid]") {
+    DeviceInfo info;
+    info.max_workgroup_count = {5, 3, 7};
+    CHECK(ops::folded_grid(info, 4, 2, "a") == std::array<uint32_t, 3>{4, 1, 2});
+    CHECK(ops::folded_grid(info, 5, 1, "a") == std::array<uint32_t, 3>{5, 1, 1});
+    CHECK(ops::folded_grid(info, 11, 1, "a") == std::array<uint32_t, 3>{5, 3, 1});
+    CHECK(ops::folded_grid(info, 15, 1, "a") == std::array<uint32_t, 3>{5, 3, 1});
+    VKATTN_REQUIRE_CONTAINS(error_message([&] { ops::folded_grid(info, 16, 1, "fused attention"); }),
+                            "fused attention needs 16 workgroups, more than the device's 5 × 3 grid");
+}
+
+TEST_CASE("query rows just past 65535 workgroups run on the device's own grid", "[gpu][attention][grid]") {
+    // Lq = 2^20 + 1 rows: more than 65535 row blocks for flash_rows (16 rows each on an 8-wide lavapipe) and for
+    // qk and pv (16-row tiles), whatever the device's limit of at least 65535 allows along x.
+    const Case c{1, 1, 1, (1 << 20) + 1, 16, 4};
+    const Inputs in = make_inputs(c);
+    Context& ctx = gpu();
+    Tensor q(ctx, {1, 1, c.Lq, c.D}, in.q), k(ctx, {1, 1, c.Lk, c.D}, in.k), v(ctx, {1, 1, c.Lk, c.D}, in.v),
+        out(ctx, {1, 1, c.Lq, c.D});
+    for (AttentionImpl impl : {AttentionImpl::fused, AttentionImpl::naive}) {
+        INFO("impl " << int(impl));
+        out.fill_zero();
+        attention(ctx, q, k, v, out, {.impl = impl});
+        const auto cmp = compare(out.download(), in.ref, 1e-4, 1e-4);  // fp32, as above
+        INFO(cmp.describe());
+        CHECK(cmp.ok);
+    }
+}
+
 TEST_CASE("split-KV decode over a long cache, slices chosen by the tuning table", "[gpu][attention][flash]") {
     const Case c = GENERATE(Case{1, 12, 12, 1, 4096, 64, true, 0, false, false, DType::f16},
                             Case{2, 8, 2, 1, 1500, 128, true},               // GQA decode
@@ -149,7 +329,8 @@ TEST_CASE("split-KV decode over a long cache, slices chosen by the tuning table"
 
 TEST_CASE("attention() runs fused by default and naive on request, both matching", "[gpu][attention][flash]") {
     const Case c = GENERATE(Case{1, 4, 2, 37, 37, 64, true}, Case{1, 4, 4, 1, 600, 64, true},
-                            Case{2, 2, 2, 9, 13, 32, false, 3, true, true});
+                            Case{2, 2, 2, 9, 13, 32, false, 3, true, true},
+                            Case{1, 4, 2, 9, 13, 3, true});  // a head dim that is no multiple of 8
     INFO(c.name());
     const Inputs in = make_inputs(c);
     Context& ctx = gpu();
