@@ -27,7 +27,7 @@ void record_embedding(Encoder& enc, std::span<const int> tokens, int pos0, uint3
     const BoundView bw = bind_view(enc.device, wpe_ref, 1, 0, 1);
     p.wpe_offset = bw.offset;
     const vk::Binding bindings[] = {{rows.get(), 0, rows.size()}, bw.binding, {x.get(), 0, x.size()}};
-    const uint32_t groups = (T * C + 255) / 256;
+    const uint32_t groups = (T * C + 127) / 128;  // shaders/embedding.comp: 128 invocations per workgroup
     const uint32_t gx = std::min(groups, enc.device.info().max_workgroup_count[0]);
     enc.recorder.dispatch(pipeline, bindings, &p, sizeof(p), {gx, (groups + gx - 1) / gx, 1}, name);
 }
