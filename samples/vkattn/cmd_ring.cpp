@@ -15,6 +15,10 @@
 #include <cmath>
 #include <cstdio>
 #include <optional>
+#if __has_include(<sys/resource.h>)
+#include <sys/resource.h>
+#define VKATTN_HAVE_RUSAGE 1
+#endif
 
 namespace vkattn::cli {
 namespace {
@@ -31,6 +35,15 @@ struct Options {
     int repeat = 1;
     DeviceOption device;
 };
+
+// Peak resident host memory of this process in MiB (on CPU devices such as lavapipe it holds device memory too).
+double peak_rss_mib() {
+#ifdef VKATTN_HAVE_RUSAGE
+    rusage u{};
+    if (getrusage(RUSAGE_SELF, &u) == 0) return double(u.ru_maxrss) / 1024.0;  // Linux: KiB
+#endif
+    return 0;
+}
 
 // MPI for the length of the command (other subcommands never start it).
 struct MpiSession {
@@ -224,20 +237,21 @@ int run(const Options& o) {
         for (int i = 0; i < o.repeat; ++i) st = ring::ring_attention(*ctx, MPI_COMM_WORLD, *tq, *tk, *tv, *to, nullptr, rp);
 
         // Per-rank timings of the last run, printed by rank 0.
-        const double mine[5] = {st.total_s, st.compute_s, st.wait_s, double(st.pairs_computed), double(st.pairs_skipped)};
-        std::vector<double> all(size_t(5 * N));
-        MPI_Gather(mine, 5, MPI_DOUBLE, all.data(), 5, MPI_DOUBLE, 0, MPI_COMM_WORLD);
+        const double mine[6] = {st.total_s, st.compute_s, st.wait_s, double(st.pairs_computed),
+                                double(st.pairs_skipped), peak_rss_mib()};
+        std::vector<double> all(size_t(6 * N));
+        MPI_Gather(mine, 6, MPI_DOUBLE, all.data(), 6, MPI_DOUBLE, 0, MPI_COMM_WORLD);
         std::vector<char> names(size_t(256 * N));
         std::string name = ctx->device().name.substr(0, 255);
         name.resize(256, '\0');
         MPI_Gather(name.data(), 256, MPI_CHAR, names.data(), 256, MPI_CHAR, 0, MPI_COMM_WORLD);
         if (rank == 0) {
             for (int r = 0; r < N; ++r) {
-                const double* t = &all[size_t(5 * r)];
+                const double* t = &all[size_t(6 * r)];
                 std::printf("rank %d (%s): %.2f ms, compute %.2f ms, waiting on communication %.2f ms (%.1f%%), "
-                            "%d block pairs run, %d skipped\n",
+                            "%d block pairs run, %d skipped, peak host memory %.0f MiB\n",
                             r, &names[size_t(256 * r)], 1e3 * t[0], 1e3 * t[1], 1e3 * t[2],
-                            t[0] > 0 ? 100.0 * t[2] / t[0] : 0.0, int(t[3]), int(t[4]));
+                            t[0] > 0 ? 100.0 * t[2] / t[0] : 0.0, int(t[3]), int(t[4]), t[5]);
             }
         }
 
