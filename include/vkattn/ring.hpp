@@ -47,6 +47,7 @@ struct RingStats {
     double total_s = 0;     // the whole call
     double compute_s = 0;   // device work of the blocks (upload, kernels, read-back) and the host merge
     double wait_s = 0;      // waiting on the ring's transfers after the block's compute had finished
+    double sync_s = 0;      // waiting for the other ranks at each step's error agreement (load imbalance)
     int pairs_computed = 0; // (query chunk, key chunk) pairs run on the device
     int pairs_skipped = 0;  // pairs wholly masked, never computed
 };

@@ -410,7 +410,9 @@ RingStats ring_attention(Context& ctx, MPI_Comm comm, const Tensor& q, const Ten
         const auto t_wait = Clock::now();
         if (nreq > 0) MPI_Waitall(nreq, reqs, MPI_STATUSES_IGNORE);
         stats.wait_s += seconds_since(t_wait);
+        const auto t_sync = Clock::now();
         agree(comm, error);
+        stats.sync_s += seconds_since(t_sync);
         std::swap(cur, next);
     }
 
