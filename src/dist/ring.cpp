@@ -128,6 +128,11 @@ void check_global(const std::vector<Local>& all, int64_t Lq, int64_t Lk) {
         }
     }
     if (Lq > int64_t(UINT32_MAX) || Lk > int64_t(UINT32_MAX)) throw Error("sequence too long for ring attention");
+    if (Lq < 2 * N || Lk < 2 * N) {
+        throw Error("ring attention over " + std::to_string(N) + " ranks needs Lq and Lk of at least " +
+                    std::to_string(2 * N) + " (two chunks per rank), got Lq = " + std::to_string(Lq) +
+                    " and Lk = " + std::to_string(Lk));
+    }
 }
 
 // The running state of every query row of this rank: max (base 2), sum relative to it, and the output as the
@@ -354,6 +359,12 @@ RingStats ring_attention(Context& ctx, MPI_Comm comm, const Tensor& q, const Ten
         const int64_t lk = shard_length(Lk, N, src);
         return size_t(2 * p.B * p.Hkv * lk * p.D + (p.padding ? p.B * lk : 0));
     };
+    for (int r = 0; r < N; ++r) {  // the same verdict on every rank: the sizes are global
+        if (block_floats(r) > size_t(INT_MAX)) {
+            throw Error("ring attention: rank " + std::to_string(r) + "'s K/V shard has " +
+                        std::to_string(block_floats(r)) + " floats, over MPI's 2^31 - 1 per message; use more ranks");
+        }
+    }
     std::vector<float> cur, next;
     if (N > 1) {
         try {
@@ -382,14 +393,9 @@ RingStats ring_attention(Context& ctx, MPI_Comm comm, const Tensor& q, const Ten
         if (step + 1 < N) {
             const int next_src = (rank - step - 1 + 2 * N) % N;
             next.resize(block_floats(next_src));
-            if (next.size() > size_t(INT_MAX) || cur.size() > size_t(INT_MAX)) {
-                error = "a K/V shard of more than 2^31 floats; use more ranks";
-            } else {
-                MPI_Irecv(next.data(), int(next.size()), MPI_FLOAT, from, step, comm, &reqs[nreq++]);
-                MPI_Isend(cur.data(), int(cur.size()), MPI_FLOAT, to, step, comm, &reqs[nreq++]);
-            }
+            MPI_Irecv(next.data(), int(next.size()), MPI_FLOAT, from, step, comm, &reqs[nreq++]);
+            MPI_Isend(cur.data(), int(cur.size()), MPI_FLOAT, to, step, comm, &reqs[nreq++]);
         }
-        agree(comm, error);
         // The block's device work runs on a worker thread while this one drives MPI's progress.
         const auto t_compute = Clock::now();
         auto work = std::async(std::launch::async, [&] {
