@@ -1,6 +1,6 @@
 # Reads every #include under SRC (the src/ folder) and fails on one that crosses the layers the wrong way,
 # backing up the per-layer include folders of src/CMakeLists.txt (see shared/STYLE.md):
-#   cpu -> std;  vulkan -> Vulkan;  ops -> vulkan;  model -> ops, cpu;  viz -> std + libpng;  api -> all.
+#   cpu -> std;  vulkan -> Vulkan;  ops -> vulkan;  model -> ops, cpu;  viz -> std + libpng;  dist -> ops + MPI;  api -> all.
 # Public headers (<vkattn/...>) are vocabulary every layer may use, except <vkattn/model/...>, which only model
 # and api may. Usage: cmake -DSRC=<dir> -P CheckLayers.cmake
 cmake_minimum_required(VERSION 3.20)
@@ -13,8 +13,9 @@ set(allowed_vulkan vulkan)
 set(allowed_ops ops vulkan)
 set(allowed_model model ops cpu)
 set(allowed_viz viz)
+set(allowed_dist dist ops vulkan)
 set(allowed_api api model ops cpu vulkan viz)
-set(layers cpu vulkan ops model viz api)
+set(layers cpu vulkan ops model viz dist api)
 
 file(GLOB_RECURSE files RELATIVE "${SRC}" "${SRC}/*.cpp" "${SRC}/*.hpp" "${SRC}/*.h")
 set(bad "")

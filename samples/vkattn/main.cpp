@@ -4,6 +4,7 @@
 #include <vkattn/error.hpp>
 #include <vkattn/version.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <map>
@@ -30,7 +31,28 @@ void print_error(std::string_view message) { std::fprintf(stderr, "vkattn: %s\n"
 
 }  // namespace
 
+#ifdef VKATTN_HAS_MPI
+namespace vkattn::cli {
+Runner add_ring_attention(CLI::App& app);  // cmd_ring.cpp
+}
+#endif
+
 int main(int argc, char** argv) {
+    // `vkattn attention --ring ...` is `vkattn ring-attention ...` (ring attention over MPI ranks, cmd_ring.cpp).
+    std::vector<char*> args(argv, argv + argc);
+    const auto ring = std::find(args.begin(), args.end(), std::string_view("--ring"));
+    if (argc > 1 && std::string_view(argv[1]) == "attention" && ring != args.end()) {
+#ifdef VKATTN_HAS_MPI
+        static char ring_command[] = "ring-attention";
+        args.erase(ring);
+        args[1] = ring_command;
+        argc = int(args.size());
+        argv = args.data();
+#else
+        print_error("--ring needs a build with MPI (VKATTN_WITH_MPI=ON and libopenmpi-dev)");
+        return vkattn::cli::kBadInput;
+#endif
+    }
     CLI::App app{"vkattn: transformer attention and GPT-2 on any Vulkan GPU, checked against a CPU reference.\n"
                  "Environment: VKATTN_DEVICE picks a GPU (index or name substring); VKATTN_VALIDATION=1 turns on "
                  "the Khronos validation layer; VKATTN_COOPMAT=1 lets f16 matmuls use the experimental cooperative-matrix kernel."};
@@ -45,6 +67,9 @@ int main(int argc, char** argv) {
         {"perplexity", vkattn::cli::add_perplexity(app)},
         {"tokenize", vkattn::cli::add_tokenize(app)},
         {"bench", vkattn::cli::add_bench(app)},
+#ifdef VKATTN_HAS_MPI
+        {"ring-attention", vkattn::cli::add_ring_attention(app)},
+#endif
     };
 
     try {
