@@ -33,6 +33,7 @@ layout(push_constant) uniform Push { FlashParams p; };
 #include "flash_common.glsl"
 
 const uint D4 = DP / 4;
+const uint NW = (DP + 31) / 32;  // words of one bit per head-dim column
 
 void main() {
     const uint z = p.z0 + gl_WorkGroupID.z;
@@ -51,6 +52,7 @@ void main() {
     float m[R];  // running max of the base-2 scores, -inf until a key is visible
     float l[R];  // running sum of exp2(score - m)
     bool nan_seen[R];  // a visible key gave a NaN score: the row comes out NaN
+    uint nan_cols[R][NW];  // bit d: a visible key has a NaN in V column d, so column d comes out NaN
     uint rows[R];
     [[unroll]] for (uint r = 0; r < R; ++r) {
         rows[r] = min(row0 + r * WG + t, p.Lq - 1);  // rows past Lq redo the last row and are not stored
@@ -62,6 +64,7 @@ void main() {
         m[r] = NEG_INF;
         l[r] = 0.0;
         nan_seen[r] = false;
+        [[unroll]] for (uint w = 0; w < NW; ++w) nan_cols[r][w] = 0;
     }
 
     const uvec2 keys = key_range(row0, min(p.Lq, row0 + WG * R) - 1);
@@ -86,15 +89,20 @@ void main() {
             [[unroll]] for (uint r = 0; r < R; ++r) s[r][jj] = masked_score(s[r][jj], rows[r], j0 + jj, pad);
         }
 
-        // V rows holding a NaN, flagged for every lane (see flash_common.glsl).
+        // V: NaNs become zeros, and their columns bits that every lane gets (see flash_common.glsl). Branch-free:
+        // CPU devices run both sides of an if under a lane mask.
         LOAD_ROW(v, v_base + j_mine * p.v.stride_l, kv);
-        bool v_nan_mine;
-        ROW_HAS_NAN(kv, v_nan_mine);
-        bool v_nan[KB];
-        bool any_v_nan = false;
+        uint nan_mine[NW];
+        [[unroll]] for (uint w = 0; w < NW; ++w) nan_mine[w] = 0;
+        [[unroll]] for (uint c = 0; c < D4; ++c) {
+            const bvec4 n = isnan(kv[c]);
+            kv[c] = mix(kv[c], vec4(0.0), n);
+            const uvec4 u = uvec4(n) << uvec4(0, 1, 2, 3);
+            nan_mine[c / 8] |= (u.x | u.y | u.z | u.w) << (4 * (c % 8));
+        }
+        uint v_nan[KB][NW];
         [[unroll]] for (uint jj = 0; jj < KB; ++jj) {
-            v_nan[jj] = subgroupShuffle(v_nan_mine, jj);
-            any_v_nan = any_v_nan || v_nan[jj];
+            [[unroll]] for (uint w = 0; w < NW; ++w) v_nan[jj][w] = subgroupShuffle(nan_mine[w], jj);
         }
 
         // Online softmax: new max, weights of this block, and the mean so far reweighted to the new sum.
@@ -103,6 +111,8 @@ void main() {
             [[unroll]] for (uint jj = 0; jj < KB; ++jj) {
                 mx = max(mx, s[r][jj]);
                 nan_seen[r] = nan_seen[r] || isnan(s[r][jj]);
+                const bool seen = s[r][jj] != NEG_INF;
+                [[unroll]] for (uint w = 0; w < NW; ++w) nan_cols[r][w] |= seen ? v_nan[jj][w] : 0u;
             }
             const float base = mx == NEG_INF ? 0.0 : mx;  // nothing visible yet: weights stay exactly 0
             const float kept = l[r] * exp2(m[r] - base);
@@ -118,22 +128,6 @@ void main() {
             [[unroll]] for (uint c = 0; c < D4; ++c) acc[r][c] *= kept * inv;
         }
 
-        if (any_v_nan) {  // rare, and uniform: the NaN columns of flagged V rows go to the rows that see them
-            [[unroll]] for (uint jj = 0; jj < KB; ++jj) {
-                if (!v_nan[jj]) continue;
-                const float pad = subgroupShuffle(pad_mine, jj);
-                [[unroll]] for (uint c = 0; c < D4; ++c) {
-                    const vec4 vc = subgroupShuffle(kv[c], jj);
-                    const vec4 nan_part = mix(vec4(0.0), vc, isnan(vc));
-                    [[unroll]] for (uint r = 0; r < R; ++r) {
-                        if (masked_score(0.0, rows[r], j0 + jj, pad) != NEG_INF) acc[r][c] += nan_part;
-                    }
-                }
-            }
-            if (v_nan_mine) {
-                [[unroll]] for (uint c = 0; c < D4; ++c) kv[c] = mix(kv[c], vec4(0.0), isnan(kv[c]));
-            }
-        }
         [[unroll]] for (uint jj = 0; jj < KB; ++jj) {
             [[unroll]] for (uint c = 0; c < D4; ++c) {
                 const vec4 vc = subgroupShuffle(kv[c], jj);
@@ -145,6 +139,10 @@ void main() {
     [[unroll]] for (uint r = 0; r < R; ++r) {
         const uint i = row0 + r * WG + t;
         // No visible key: acc stayed zeros.
+        [[unroll]] for (uint c = 0; c < D4; ++c) {
+            const uvec4 bit = (uvec4(nan_cols[r][c / 8]) >> (4 * (c % 8) + uvec4(0, 1, 2, 3))) & 1u;
+            acc[r][c] = mix(acc[r][c], vec4(QUIET_NAN), notEqual(bit, uvec4(0)));
+        }
         if (i < p.Lq) STORE_ROW(row_of(p.o, b, h, i), acc[r], nan_seen[r] ? QUIET_NAN : 1.0);
     }
 }

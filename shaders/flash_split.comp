@@ -51,6 +51,7 @@ void main() {
     float m[QN];
     float l[QN];
     bool nan_seen[QN];  // a visible key gave a NaN score: the row comes out NaN
+    vec4 nan_cols[QN][D4];  // 1 where a visible key has a NaN in that V column: the column comes out NaN
     uint rows[QN];
     [[unroll]] for (uint r = 0; r < QN; ++r) {
         rows[r] = min(i0 + r, p.Lq - 1);  // rows past Lq redo the last row and are not stored
@@ -62,6 +63,7 @@ void main() {
         m[r] = NEG_INF;
         l[r] = 0.0;
         nan_seen[r] = false;
+        [[unroll]] for (uint c = 0; c < D4; ++c) nan_cols[r][c] = vec4(0.0);
     }
 
     const uvec2 keys = key_range(i0, min(p.Lq, i0 + QN) - 1);
@@ -71,8 +73,14 @@ void main() {
         vec4 kv[D4];
         vec4 vv[D4];
         LOAD_ROW(v, v_base + j * p.v.stride_l, vv);
-        bool v_nan;  // see flash_common.glsl
-        ROW_HAS_NAN(vv, v_nan);
+        // NaNs of V become zeros here, remembered per column for the rows that see the key (flash_common.glsl).
+        // Branch-free: CPU devices run both sides of an if under a lane mask.
+        vec4 v_nan[D4];
+        [[unroll]] for (uint c = 0; c < D4; ++c) {
+            const bvec4 n = isnan(vv[c]);
+            v_nan[c] = vec4(n);
+            vv[c] = mix(vv[c], vec4(0.0), n);
+        }
         LOAD_ROW(k, k_base + j * p.k.stride_l, kv);
         const float pad = p.has_key_padding != 0 ? key_padding[b * p.Lk + j] : 0.0;
         float w[QN];  // this key's weight per row
@@ -100,9 +108,8 @@ void main() {
         }
         [[unroll]] for (uint r = 0; r < QN; ++r) {
             [[unroll]] for (uint c = 0; c < D4; ++c) {
-                const vec4 vc = v_nan ? mix(vv[c], vec4(0.0), isnan(vv[c])) : vv[c];
-                acc[r][c] = fma(vec4(w[r]), vc, acc[r][c] * alpha[r]);
-                if (v_nan && visible[r]) acc[r][c] += mix(vec4(0.0), vv[c], isnan(vv[c]));  // its NaN columns
+                acc[r][c] = fma(vec4(w[r]), vv[c], acc[r][c] * alpha[r]);
+                nan_cols[r][c] = max(nan_cols[r][c], visible[r] ? v_nan[c] : vec4(0.0));
             }
         }
     }
@@ -113,7 +120,9 @@ void main() {
         const uint i = i0 + r;
         if (i < p.Lq) {
             const uint slot = (zl * p.Lq + i) * parts + part;
-            [[unroll]] for (uint c = 0; c < D4; ++c) part_v[slot * D4 + c] = acc[r][c];
+            [[unroll]] for (uint c = 0; c < D4; ++c) {
+                part_v[slot * D4 + c] = mix(acc[r][c], vec4(QUIET_NAN), greaterThan(nan_cols[r][c], vec4(0.0)));
+            }
             part_s[p.ml_offset + 2 * slot] = m[r];
             part_s[p.ml_offset + 2 * slot + 1] = nan_seen[r] ? QUIET_NAN : l[r];  // flash_merge reads it
         }

@@ -34,14 +34,7 @@ layout(std430, binding = 5) readonly buffer PadBuf { float key_padding[]; };
 // NaN rule, the same on every path (and the CPU reference): a NaN score (NaN in q, or in a visible key's K) makes
 // the row NaN; a NaN in a visible key's V makes that column of the row NaN; keys hidden by a rule never contribute,
 // NaN or not. A V row holding a NaN is therefore used with its NaNs as zeros (its weight 0 in rows that cannot see
-// it would turn 0 · NaN into NaN), and, on a rare path, its NaN columns are added to the rows that see it.
-// dst = whether any of row[0 .. DP/4) is NaN (a macro: spec-constant-sized arrays do not pass to functions).
-#define ROW_HAS_NAN(row, dst)                                                                                      \
-    {                                                                                                          \
-        bvec4 n_ = bvec4(false);                                                                               \
-        [[unroll]] for (uint c_ = 0; c_ < DP / 4; ++c_) n_ = bvec4(uvec4(n_) | uvec4(isnan(row[c_])));         \
-        dst = any(n_);                                                                                         \
-    }
+// it would turn 0 · NaN into NaN), and its NaN columns are remembered for the rows that see it and set at the end.
 
 // dst[0 .. DP/4) = the p.D elements of buf starting at element `base` (a row of Q, K or V) as fp32, zeros after.
 #if VKATTN_F16

@@ -190,6 +190,30 @@ void choose_coopmat(VkInstance instance, VkPhysicalDevice pd, uint32_t api,
 #endif
 }
 
+}  // namespace
+
+std::string missing_kernel_requirement(const std::string& type, VkShaderStageFlags stages,
+                                       VkSubgroupFeatureFlags operations, uint32_t size,
+                                       uint32_t max_workgroup_size_x, uint32_t max_workgroup_invocations) {
+    const auto has = [&](VkSubgroupFeatureFlags f) { return (operations & f) == f; };
+    if (!(stages & VK_SHADER_STAGE_COMPUTE_BIT)) return "it has no subgroup operations in compute shaders";
+    if (!has(VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT)) {
+        return "it lacks subgroup arithmetic in compute shaders, which LayerNorm needs";
+    }
+    if (type != "cpu") return "";
+    if (!has(VK_SUBGROUP_FEATURE_SHUFFLE_BIT)) {
+        return "it lacks subgroup shuffles, which its kernels for CPU devices (flash_rows, matmul_simd) need";
+    }
+    if (size == 0 || size > max_workgroup_size_x || size > max_workgroup_invocations) {
+        return "its subgroup size " + std::to_string(size) + " is not a workgroup size it allows (" +
+               std::to_string(max_workgroup_size_x) + " × " + std::to_string(max_workgroup_invocations) +
+               "), and its kernels for CPU devices run one subgroup per workgroup";
+    }
+    return "";
+}
+
+namespace {
+
 DeviceInfo describe(VkInstance instance, VkPhysicalDevice pd, uint32_t index) {
     DeviceInfo d;
     d.index = index;
@@ -292,6 +316,12 @@ DeviceInfo describe(VkInstance instance, VkPhysicalDevice pd, uint32_t index) {
     } else if (family < 0) {
         d.usable = false;
         d.unusable_reason = "it has no compute queue";
+    } else if (std::string why = missing_kernel_requirement(d.type, subgroup.supportedStages,
+                                                            subgroup.supportedOperations, subgroup.subgroupSize,
+                                                            d.max_workgroup_size[0], d.max_workgroup_invocations);
+               !why.empty()) {
+        d.usable = false;
+        d.unusable_reason = std::move(why);
     }
     return d;
 }

@@ -17,6 +17,16 @@ namespace vkattn::vk {
 // Every device the loader lists, with its capabilities and, for unusable ones, the reason.
 std::vector<DeviceInfo> describe_devices(const Instance& instance);
 
+// What the kernels need of a device's compute subgroups (VkPhysicalDeviceSubgroupProperties), checked when
+// devices are described so that a chosen device never fails at a first dispatch. Every device runs LayerNorm
+// (subgroup arithmetic); a CPU device (type "cpu") also runs flash_rows and matmul_simd, which hand values round
+// by subgroup shuffles in workgroups of exactly one subgroup of `size` invocations (SPIR-V 1.3 modules, so the
+// subgroup size is the device's subgroupSize; a workgroup of that size must be allowed). Returns the reason the
+// device cannot run them, or "" when it can.
+std::string missing_kernel_requirement(const std::string& type, VkShaderStageFlags stages,
+                                       VkSubgroupFeatureFlags operations, uint32_t size,
+                                       uint32_t max_workgroup_size_x, uint32_t max_workgroup_invocations);
+
 // Index of the device to use: `selector` (an index or a case-insensitive name substring; empty means the
 // VKATTN_DEVICE variable, and if that is unset the best by score: discrete > integrated > virtual > cpu).
 // Throws vkattn::Error listing the candidates when nothing matches.

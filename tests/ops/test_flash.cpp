@@ -7,6 +7,7 @@
 #include "cpu/half.hpp"
 #include "ops/attention.hpp"
 #include "ops/tuning.hpp"
+#include "vulkan/device.hpp"
 #include "attention_cases.hpp"
 #include "support.hpp"
 
@@ -443,4 +444,25 @@ TEST_CASE("fused attention splits heads across dispatches to fit maxStorageBuffe
     const auto cmp = compare(got, in.ref, 1e-4, 1e-4);  // fp32, as above
     INFO(cmp.describe());
     CHECK(cmp.ok);
+}
+
+TEST_CASE("a device whose subgroups cannot run the kernels is passed over with the reason", "[cpu][device]") {
+    const VkShaderStageFlags compute = VK_SHADER_STAGE_COMPUTE_BIT;
+    const VkSubgroupFeatureFlags all = VK_SUBGROUP_FEATURE_BASIC_BIT | VK_SUBGROUP_FEATURE_ARITHMETIC_BIT |
+                                       VK_SUBGROUP_FEATURE_SHUFFLE_BIT;
+    const VkSubgroupFeatureFlags no_shuffle = all & ~VkSubgroupFeatureFlags(VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
+    // lavapipe as it is (8 lanes), and forced to 4 and 16 (LP_NATIVE_VECTOR_WIDTH=128 / 512).
+    for (uint32_t lanes : {4u, 8u, 16u}) {
+        CHECK(vk::missing_kernel_requirement("cpu", compute, all, lanes, 1024, 1024).empty());
+    }
+    // GPUs run no shuffle kernel.
+    CHECK(vk::missing_kernel_requirement("discrete", compute, no_shuffle, 32, 1024, 1024).empty());
+    CHECK(vk::missing_kernel_requirement("cpu", compute, no_shuffle, 8, 1024, 1024) ==
+          "it lacks subgroup shuffles, which its kernels for CPU devices (flash_rows, matmul_simd) need");
+    CHECK(vk::missing_kernel_requirement("discrete", compute, VK_SUBGROUP_FEATURE_BASIC_BIT, 32, 1024, 1024) ==
+          "it lacks subgroup arithmetic in compute shaders, which LayerNorm needs");
+    CHECK(vk::missing_kernel_requirement("integrated", VK_SHADER_STAGE_FRAGMENT_BIT, all, 32, 1024, 1024) ==
+          "it has no subgroup operations in compute shaders");
+    VKATTN_REQUIRE_CONTAINS(vk::missing_kernel_requirement("cpu", compute, all, 256, 128, 128),
+                            "its subgroup size 256 is not a workgroup size it allows");
 }
