@@ -15,7 +15,7 @@
 //
 // Engine access (device, command recording) goes through Impl::device and Impl::run only, so that moving to
 // ops::Runtime touches two lines.
-#include "api/context_impl.hpp"
+#include "ops/runtime.hpp"
 #include "cpu/half.hpp"
 #include "cpu/rope.hpp"
 #include "ops/attention.hpp"
@@ -59,7 +59,7 @@ constexpr uint32_t kWidenRows = 64;
 }  // namespace
 
 struct LlamaGpu::Impl {
-    Context& ctx;
+    std::shared_ptr<ops::Runtime> runtime;  // shared with the Context: the model may outlive it
     vk::Device& device;
     LlamaConfig cfg;
     LlamaGpuOptions options;
@@ -80,9 +80,9 @@ struct LlamaGpu::Impl {
     std::optional<vk::Buffer> rows, x, h, q, attn, mlp, logits;
 
     Impl(Context& c, const LlamaWeights& w, const LlamaGpuOptions& o)
-        : ctx(c), device(c.impl().device), cfg(w.config), options(o), wdt(o.weights) {}
+        : runtime(ops::shared_runtime(c)), device(runtime->device()), cfg(w.config), options(o), wdt(o.weights) {}
 
-    void run(const std::function<void(ops::Encoder&)>& record) { ctx.impl().run(record); }
+    void run(const std::function<void(ops::Encoder&)>& record) { runtime->run(record); }
 
     // The parts side by side in one buffer of dtype t; a value t cannot hold is refused naming its tensor.
     vk::Buffer upload(const std::vector<Part>& parts, DType t) {
