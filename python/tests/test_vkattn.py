@@ -304,8 +304,8 @@ class TestErrors(WithContext):
                   mask=np.zeros((9, 5), np.float32))
         self.both("the key-padding mask must be f32 [B, Lk] = [1, 9], got f32 [1, 8]", q, k, v,
                   key_padding=np.zeros(8, bool))
-        self.expect("head dim D = 48 is not supported; use one of 32, 64, 80, 96, 128, 256", self.attention,
-                    *qkv((2, 3, 48), (2, 3, 48)))
+        self.expect("head dim D = 257 is not supported; it must be 1 to 256", self.attention,
+                    *qkv((2, 3, 257), (2, 3, 257)))
 
     def test_options(self):
         q, k, v = qkv((2, 4, 64), (2, 4, 64))
