@@ -96,25 +96,8 @@ public:
 
 private:
     void open_shards(const std::filesystem::path& index_path) {
-        std::ifstream in(index_path);
-        if (!in) fail(index_path, "cannot open for reading");
-        json index;
-        try {
-            index = json::parse(in);
-        } catch (const json::parse_error& e) {
-            fail(index_path, std::string("not valid JSON: ") + e.what());
-        }
-        if (!index.is_object() || !index.contains("weight_map") || !index.at("weight_map").is_object()) {
-            fail(index_path, "has no 'weight_map' object mapping tensor names to shard files");
-        }
         std::map<std::string, size_t> shard_of_file;
-        for (const auto& [name, shard] : index.at("weight_map").items()) {
-            if (!shard.is_string()) fail(index_path, "weight_map['" + name + "'] is " + shard.dump() + ", expected a file name");
-            const std::string file = shard.get<std::string>();
-            // Shards sit beside the index; a path could reach outside the model directory.
-            if (file.empty() || std::filesystem::path(file).filename().string() != file || file == "..") {
-                fail(index_path, "weight_map['" + name + "'] is \"" + file + "\", expected a file name in the same directory");
-            }
+        for (const auto& [name, file] : read_safetensors_index(index_path)) {
             auto it = shard_of_file.find(file);
             if (it == shard_of_file.end()) {
                 const auto shard_path = dir_ / file;
