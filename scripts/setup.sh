@@ -4,7 +4,8 @@
 set -euo pipefail
 
 packages=(cmake g++ make libvulkan-dev glslc spirv-tools mesa-vulkan-drivers vulkan-validationlayers
-          catch2 libcli11-dev nlohmann-json3-dev libpcre2-dev)
+          catch2 libcli11-dev nlohmann-json3-dev libpcre2-dev
+          clang libclang-rt-14-dev)  # clang and its runtimes: the libFuzzer harnesses (scripts/fuzz.sh)
 [[ "${VKATTN_NEED_NPM:-0}" == 1 ]] && ! command -v npm >/dev/null 2>&1 && packages+=(npm)
 
 missing=()

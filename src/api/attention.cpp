@@ -193,11 +193,14 @@ void check_attention_fits(const Context& ctx, std::span<const int64_t> q, std::s
     };
     const auto sq = as4(q), sk = as4(k);
     const uint64_t es = dtype == DType::f16 ? 2 : 4;
-    // Dimensions are below 2^31, so a product of three fits; the fourth factor is checked.
+    // Bytes of a tensor, saturating at UINT64_MAX (more than any device holds) instead of wrapping.
     const auto product = [](const std::array<uint64_t, 4>& s, uint64_t item) -> uint64_t {
-        const uint64_t n = s[0] * s[1] * s[2];
-        if (n > UINT64_MAX / s[3] / item) return UINT64_MAX;
-        return n * s[3] * item;
+        uint64_t n = item;
+        for (uint64_t x : s) {
+            if (n > UINT64_MAX / x) return UINT64_MAX;
+            n *= x;
+        }
+        return n;
     };
     const DeviceInfo& info = ctx.device();
     const uint64_t q_bytes = product(sq, es), k_bytes = product(sk, es);

@@ -25,21 +25,29 @@ using json = nlohmann::json;
     throw Error(path.string() + ": " + what);
 }
 
+// A value for a message without dump()ing it whole (a value nested 100,000 deep overflows dump's recursion, and
+// a long string would make a 100 kB message): scalars as a short prefix, containers by their type.
+std::string brief(const json& v) {
+    if (!v.is_primitive()) return std::string("a JSON ") + v.type_name();
+    const std::string text = v.dump(-1, ' ', true);  // ASCII, control characters escaped
+    return text.size() > 48 ? text.substr(0, 48) + "..." : text;
+}
+
 int positive_int(const json& config, const char* key, const std::filesystem::path& path) {
     if (!config.contains(key)) fail(path, std::string("has no '") + key + "', expected a positive integer");
     const json& v = config.at(key);
-    if (!v.is_number_integer()) fail(path, std::string("'") + key + "' is " + v.dump() + ", expected a positive integer");
+    if (!v.is_number_integer()) fail(path, std::string("'") + key + "' is " + brief(v) + ", expected a positive integer");
     const int64_t n = v.is_number_unsigned() ? int64_t(std::min<uint64_t>(v.get<uint64_t>(), uint64_t(std::numeric_limits<int64_t>::max())))
                                              : v.get<int64_t>();
     if (n <= 0) fail(path, std::string("'") + key + "' is " + std::to_string(n) + ", expected a positive integer");
-    if (n > std::numeric_limits<int>::max()) fail(path, std::string("'") + key + "' is " + v.dump() + ", too large");
+    if (n > std::numeric_limits<int>::max()) fail(path, std::string("'") + key + "' is " + brief(v) + ", too large");
     return int(n);
 }
 
 bool optional_bool(const json& config, const char* key, bool fallback, const std::filesystem::path& path) {
     if (!config.contains(key)) return fallback;
     const json& v = config.at(key);
-    if (!v.is_boolean()) fail(path, std::string("'") + key + "' is " + v.dump() + ", expected true or false");
+    if (!v.is_boolean()) fail(path, std::string("'") + key + "' is " + brief(v) + ", expected true or false");
     return v.get<bool>();
 }
 
@@ -67,8 +75,8 @@ void Gpt2Config::validate() const {
                     "approximation \"gelu_new\" or \"gelu_pytorch_tanh\"");
     }
     if (activation_function != "gelu_new" && activation_function != "gelu_pytorch_tanh") {
-        throw Error("GPT-2 config: activation_function \"" + activation_function +
-                    "\" is not supported; expected \"gelu_new\" or \"gelu_pytorch_tanh\"");
+        throw Error("GPT-2 config: activation_function " + brief(json(activation_function)) +
+                    " is not supported; expected \"gelu_new\" or \"gelu_pytorch_tanh\"");
     }
 }
 
@@ -76,18 +84,22 @@ Gpt2Config load_gpt2_config(const std::filesystem::path& config_json) {
     const auto& path = config_json;
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) fail(path, "no such file");
+    // Only a regular file: a FIFO would block the read forever.
+    if (!std::filesystem::is_regular_file(path, ec)) fail(path, "is not a regular file, expected a config.json");
     std::ifstream in(path);
     if (!in) fail(path, "cannot open for reading");
     json config;
     try {
         config = json::parse(in);
-    } catch (const json::parse_error& e) {
-        fail(path, std::string("not valid JSON: ") + e.what());
+    } catch (const json::exception& e) {
+        const auto* pe = dynamic_cast<const json::parse_error*>(&e);
+        fail(path, pe ? "not valid JSON (syntax error near byte " + std::to_string(pe->byte) + ")"
+                      : std::string("not valid JSON (a number out of range)"));
     }
     if (!config.is_object()) fail(path, std::string("is a JSON ") + config.type_name() + ", expected an object");
 
     if (!config.contains("model_type")) fail(path, "has no 'model_type', expected \"gpt2\"");
-    if (config.at("model_type") != "gpt2") fail(path, "'model_type' is " + config.at("model_type").dump() + ", expected \"gpt2\"");
+    if (config.at("model_type") != "gpt2") fail(path, "'model_type' is " + brief(config.at("model_type")) + ", expected \"gpt2\"");
 
     Gpt2Config c;
     c.n_embd = positive_int(config, "n_embd", path);
@@ -101,12 +113,12 @@ Gpt2Config load_gpt2_config(const std::filesystem::path& config_json) {
 
     if (config.contains("layer_norm_epsilon")) {
         const json& eps = config.at("layer_norm_epsilon");
-        if (!eps.is_number()) fail(path, "'layer_norm_epsilon' is " + eps.dump() + ", expected a number");
+        if (!eps.is_number()) fail(path, "'layer_norm_epsilon' is " + brief(eps) + ", expected a number");
         c.layer_norm_epsilon = eps.get<float>();
     }
     if (config.contains("activation_function")) {
         const json& act = config.at("activation_function");
-        if (!act.is_string()) fail(path, "'activation_function' is " + act.dump() + ", expected a string");
+        if (!act.is_string()) fail(path, "'activation_function' is " + brief(act) + ", expected a string");
         c.activation_function = act.get<std::string>();
     }
     if (config.contains("n_inner") && !config.at("n_inner").is_null()) {

@@ -70,9 +70,14 @@ std::string describe(const json& v) {
     }
 }
 
-// JSON's own parse errors quote what they read; say where instead.
-std::string parse_error_text(const json::parse_error& e, size_t size) {
-    return "not valid JSON (syntax error near byte " + std::to_string(e.byte) + " of " + std::to_string(size) + ")";
+// JSON's own messages quote what they read; say where instead. Parsing also throws out_of_range for a number
+// beyond double's range (1e309), not only parse_error.
+std::string parse_error_text(const json::exception& e, size_t size) {
+    if (const auto* p = dynamic_cast<const json::parse_error*>(&e)) {
+        return "not valid JSON (syntax error near byte " + std::to_string(p->byte) + " of " + std::to_string(size) + ")";
+    }
+    if (e.id == 406) return "not valid JSON (a number beyond the range of a double)";
+    return "not valid JSON (nlohmann::json error " + std::to_string(e.id) + ")";
 }
 
 #ifdef VKATTN_HAVE_MMAP
@@ -251,7 +256,7 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
     json header;
     try {
         header = json::parse(header_begin, header_begin + header_len);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
         fail(path, "header is " + parse_error_text(e, header_len));
     }
     if (!header.is_object()) fail(path, std::string("header is a JSON ") + header.type_name() + ", expected an object");
@@ -331,7 +336,7 @@ std::vector<std::pair<std::string, std::string>> read_safetensors_index(const st
     json index;
     try {
         index = json::parse(text);
-    } catch (const json::parse_error& e) {
+    } catch (const json::exception& e) {
         fail(path, "is " + parse_error_text(e, text.size()));
     }
     if (!index.is_object()) fail(path, "is " + describe(index) + ", expected a JSON object with a 'weight_map'");

@@ -83,6 +83,8 @@ std::string hex_byte(unsigned char b) {
 // Bytes as a quoted string with control and non-ASCII bytes escaped, for error messages.
 std::string escaped(std::string_view bytes) {
     std::string out = "\"";
+    const bool cut = bytes.size() > 48;  // messages never echo untrusted input beyond a short prefix
+    if (cut) bytes = bytes.substr(0, 48);
     for (const char c : bytes) {
         const auto b = static_cast<unsigned char>(c);
         if (b >= 0x20 && b < 0x7F && c != '"' && c != '\\') {
@@ -91,7 +93,7 @@ std::string escaped(std::string_view bytes) {
             out += "\\x" + hex_byte(b).substr(2);
         }
     }
-    return out + "\"";
+    return out + (cut ? "\"..." : "\"");
 }
 
 void validate_utf8(std::string_view text) {
@@ -346,7 +348,9 @@ Tokenizer Tokenizer::from_files(const std::filesystem::path& vocab_json, const s
     try {
         vocab = nlohmann::json::parse(read_file(vocab_json, "vocab.json"));
     } catch (const nlohmann::json::exception& e) {
-        throw Error(vocab_name + ": expected a JSON object of token -> id, but it is not valid JSON: " + e.what());
+        const auto* pe = dynamic_cast<const nlohmann::json::parse_error*>(&e);
+        throw Error(vocab_name + ": expected a JSON object of token -> id, but it is not valid JSON" +
+                    (pe ? " (syntax error near byte " + std::to_string(pe->byte) + ")" : std::string(" (a number out of range)")));
     }
     if (!vocab.is_object() || vocab.empty()) {
         throw Error(vocab_name + ": expected a non-empty JSON object of token -> id, found a JSON " +
@@ -364,7 +368,8 @@ Tokenizer Tokenizer::from_files(const std::filesystem::path& vocab_json, const s
                                   ? value.get<std::int64_t>() >= 0 && value.get<std::int64_t>() < std::int64_t(size)
                                   : false;
         if (!in_range) {
-            throw Error(vocab_name + ": token " + escaped(token) + " has id " + value.dump() +
+            throw Error(vocab_name + ": token " + escaped(token) + " has id " +
+                        (value.is_primitive() ? value.dump(-1, ' ', true).substr(0, 48) : "a JSON " + std::string(value.type_name())) +
                         ", expected an integer in [0, " + std::to_string(size) + ") since the file has " +
                         std::to_string(size) + " tokens");
         }
