@@ -5,7 +5,8 @@ set -euo pipefail
 
 packages=(cmake g++ make libvulkan-dev glslc spirv-tools mesa-vulkan-drivers vulkan-validationlayers
           catch2 libcli11-dev nlohmann-json3-dev libpcre2-dev libicu-dev libpng-dev pybind11-dev python3-dev
-          python3-numpy)
+          python3-numpy
+          clang libclang-rt-14-dev)  # clang and its runtimes: the libFuzzer harnesses (scripts/fuzz.sh)
 packages+=(libopenmpi-dev openmpi-bin)  # ring attention over MPI ranks (VKATTN_WITH_MPI, tests/dist)
 [[ "${VKATTN_NEED_NPM:-0}" == 1 ]] && ! command -v npm >/dev/null 2>&1 && packages+=(npm)
 

@@ -34,4 +34,9 @@ cmake --build "$build_dir/consumer" -j "$(nproc)" >/dev/null
 
 echo "== CLI =="
 "$build_dir/bin/vkattn" demo >/dev/null && echo "vkattn demo: ok"
+
+# ASan + UBSan suite, synchronization validation, fuzzers (VKATTN_CI_EXTRA=0 skips them for a quick local run).
+if [[ "${VKATTN_CI_EXTRA:-1}" != 0 ]]; then
+    VKATTN_BUILD_DIR="$build_dir" scripts/ci-extra.sh
+fi
 echo "all tests passed"

@@ -15,6 +15,10 @@
 #include <vkattn/context.hpp>
 #include <vkattn/tensor.hpp>
 
+#include <cstdint>
+#include <span>
+#include <string>
+
 namespace vkattn {
 
 // How attention() computes. fused: one kernel streams K and V past each block of queries with an online softmax
@@ -24,13 +28,34 @@ namespace vkattn {
 enum class AttentionImpl { automatic, naive, fused };
 
 struct AttentionParams {
-    float scale = 0;                          // <= 0: 1 / sqrt(D)
+    float scale = 0;                          // 0: 1 / sqrt(D); else positive and finite
     bool causal = false;
-    int window = 0;                           // 0: no sliding window
+    int window = 0;                           // 0: no sliding window; never negative
     const Tensor* additive_mask = nullptr;    // [Lq, Lk] f32, broadcast over B and H
     const Tensor* key_padding_mask = nullptr; // [B, Lk] f32, nonzero marks a padded key
     AttentionImpl impl = AttentionImpl::automatic;  // automatic: fused
 };
+
+// What the inputs are called in check_attention_shapes' messages (a CLI passes file names here).
+struct AttentionInputNames {
+    std::string q = "Q", k = "K", v = "V";
+};
+
+// The one validation of an attention's shapes that every backend (vulkan, reference) runs first, callable
+// without a device: Q [B, H, Lq, D] or [H, Lq, D]; K [B, Hkv, Lk, D] with Q's B and D and Hkv dividing H; V with
+// K's shape; every dimension in 1 .. 2^31 - 1. Throws Error naming the input and the dimension.
+void check_attention_shapes(std::span<const int64_t> q, std::span<const int64_t> k, std::span<const int64_t> v,
+                            const AttentionInputNames& names = {});
+
+// The same for the scalars: scale 0 (meaning 1 / sqrt(D)) or positive and finite; window >= 0.
+void check_attention_options(float scale, int window);
+
+// Throws Error, before anything is allocated, when ctx's device cannot hold an attention of Q's shape q and K's
+// (and V's) shape k in dtype: each tensor in one allocation, all four in the largest device heap, one head's
+// slice in one storage-buffer binding and, for the naive path, the [B, H, Lq, Lk] f32 scores too. The message
+// gives the bytes needed and available.
+void check_attention_fits(const Context& ctx, std::span<const int64_t> q, std::span<const int64_t> k, DType dtype,
+                          AttentionImpl impl = AttentionImpl::automatic);
 
 // out = softmax(mask(scale · Q Kᵀ)) V: fused by default, or by the three kernels below (params.impl = naive).
 void attention(Context& ctx, const TensorView& q, const TensorView& k, const TensorView& v, const TensorView& out,

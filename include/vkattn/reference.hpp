@@ -11,15 +11,15 @@ struct AttentionShape {
 };
 
 struct AttentionOptions {
-    float scale = 0;                          // <= 0: 1 / sqrt(D)
+    float scale = 0;                          // 0: 1 / sqrt(D); else positive and finite
     bool causal = false;
-    int window = 0;
+    int window = 0;                           // 0: no sliding window; never negative
     std::span<const float> additive_mask{};   // [Lq, Lk] or empty
     std::span<const float> key_padding_mask{};  // [B, Lk] or empty, nonzero marks padding
 };
 
 // out [B, H, Lq, D] = softmax(mask(scale · Q Kᵀ)) V for contiguous Q [B, H, Lq, D], K and V [B, Hkv, Lk, D],
-// computed in double. Same conventions as vkattn::attention (see attention.hpp).
+// computed in double. Same conventions and the same input checks as vkattn::attention (see attention.hpp).
 std::vector<float> attention(const AttentionShape& shape, std::span<const float> q, std::span<const float> k,
                              std::span<const float> v, const AttentionOptions& options = {});
 

@@ -8,13 +8,32 @@
 #   SETUP    (optional) bad_npy: writes <TMP>/bad.npy, a file that is not .npy; config_only: writes a GPT-2
 #            config.json into <TMP>/model and no weights; deep_config: a config.json whose n_embd is an array
 #            nested 100,000 deep; deep_index: a good config.json and a model.safetensors.index.json with such
-#            an array in its weight_map; fifo_config / fifo_index: the same files as named pipes (mkfifo)
+#            an array in its weight_map; fifo_config: config.json as a named pipe (mkfifo); mismatched_npy:
+#            q.npy [1, 2, 4, 64] and k.npy [2, 2, 4, 32] (written by the CLI itself); fifo: <TMP>/fifo.npy, a
+#            named pipe; fifo_weights and fifo_index: config_only plus model.safetensors or
+#            model.safetensors.index.json as a named pipe
 #   TMP      the scratch directory
 file(REMOVE_RECURSE "${TMP}")
 file(MAKE_DIRECTORY "${TMP}")
 if(SETUP STREQUAL "bad_npy")
   file(WRITE "${TMP}/bad.npy" "NUMPY but not really a .npy file")
-elseif(SETUP STREQUAL "config_only")
+elseif(SETUP STREQUAL "mismatched_npy")
+  execute_process(COMMAND "${EXE}" attention --backend cpu --batch 1 --heads 2 --lq 4 --dim 64 --out "${TMP}/q.npy"
+                  OUTPUT_QUIET RESULT_VARIABLE setup_rc)
+  execute_process(COMMAND "${EXE}" attention --backend cpu --batch 2 --heads 2 --lq 4 --dim 32 --out "${TMP}/k.npy"
+                  OUTPUT_QUIET RESULT_VARIABLE setup_rc2)
+  if(NOT setup_rc EQUAL 0 OR NOT setup_rc2 EQUAL 0)
+    message(FATAL_ERROR "setup: writing q.npy and k.npy failed")
+  endif()
+elseif(SETUP STREQUAL "fifo")
+  execute_process(COMMAND mkfifo "${TMP}/fifo.npy" RESULT_VARIABLE setup_rc)
+elseif(SETUP MATCHES "^fifo_(weights|index)$" OR SETUP STREQUAL "config_only")
+  file(MAKE_DIRECTORY "${TMP}/model")
+  if(SETUP STREQUAL "fifo_weights")
+    execute_process(COMMAND mkfifo "${TMP}/model/model.safetensors")
+  elseif(SETUP STREQUAL "fifo_index")
+    execute_process(COMMAND mkfifo "${TMP}/model/model.safetensors.index.json")
+  endif()
   file(WRITE "${TMP}/model/config.json" [[{"model_type": "gpt2", "n_embd": 64, "n_head": 2, "n_layer": 1,
     "n_positions": 64, "vocab_size": 96, "layer_norm_epsilon": 1e-05, "activation_function": "gelu_new"}]])
 elseif(SETUP MATCHES "^deep_")

@@ -1,6 +1,7 @@
 // vkattn attention: one attention call from .npy files or seeded random inputs, on the GPU or the CPU.
 #include "attention_maps.hpp"
 #include "cli.hpp"
+#include "cli_args.hpp"
 
 #include <vkattn/attention.hpp>
 #include <vkattn/error.hpp>
@@ -10,6 +11,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <cstdio>
 #include <optional>
 
@@ -18,11 +20,12 @@ namespace {
 
 struct Options {
     std::string q_file, k_file, v_file, out_file;
-    int batch = 1, heads = 12, kv_heads = 0, lq = 128, lk = 0, dim = 64;
+    int batch = 1, heads = 12, lq = 128, dim = 64;
+    std::optional<int> kv_heads, lk;  // absent: H and Lq
     uint64_t seed = 0;
     std::string dtype = "f32";
     bool causal = false;
-    float scale = 0;
+    std::optional<float> scale;       // absent: 1/sqrt(D)
     int window = 0;
     std::string backend = "vulkan";
     std::string impl = "fused";
@@ -38,43 +41,49 @@ struct Inputs {
 };
 
 // [H, L, D] or [B, H, L, D] from a file, as B, heads, L, D.
-std::array<int64_t, 4> shape4(const NpyArray& a, const std::string& file) {
-    if (a.shape.size() == 3) return {1, a.shape[0], a.shape[1], a.shape[2]};
-    if (a.shape.size() == 4) return {a.shape[0], a.shape[1], a.shape[2], a.shape[3]};
-    std::string dims;
-    for (auto d : a.shape) dims += (dims.empty() ? "" : ", ") + std::to_string(d);
-    throw Error(file + " has shape [" + dims + "]; attention inputs are [H, L, D] or [B, H, L, D]");
+std::array<int64_t, 4> shape4(const std::vector<int64_t>& s) {
+    if (s.size() == 3) return {1, s[0], s[1], s[2]};
+    return {s[0], s[1], s[2], s[3]};
 }
 
-Inputs load(const Options& o) {
+AttentionInputNames file_names(const Options& o) {
+    return {"Q (" + o.q_file + ")", "K (" + o.k_file + ")", "V (" + o.v_file + ")"};
+}
+
+// The shapes from the files (read whole: they exist, so they fit in memory) or the options, checked by the
+// library's one validation before anything large is allocated.
+Inputs load(const Options& o, std::optional<NpyArray>& q, std::optional<NpyArray>& k, std::optional<NpyArray>& v) {
     Inputs in;
     const bool any_file = !o.q_file.empty() || !o.k_file.empty() || !o.v_file.empty();
     if (any_file) {
         if (o.q_file.empty() || o.k_file.empty() || o.v_file.empty()) {
             throw Error("--q, --k and --v go together: give all three files or none (for random inputs)");
         }
-        NpyArray q = read_npy(o.q_file), k = read_npy(o.k_file), v = read_npy(o.v_file);
-        const auto sq = shape4(q, o.q_file), sk = shape4(k, o.k_file), sv = shape4(v, o.v_file);
-        if (q.dtype != k.dtype || q.dtype != v.dtype) {
+        q = read_npy(o.q_file);
+        k = read_npy(o.k_file);
+        v = read_npy(o.v_file);
+        check_attention_shapes(q->shape, k->shape, v->shape, file_names(o));
+        if (q->dtype != k->dtype || q->dtype != v->dtype) {
             throw Error("Q, K and V files must share one dtype (float32 or float16)");
         }
-        if (sk != sv) throw Error(o.k_file + " and " + o.v_file + " must have the same shape");
+        const auto sq = shape4(q->shape), sk = shape4(k->shape);
         in.shape = {int(sq[0]), int(sq[1]), int(sk[1]), int(sq[2]), int(sk[2]), int(sq[3])};
-        in.dtype = q.dtype == NpyDtype::f16 ? DType::f16 : DType::f32;
-        in.q = std::move(q.data);
-        in.k = std::move(k.data);
-        in.v = std::move(v.data);
+        in.dtype = q->dtype == NpyDtype::f16 ? DType::f16 : DType::f32;
         return in;
     }
-    if (o.dtype != "f32" && o.dtype != "f16") throw Error("--dtype must be f32 or f16, got '" + o.dtype + "'");
-    const int hkv = o.kv_heads > 0 ? o.kv_heads : o.heads;
-    const int lk = o.lk > 0 ? o.lk : o.lq;
-    if (o.batch < 1 || o.heads < 1 || o.lq < 1 || lk < 1 || o.dim < 1) {
-        throw Error("--batch, --heads, --lq, --lk and --dim must be positive");
-    }
-    in.shape = {o.batch, o.heads, hkv, o.lq, lk, o.dim};
+    if (o.dtype != "f32" && o.dtype != "f16") throw Error("--dtype must be f32 or f16, got " + quoted_prefix(o.dtype));
+    in.shape = {o.batch, o.heads, o.kv_heads.value_or(o.heads), o.lq, o.lk.value_or(o.lq), o.dim};
+    const int64_t sq[] = {o.batch, o.heads, o.lq, o.dim};
+    const int64_t sk[] = {o.batch, in.shape.Hkv, in.shape.Lk, o.dim};
+    check_attention_shapes(sq, sk, sk, {"Q (--batch, --heads, --lq, --dim)", "K (--kv-heads, --lk)", "V"});
     in.dtype = o.dtype == "f16" ? DType::f16 : DType::f32;
-    const size_t nq = size_t(o.batch) * o.heads * o.lq * o.dim, nk = size_t(o.batch) * hkv * lk * o.dim;
+    return in;
+}
+
+// Seeded random inputs, after the memory checks.
+void fill_random(const Options& o, Inputs& in) {
+    const auto& s = in.shape;
+    const size_t nq = size_t(s.B) * s.H * s.Lq * s.D, nk = size_t(s.B) * s.Hkv * s.Lk * s.D;
     in.q = random_values(nq, o.seed * 3 + 1, -2, 2);
     in.k = random_values(nk, o.seed * 3 + 2, -2, 2);
     in.v = random_values(nk, o.seed * 3 + 3, -1, 1);
@@ -84,26 +93,46 @@ Inputs load(const Options& o) {
             for (float& x : *t) x = round_to_dtype(x, DType::f16);
         }
     }
-    return in;
 }
 
 int run(const Options& o) {
-    const Inputs in = load(o);
+    if (o.backend != "vulkan" && o.backend != "cpu") throw Error("--backend must be vulkan or cpu, got " + quoted_prefix(o.backend));
+    if (o.impl != "fused" && o.impl != "naive") throw Error("--impl must be fused or naive, got " + quoted_prefix(o.impl));
+    const float scale = o.scale.value_or(0.0f);  // 0: the library's 1/sqrt(D)
+    check_attention_options(scale, o.window);
+    std::optional<NpyArray> qf, kf, vf;
+    Inputs in = load(o, qf, kf, vf);
     const auto& s = in.shape;
-    if (o.backend != "vulkan" && o.backend != "cpu") throw Error("--backend must be vulkan or cpu, got '" + o.backend + "'");
-    if (o.impl != "fused" && o.impl != "naive") throw Error("--impl must be fused or naive, got '" + o.impl + "'");
+
+    // Memory, from the shapes, before anything large is allocated: the host holds Q, K, V and the output (twice
+    // more for --check: the reference's result), the device its four tensors (and the naive path's scores).
+    const uint64_t nq = uint64_t(s.B) * s.H * s.Lq * s.D, nk = uint64_t(s.B) * s.Hkv * s.Lk * s.D;
+    const bool run_reference = o.backend == "cpu" || o.check;
+    const uint64_t host_bytes = 4 * (2 * nq + 2 * nk + (run_reference ? nq : 0));
+    std::optional<Context> device_ctx;
+    const AttentionImpl impl = o.impl == "naive" ? AttentionImpl::naive : AttentionImpl::fused;
+    if (o.backend == "vulkan") {
+        device_ctx.emplace(o.device.context_options(true));
+        const int64_t q_shape[] = {s.B, s.H, s.Lq, s.D}, k_shape[] = {s.B, s.Hkv, s.Lk, s.D};
+        check_attention_fits(*device_ctx, q_shape, k_shape, in.dtype, impl);
+    }
+    if (!qf) check_host_memory(host_bytes, "attention with these shapes");
+    if (qf) {
+        in.q = std::move(qf->data);
+        in.k = std::move(kf->data);
+        in.v = std::move(vf->data);
+    } else {
+        fill_random(o, in);
+    }
+
     std::printf("attention B=%d H=%d Hkv=%d Lq=%d Lk=%d D=%d %s%s%s, backend %s\n", s.B, s.H, s.Hkv, s.Lq, s.Lk, s.D,
                 std::string(dtype_name(in.dtype)).c_str(), o.causal ? " causal" : "",
                 o.window ? (" window " + std::to_string(o.window)).c_str() : "", o.backend.c_str());
 
-    reference::AttentionOptions ref_opts{o.scale, o.causal, o.window, {}, {}};
+    reference::AttentionOptions ref_opts{scale, o.causal, o.window, {}, {}};
     std::vector<float> out;
     std::optional<std::vector<float>> ref;
-    if (o.backend == "cpu" || o.check) {
-        if (s.H % s.Hkv != 0) {
-            throw Error("K has " + std::to_string(s.Hkv) + " heads, which does not divide the " + std::to_string(s.H) +
-                        " query heads");
-        }
+    if (run_reference) {
         const auto t0 = std::chrono::steady_clock::now();
         ref = reference::attention(s, in.q, in.k, in.v, ref_opts);
         std::printf("CPU reference: %.2f ms\n", ms_since(t0));
@@ -111,17 +140,17 @@ int run(const Options& o) {
     if (o.backend == "cpu") {
         out = *ref;
     } else {
-        Context ctx(o.device.context_options(true));
+        Context& ctx = *device_ctx;
         std::printf("device: %s (%s)\n", ctx.device().name.c_str(), ctx.device().driver.c_str());
         Tensor q(ctx, {s.B, s.H, s.Lq, s.D}, in.q, in.dtype);
         Tensor k(ctx, {s.B, s.Hkv, s.Lk, s.D}, in.k, in.dtype);
         Tensor v(ctx, {s.B, s.Hkv, s.Lk, s.D}, in.v, in.dtype);
         Tensor result(ctx, {s.B, s.H, s.Lq, s.D}, in.dtype);
         AttentionParams params;
-        params.scale = o.scale;
+        params.scale = scale;
         params.causal = o.causal;
         params.window = o.window;
-        params.impl = o.impl == "naive" ? AttentionImpl::naive : AttentionImpl::fused;
+        params.impl = impl;
         attention(ctx, q, k, v, result, params);
         double total = 0;
         std::string parts;
@@ -163,17 +192,19 @@ Runner add_attention(CLI::App& app) {
     cmd->add_option("--q", o->q_file, "Q as .npy, [H, Lq, D] or [B, H, Lq, D], float32 or float16");
     cmd->add_option("--k", o->k_file, "K as .npy, [Hkv, Lk, D] or [B, Hkv, Lk, D]");
     cmd->add_option("--v", o->v_file, "V as .npy, the shape of K");
-    cmd->add_option("--batch", o->batch, "random inputs: batch")->capture_default_str();
-    cmd->add_option("--heads", o->heads, "random inputs: query heads H")->capture_default_str();
-    cmd->add_option("--kv-heads", o->kv_heads, "random inputs: key/value heads (default: H)");
-    cmd->add_option("--lq", o->lq, "random inputs: query length")->capture_default_str();
-    cmd->add_option("--lk", o->lk, "random inputs: key length (default: Lq)");
-    cmd->add_option("--dim", o->dim, "random inputs: head dim D (1 to 256)")->capture_default_str();
-    cmd->add_option("--seed", o->seed, "random inputs: seed")->capture_default_str();
+    constexpr int kMax = std::numeric_limits<int>::max();
+    add_int(*cmd, "--batch", o->batch, 1, kMax, "random inputs: batch");
+    add_int(*cmd, "--heads", o->heads, 1, kMax, "random inputs: query heads H");
+    add_int(*cmd, "--kv-heads", o->kv_heads, 1, kMax, "random inputs: key/value heads (default: H)");
+    add_int(*cmd, "--lq", o->lq, 1, kMax, "random inputs: query length");
+    add_int(*cmd, "--lk", o->lk, 1, kMax, "random inputs: key length (default: Lq)");
+    add_int(*cmd, "--dim", o->dim, 1, kMax, "random inputs: head dim D (1 to 256)");
+    add_uint64(*cmd, "--seed", o->seed, "random inputs: seed");
     cmd->add_option("--dtype", o->dtype, "random inputs: storage f32 or f16")->capture_default_str();
     cmd->add_flag("--causal", o->causal, "causal mask, aligned bottom-right: query i sees key j iff j <= i + Lk - Lq");
-    cmd->add_option("--scale", o->scale, "score scale (default 1/sqrt(D))");
-    cmd->add_option("--window", o->window, "sliding window: each query sees at most this many most recent keys");
+    add_positive_float(*cmd, "--scale", o->scale, "score scale, positive (default 1/sqrt(D))");
+    add_int(*cmd, "--window", o->window, 0, kMax,
+            "sliding window: each query sees at most this many most recent keys (0: none)");
     cmd->add_option("--backend", o->backend, "vulkan or cpu")->capture_default_str();
     cmd->add_option("--impl", o->impl, "fused (no L×L buffer) or naive (three kernels)")->capture_default_str();
     cmd->add_option("--out", o->out_file, "write the output [B, H, Lq, D] as .npy");

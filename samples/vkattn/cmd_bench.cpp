@@ -1,6 +1,7 @@
 // vkattn bench: timings of attention, matmul and the GPT-2 model. Attention and matmul here; gpt in
 // cmd_bench_gpt.cpp. GPU times come from timestamps (the sum of one call's dispatches), CPU times from the clock.
 #include "cli.hpp"
+#include "cli_args.hpp"
 
 #include <vkattn/attention.hpp>
 #include <vkattn/error.hpp>
@@ -12,6 +13,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 #include <new>
 #include <optional>
 
@@ -23,8 +25,8 @@ struct Repeat {
     int reps = 10;
     bool json = false;
     void add_to(CLI::App& cmd) {
-        cmd.add_option("--warmup", warmup, "untimed runs first")->capture_default_str();
-        cmd.add_option("--reps", reps, "timed runs; median and min are reported")->capture_default_str();
+        add_int(cmd, "--warmup", warmup, 0, 1000000, "untimed runs first");
+        add_int(cmd, "--reps", reps, 1, 1000000, "timed runs; median and min are reported");
         cmd.add_flag("--json", json, "one JSON object per measured case on stdout instead of a table");
     }
     void validate() const {
@@ -63,7 +65,8 @@ double mib(uint64_t bytes) { return double(bytes) / (1024.0 * 1024.0); }
 // ---- attention ----
 
 struct AttentionOptions {
-    int heads = 12, kv_heads = 0, lq = 1024, lk = 0, dim = 64;
+    int heads = 12, lq = 1024, dim = 64;
+    std::optional<int> kv_heads, lk;  // absent: H and Lq
     bool causal = false, sweep = false;
     std::string dtype = "f32", impl = "fused";
     Repeat repeat;
@@ -71,7 +74,7 @@ struct AttentionOptions {
 };
 
 void print_attention(const AttentionOptions& o, const Context* ctx, int lq, int lk, const Timing& t) {
-    const int hkv = o.kv_heads > 0 ? o.kv_heads : o.heads;
+    const int hkv = o.kv_heads.value_or(o.heads);
     const double es = o.dtype == "f16" ? 2 : 4;
     double flops = 4.0 * o.heads * double(lq) * lk * o.dim;
     if (o.causal && lq == lk) flops /= 2;
@@ -106,38 +109,38 @@ void print_attention(const AttentionOptions& o, const Context* ctx, int lq, int 
 }
 
 Timing measure_attention(const AttentionOptions& o, Context* ctx, int lq, int lk) {
-    const int hkv = o.kv_heads > 0 ? o.kv_heads : o.heads;
-    const size_t nq = size_t(o.heads) * lq * o.dim, nk = size_t(hkv) * lk * o.dim;
+    const int hkv = o.kv_heads.value_or(o.heads);
+    // The one validation every backend runs, then memory from the shapes, before the inputs exist.
+    const int64_t q_shape[] = {1, o.heads, lq, o.dim}, k_shape[] = {1, hkv, lk, o.dim};
+    check_attention_shapes(q_shape, k_shape, k_shape, {"Q (--heads, --lq, --dim)", "K (--kv-heads, --lk)", "V"});
+    const DType dt = o.dtype == "f16" ? DType::f16 : DType::f32;
+    const AttentionImpl impl = o.impl == "naive" ? AttentionImpl::naive : AttentionImpl::fused;
+    if (ctx != nullptr) check_attention_fits(*ctx, q_shape, k_shape, dt, impl);
+    const uint64_t nq64 = uint64_t(o.heads) * lq * o.dim, nk64 = uint64_t(hkv) * lk * o.dim;
+    check_host_memory(4 * (2 * nq64 + 2 * nk64), "attention with Lq " + std::to_string(lq) + ", Lk " + std::to_string(lk));
+    const size_t nq = size_t(nq64), nk = size_t(nk64);
     const auto qh = random_values(nq, 1, -2, 2), kh = random_values(nk, 2, -2, 2), vh = random_values(nk, 3);
     if (ctx == nullptr) {
         const reference::AttentionShape s{1, o.heads, hkv, lq, lk, o.dim};
-        if (o.heads % hkv != 0) {
-            throw Error("K has " + std::to_string(hkv) + " heads, which does not divide the " +
-                        std::to_string(o.heads) + " query heads");
-        }
         return time_runs(nullptr, o.repeat, [&] { reference::attention(s, qh, kh, vh, {.causal = o.causal}); });
     }
-    const DType dt = o.dtype == "f16" ? DType::f16 : DType::f32;
     ctx->reset_peak_memory();
     Tensor q(*ctx, {1, o.heads, lq, o.dim}, qh, dt), k(*ctx, {1, hkv, lk, o.dim}, kh, dt);
     Tensor v(*ctx, {1, hkv, lk, o.dim}, vh, dt), out(*ctx, {1, o.heads, lq, o.dim}, dt);
     AttentionParams params;
     params.causal = o.causal;
-    params.impl = o.impl == "naive" ? AttentionImpl::naive : AttentionImpl::fused;
+    params.impl = impl;
     return time_runs(ctx, o.repeat, [&] { attention(*ctx, q, k, v, out, params); });
 }
 
 int run_attention(const AttentionOptions& o) {
     o.repeat.validate();
-    if (o.heads < 1 || o.kv_heads < 0 || o.lq < 1 || o.lk < 0 || o.dim < 1) {
-        throw Error("--heads, --lq and --dim must be positive, --kv-heads and --lk >= 1 when given");
-    }
     std::optional<Context> ctx;
     if (o.impl != "cpu") ctx.emplace(o.device.context_options(true));
     const std::string device = ctx ? ctx->device().name + " (" + ctx->device().driver + ")" : "cpu reference";
     if (!o.repeat.json) {
         std::printf("attention on %s: impl %s, %s, H=%d Hkv=%d D=%d%s; %d warm-up, %d timed runs\n", device.c_str(),
-                    o.impl.c_str(), o.dtype.c_str(), o.heads, o.kv_heads > 0 ? o.kv_heads : o.heads, o.dim,
+                    o.impl.c_str(), o.dtype.c_str(), o.heads, o.kv_heads.value_or(o.heads), o.dim,
                     o.causal ? " causal" : "", o.repeat.warmup, o.repeat.reps);
         std::printf("FLOPs counted as 4·H·Lq·Lk·D%s; GB/s counts Q, K, V and O moved once.\n",
                     o.causal ? ", halved for causal when Lq = Lk" : "");
@@ -146,7 +149,7 @@ int run_attention(const AttentionOptions& o) {
     }
     Context* c = ctx ? &*ctx : nullptr;
     if (!o.sweep) {
-        const int lk = o.lk > 0 ? o.lk : o.lq;
+        const int lk = o.lk.value_or(o.lq);
         const Timing t = measure_attention(o, c, o.lq, lk);
         print_attention(o, c, o.lq, lk, t);
         if (!o.repeat.json) std::printf("times from %s\n", t.clock.c_str());
@@ -162,7 +165,8 @@ int run_attention(const AttentionOptions& o) {
             // In JSON mode stdout holds only measured cases; the refusal goes to stderr.
             std::fprintf(o.repeat.json ? stderr : stdout, "%7d %7d refused: %s\n", L, L, e.what());
         } catch (const std::bad_alloc&) {
-            std::fprintf(o.repeat.json ? stderr : stdout, "%7d %7d refused: out of host memory\n", L, L);
+            std::fprintf(o.repeat.json ? stderr : stdout, "%7d %7d refused: out of host memory (%s available)\n", L,
+                         L, bytes_str(host_memory_available()).c_str());
         }
     }
     if (!o.repeat.json && !clock.empty()) std::printf("times from %s\n", clock.c_str());
@@ -180,7 +184,7 @@ struct MatmulOptions {
 
 int run_matmul(const MatmulOptions& o) {
     o.repeat.validate();
-    if (o.m < 1 || o.n < 1 || o.k < 1) throw Error("--m, --n and --k must be positive");
+    check_host_memory(4 * (uint64_t(o.m) * o.k + uint64_t(o.k) * o.n), "matmul with these shapes");
     Context ctx(o.device.context_options(true));
     const DType wt = o.dtype == "f16" ? DType::f16 : o.dtype == "bf16" ? DType::bf16 : DType::f32;
     ctx.reset_peak_memory();
@@ -219,11 +223,12 @@ Runner add_bench(CLI::App& app) {
 
     auto* att = bench->add_subcommand("attention", "Time one attention shape, or sweep L = Lq = Lk over 128 .. 16384");
     auto a = std::make_shared<AttentionOptions>();
-    att->add_option("--heads", a->heads, "query heads H")->capture_default_str();
-    att->add_option("--kv-heads", a->kv_heads, "key/value heads Hkv (default: H)");
-    att->add_option("--lq", a->lq, "query length")->capture_default_str();
-    att->add_option("--lk", a->lk, "key length (default: Lq)");
-    att->add_option("--dim", a->dim, "head dim D")->capture_default_str();
+    constexpr int kMax = std::numeric_limits<int>::max();
+    add_int(*att, "--heads", a->heads, 1, kMax, "query heads H");
+    add_int(*att, "--kv-heads", a->kv_heads, 1, kMax, "key/value heads Hkv (default: H)");
+    add_int(*att, "--lq", a->lq, 1, kMax, "query length");
+    add_int(*att, "--lk", a->lk, 1, kMax, "key length (default: Lq)");
+    add_int(*att, "--dim", a->dim, 1, kMax, "head dim D");
     att->add_flag("--causal", a->causal, "causal mask (FLOPs halved when Lq = Lk)");
     att->add_option("--dtype", a->dtype, "storage of Q, K, V, O")
         ->check(CLI::IsMember({"f32", "f16"}))
@@ -239,9 +244,9 @@ Runner add_bench(CLI::App& app) {
 
     auto* mm = bench->add_subcommand("matmul", "Time y [M, N] = x [M, K] · w [K, N]");
     auto m = std::make_shared<MatmulOptions>();
-    mm->add_option("--m", m->m, "rows of x and y")->capture_default_str();
-    mm->add_option("--n", m->n, "columns of w and y")->capture_default_str();
-    mm->add_option("--k", m->k, "columns of x, rows of w")->capture_default_str();
+    add_int(*mm, "--m", m->m, 1, kMax, "rows of x and y");
+    add_int(*mm, "--n", m->n, 1, kMax, "columns of w and y");
+    add_int(*mm, "--k", m->k, 1, kMax, "columns of x, rows of w");
     mm->add_option("--dtype", m->dtype, "storage of w (x and y are f32)")
         ->check(CLI::IsMember({"f32", "f16", "bf16"}))
         ->capture_default_str();

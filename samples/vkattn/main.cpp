@@ -27,6 +27,38 @@ std::string one_line(std::string_view message) {
     return out;
 }
 
+// CLI11 lists every argument after the first it did not expect ("The following arguments were not expected:
+// 0 --warmup 1 --reps"), although the later ones may be fine. Name the first one, what it followed, and why.
+std::string explain_extras(CLI::App& app, std::string_view message, int argc, char** argv) {
+    const size_t colon = message.find(": ");
+    if (colon == std::string_view::npos) return std::string(message);
+    std::string_view rest = message.substr(colon + 2);
+    const std::string first(rest.substr(0, rest.find(' ')));
+    CLI::App* cmd = &app;
+    for (CLI::App* sub = &app; sub != nullptr;) {
+        const auto subs = sub->get_subcommands();
+        sub = subs.empty() ? nullptr : subs.front();
+        if (sub != nullptr) cmd = sub;
+    }
+    std::string out = "unexpected argument '" + first.substr(0, 40) + (first.size() > 40 ? "...'" : "'");
+    for (int i = 2; i < argc; ++i) {
+        if (argv[i] != first) continue;
+        const std::string prev = argv[i - 1];
+        const CLI::Option* opt = prev.starts_with("-") ? cmd->get_option_no_throw(prev) : nullptr;
+        if (opt != nullptr && opt->get_expected_min() == 0) {
+            out += " after " + prev + ", which takes no value";
+        } else if (i > 1) {
+            out += " after '" + prev.substr(0, 40) + "'";
+        }
+        break;
+    }
+    std::string path;
+    for (const CLI::App* c = cmd; c != nullptr && c->get_parent() != nullptr; c = c->get_parent()) {
+        path = " " + c->get_name() + path;
+    }
+    return out + "; see `vkattn" + path + " --help`";
+}
+
 void print_error(std::string_view message) { std::fprintf(stderr, "vkattn: %s\n", one_line(message).c_str()); }
 
 }  // namespace
@@ -80,6 +112,9 @@ int main(int argc, char** argv) {
         return app.exit(e);
     } catch (const CLI::CallForVersion& e) {
         return app.exit(e);
+    } catch (const CLI::ExtrasError& e) {
+        print_error(explain_extras(app, e.what(), argc, argv));
+        return vkattn::cli::kBadInput;
     } catch (const CLI::ParseError& e) {
         print_error(e.what());
         return vkattn::cli::kBadInput;

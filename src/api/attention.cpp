@@ -7,11 +7,15 @@
 #include <vkattn/error.hpp>
 
 #include <algorithm>
+#include <array>
+#include <cstdint>
 #include <cmath>
 #include <string>
 
 namespace vkattn {
 namespace {
+
+constexpr int64_t kMaxDim = INT32_MAX;  // the reference and the CLI count in int; the kernels in uint32
 
 // A checked view as the kernels see it: [B, heads, L, D] with D contiguous, inside its tensor.
 ops::TensorRef checked_ref(const TensorView& v, const char* name, Context& ctx) {
@@ -54,16 +58,6 @@ struct Checked {
 
 Checked check_qk(const ops::TensorRef& q, const ops::TensorRef& k, const AttentionParams& params) {
     Checked c;
-    if (k.shape[0] != q.shape[0]) {
-        throw Error("K has batch " + std::to_string(k.shape[0]) + " but Q has batch " + std::to_string(q.shape[0]));
-    }
-    if (k.shape[3] != q.shape[3]) {
-        throw Error("K has head dim " + std::to_string(k.shape[3]) + " but Q has head dim " + std::to_string(q.shape[3]));
-    }
-    if (q.shape[1] % k.shape[1] != 0) {
-        throw Error("K has " + std::to_string(k.shape[1]) + " heads, which does not divide the " +
-                    std::to_string(q.shape[1]) + " query heads");
-    }
     const int64_t D = q.shape[3];
     if (D > ops::kMaxHeadDim) {
         throw Error("head dim D = " + std::to_string(D) + " is not supported; it must be 1 to " +
@@ -77,8 +71,7 @@ Checked check_qk(const ops::TensorRef& q, const ops::TensorRef& k, const Attenti
     for (int64_t x : {q.shape[0], q.shape[1], q.shape[2], k.shape[2]}) {
         if (x > int64_t(UINT32_MAX)) throw Error("attention dimension " + std::to_string(x) + " is too large");
     }
-    if (!std::isfinite(params.scale)) throw Error("attention scale must be finite");
-    if (params.window < 0) throw Error("window must be >= 0 (0 disables it), got " + std::to_string(params.window));
+    check_attention_options(params.scale, params.window);
     c.dims = {uint32_t(q.shape[0]), uint32_t(q.shape[1]), uint32_t(k.shape[1]),
               uint32_t(q.shape[2]), uint32_t(k.shape[2]), uint32_t(D)};
     c.scale = params.scale > 0 ? params.scale : float(1.0 / std::sqrt(double(D)));
@@ -111,7 +104,7 @@ void check_scores(const Tensor& t, const ops::AttentionDims& d, const char* name
 ops::MaskArgs mask_args(const AttentionParams& params, const ops::AttentionDims& d) {
     ops::MaskArgs m;
     m.causal = params.causal;
-    if (params.window < 0) throw Error("window must be >= 0 (0 disables it), got " + std::to_string(params.window));
+    check_attention_options(params.scale, params.window);
     m.window = uint32_t(params.window);
     if (params.additive_mask != nullptr) {
         const Tensor& a = *params.additive_mask;
@@ -140,14 +133,114 @@ void check_scores_fit(Context& ctx, const ops::AttentionDims& d) {
     const DeviceInfo& info = ctx.device();
     const uint64_t limit = std::min(info.device_heap_bytes, info.max_memory_allocation);
     if (bytes > limit) {
-        throw Error("three-kernel attention needs " + std::to_string(bytes) + " bytes for the [B, H, Lq, Lk] = [" +
+        throw Error("three-kernel attention needs " + bytes_str(bytes) + " for the [B, H, Lq, Lk] = [" +
                     std::to_string(d.B) + ", " + std::to_string(d.H) + ", " + std::to_string(d.Lq) + ", " +
-                    std::to_string(d.Lk) + "] score matrix, more than the " + std::to_string(limit) +
-                    " bytes one allocation on " + info.name + " may hold");
+                    std::to_string(d.Lk) + "] score matrix, more than one allocation on " + info.name +
+                    " may hold (" + bytes_str(limit) + ")");
     }
 }
 
 }  // namespace
+
+void check_attention_shapes(std::span<const int64_t> q, std::span<const int64_t> k, std::span<const int64_t> v,
+                            const AttentionInputNames& names) {
+    const auto as4 = [](std::span<const int64_t> s, const std::string& name) {
+        if (s.size() != 3 && s.size() != 4) {
+            throw Error(name + " must be [B, heads, L, D] or [heads, L, D], got shape " + dims_str(s));
+        }
+        std::array<int64_t, 4> r{1, 1, 1, 1};
+        std::copy(s.begin(), s.end(), r.begin() + (4 - s.size()));
+        for (int64_t x : r) {
+            if (x < 1 || x > kMaxDim) {
+                throw Error(name + " has shape " + dims_str(s) + "; every dimension must be in 1 .. " +
+                            std::to_string(kMaxDim));
+            }
+        }
+        return r;
+    };
+    const auto sq = as4(q, names.q), sk = as4(k, names.k), sv = as4(v, names.v);
+    if (sk[0] != sq[0]) {
+        throw Error(names.k + " has batch " + std::to_string(sk[0]) + " but " + names.q + " has batch " +
+                    std::to_string(sq[0]));
+    }
+    if (sk[3] != sq[3]) {
+        throw Error(names.k + " has head dim " + std::to_string(sk[3]) + " but " + names.q + " has head dim " +
+                    std::to_string(sq[3]));
+    }
+    if (sq[1] % sk[1] != 0) {
+        throw Error(names.k + " has " + std::to_string(sk[1]) + " heads, which does not divide the " +
+                    std::to_string(sq[1]) + " query heads of " + names.q);
+    }
+    static const char* const dim_names[] = {"batch", "head count", "length", "head dim"};
+    for (size_t i = 0; i < 4; ++i) {
+        if (sv[i] != sk[i]) {
+            throw Error(names.v + " has shape " + dims_str(sv) + " but " + names.k + " has shape " + dims_str(sk) +
+                        ": the " + dim_names[i] + " differs, and V must have K's shape");
+        }
+    }
+}
+
+void check_attention_options(float scale, int window) {
+    if (!std::isfinite(scale) || scale < 0) {
+        throw Error("attention scale must be positive and finite, or 0 for 1/sqrt(D); got " + std::to_string(scale));
+    }
+    if (window < 0) throw Error("window must be >= 0 (0 disables it), got " + std::to_string(window));
+}
+
+void check_attention_fits(const Context& ctx, std::span<const int64_t> q, std::span<const int64_t> k, DType dtype,
+                          AttentionImpl impl) {
+    check_attention_shapes(q, k, k);
+    const auto as4 = [](std::span<const int64_t> s) {
+        std::array<uint64_t, 4> r{1, 1, 1, 1};
+        std::copy(s.begin(), s.end(), r.begin() + (4 - s.size()));
+        return r;
+    };
+    const auto sq = as4(q), sk = as4(k);
+    const uint64_t es = dtype == DType::f16 ? 2 : 4;
+    // Bytes of a tensor, saturating at UINT64_MAX (more than any device holds) instead of wrapping.
+    const auto product = [](const std::array<uint64_t, 4>& s, uint64_t item) -> uint64_t {
+        uint64_t n = item;
+        for (uint64_t x : s) {
+            if (n > UINT64_MAX / x) return UINT64_MAX;
+            n *= x;
+        }
+        return n;
+    };
+    const DeviceInfo& info = ctx.device();
+    const uint64_t q_bytes = product(sq, es), k_bytes = product(sk, es);
+    const std::string where = " on " + info.name;
+    const auto check_tensor = [&](const char* name, std::span<const int64_t> shape, uint64_t bytes, uint64_t slice) {
+        if (bytes > info.max_memory_allocation) {
+            throw Error(std::string(name) + " " + dims_str(shape) + " " + std::string(dtype_name(dtype)) + " needs " + bytes_str(bytes) +
+                        ", more than one allocation may hold" + where + " (" + bytes_str(info.max_memory_allocation) + ")");
+        }
+        if (slice > info.max_storage_buffer_range) {
+            throw Error(std::string(name) + ": one head's slice needs " + bytes_str(slice) +
+                        ", more than one storage-buffer binding may cover" + where + " (maxStorageBufferRange " +
+                        bytes_str(info.max_storage_buffer_range) + ")");
+        }
+    };
+    check_tensor("Q", q, q_bytes, sq[2] * sq[3] * es);
+    check_tensor("K", k, k_bytes, sk[2] * sk[3] * es);
+    uint64_t total = q_bytes >= UINT64_MAX / 2 || k_bytes >= UINT64_MAX / 2 ? UINT64_MAX : 2 * q_bytes + 2 * k_bytes;
+    std::string parts = "Q, K, V and the output";
+    if (impl == AttentionImpl::naive) {
+        const uint64_t scores = product({sq[0], sq[1], sq[2], sk[2]}, 4);
+        const uint64_t limit = std::min(info.max_memory_allocation, info.max_storage_buffer_range);
+        if (scores > limit) {
+            throw Error("three-kernel attention needs " + bytes_str(scores) + " for the [B, H, Lq, Lk] = " +
+                        dims_str(std::array<int64_t, 4>{int64_t(sq[0]), int64_t(sq[1]), int64_t(sq[2]), int64_t(sk[2])}) +
+                        " f32 scores, more than one buffer may hold" + where + " (" + bytes_str(limit) +
+                        "); use the fused path");
+        }
+        total = total > UINT64_MAX - scores ? UINT64_MAX : total + scores;
+        parts += " and the scores";
+    }
+    if (info.device_heap_bytes != 0 && total > info.device_heap_bytes) {
+        throw Error(parts + " need " + bytes_str(total) + " of device memory, more than the " +
+                    bytes_str(info.device_heap_bytes) + " heap" + where);
+    }
+}
 
 void attention(Context& ctx, const TensorView& qv, const TensorView& kv, const TensorView& vv, const TensorView& ov,
                const AttentionParams& params) {
@@ -155,6 +248,7 @@ void attention(Context& ctx, const TensorView& qv, const TensorView& kv, const T
     const ops::TensorRef k = checked_ref(kv, "K", ctx);
     const ops::TensorRef v = checked_ref(vv, "V", ctx);
     const ops::TensorRef o = checked_ref(ov, "the output", ctx);
+    check_attention_shapes(q.shape, k.shape, v.shape);
     const Checked c = check_qk(q, k, params);
     check_v_out(q, k, v, o);
     const ops::MaskArgs mask = mask_args(params, c.dims);
@@ -179,6 +273,7 @@ void attention_scores(Context& ctx, const TensorView& qv, const TensorView& kv, 
                       const AttentionParams& params) {
     const ops::TensorRef q = checked_ref(qv, "Q", ctx);
     const ops::TensorRef k = checked_ref(kv, "K", ctx);
+    check_attention_shapes(q.shape, k.shape, k.shape);
     const Checked c = check_qk(q, k, params);
     check_scores(scores, c.dims, "scores");
     ops::runtime(ctx).run([&](ops::Encoder& enc) { ops::record_qk(enc, c.dims, q, k, ops::buffer(scores), c.scale); });
@@ -206,6 +301,7 @@ void attention_values(Context& ctx, const Tensor& probs, const TensorView& vv, c
     const ops::TensorRef o = checked_ref(ov, "the output", ctx);
     if (probs.shape().size() != 4) throw Error("probs must be [B, H, Lq, Lk], got " + dims_str(probs.shape()));
     // Q's shape is the output's; K's is V's: the same checks as the whole attention.
+    check_attention_shapes(o.shape, v.shape, v.shape, {"the output", "V", "V"});
     check_qk(o, v, {});
     check_v_out(o, v, v, o);
     const ops::AttentionDims d{uint32_t(o.shape[0]), uint32_t(o.shape[1]), uint32_t(v.shape[1]),

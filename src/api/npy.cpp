@@ -7,12 +7,21 @@
 #include "vkattn/error.hpp"
 
 #include <bit>
+#include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#if defined(__unix__) || defined(__APPLE__)
+#define VKATTN_NPY_POSIX 1
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
 
 namespace vkattn {
 namespace {
@@ -24,6 +33,28 @@ constexpr size_t k_align = 64;  // numpy aligns the data to 64 bytes so it can b
     throw Error(path.string() + ": " + what);
 }
 
+// Header text for a message: a short prefix without the padding, quoted, control and non-ASCII bytes as \xNN.
+std::string short_quote(std::string_view text, size_t max_chars = 48) {
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\n')) text.remove_suffix(1);
+    std::string out = "'";
+    for (size_t i = 0; i < text.size(); ++i) {
+        if (i == max_chars) {
+            out += "...";
+            break;
+        }
+        const unsigned char c = static_cast<unsigned char>(text[i]);
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            out += char(c);
+        } else {
+            static const char hex[] = "0123456789abcdef";
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out + "'";
+}
+
 // Python's repr of a shape tuple: (), (3,), (2, 3).
 std::string shape_repr(std::span<const int64_t> shape) {
     std::string s = "(";
@@ -33,6 +64,13 @@ std::string shape_repr(std::span<const int64_t> shape) {
     }
     if (shape.size() == 1) s += ",";
     return s + ")";
+}
+
+// A shape for a message: Python's repr up to 8 dimensions, then how many there are.
+std::string shape_msg(std::span<const int64_t> shape) {
+    if (shape.size() <= 8) return shape_repr(shape);
+    return shape_repr(shape.first(8)).substr(0, shape_repr(shape.first(8)).size() - 1) + ", ... (" +
+           std::to_string(shape.size()) + " dimensions))";
 }
 
 const char* dtype_descr(NpyDtype dtype) { return dtype == NpyDtype::f32 ? "<f4" : "<f2"; }
@@ -84,12 +122,12 @@ public:
                 header.shape = parse_shape();
                 have_shape = mark_seen(have_shape, key);
             } else {
-                error("unexpected key '" + key + "'; a .npy header holds only 'descr', 'fortran_order' and 'shape'");
+                error("unexpected key " + short_quote(key, 24) + "; a .npy header holds only 'descr', 'fortran_order' and 'shape'");
             }
             skip_space();
             if (peek() == ',') { ++pos_; continue; }
             if (peek() == '}') { ++pos_; break; }
-            error(std::string("expected ',' or '}' after the value of '") + key + "', found " + describe_here());
+            error("expected ',' or '}' after the value of " + short_quote(key, 24) + ", found " + describe_here());
         }
         skip_space();
         if (pos_ != text_.size()) error("unexpected " + describe_here() + " after the closing '}'");
@@ -101,11 +139,11 @@ public:
 
 private:
     [[noreturn]] void error(const std::string& what) const {
-        fail(path_, "cannot parse the .npy header: " + what + " (header: " + std::string(text_) + ")");
+        fail(path_, "cannot parse the .npy header: " + what + " (header starts " + short_quote(text_) + ")");
     }
 
     bool mark_seen(bool seen, const std::string& key) const {
-        if (seen) error("key '" + key + "' appears twice");
+        if (seen) error("key " + short_quote(key, 24) + " appears twice");
         return true;
     }
 
@@ -113,7 +151,7 @@ private:
 
     std::string describe_here() const {
         if (pos_ >= text_.size()) return "the end of the header";
-        return std::string("'") + text_[pos_] + "' at offset " + std::to_string(pos_);
+        return short_quote(text_.substr(pos_, 1)) + " at offset " + std::to_string(pos_);
     }
 
     void skip_space() {
@@ -197,11 +235,11 @@ NpyDtype decode_descr(const std::string& descr, const std::filesystem::path& pat
         // '=' is native order and numpy reads '|' on a multi-byte type as native too.
         if (order == '=' || order == '|') {
             if constexpr (std::endian::native == std::endian::little) return dtype;
-            fail(path, "dtype '" + descr + "' is native-order on a big-endian host; " + supported);
+            fail(path, "dtype " + short_quote(descr) + " is native-order on a big-endian host; " + supported);
         }
-        if (order == '>') fail(path, "dtype '" + descr + "' is big-endian; " + supported);
+        if (order == '>') fail(path, "dtype " + short_quote(descr) + " is big-endian; " + supported);
     }
-    fail(path, "dtype '" + descr + "' is not supported; " + supported);
+    fail(path, "dtype " + short_quote(descr) + " is not supported; " + supported);
 }
 
 uint32_t load_le32(const unsigned char* p) {
@@ -209,18 +247,48 @@ uint32_t load_le32(const unsigned char* p) {
 }
 uint16_t load_le16(const unsigned char* p) { return uint16_t(p[0] | p[1] << 8); }
 
+// The whole file, opened only when it is a regular file: a FIFO would block in open() or read() forever, and a
+// directory or device is never a .npy file.
 std::vector<unsigned char> read_file(const std::filesystem::path& path) {
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) fail(path, "no such file");
-    if (std::filesystem::is_directory(path, ec)) fail(path, "is a directory, expected a .npy file");
-    std::ifstream in(path, std::ios::binary | std::ios::ate);
+#ifndef VKATTN_NPY_POSIX
+    if (!std::filesystem::is_regular_file(path, ec)) fail(path, "is not a regular file, expected a .npy file");
+    std::ifstream in(path, std::ios::binary);
     if (!in) fail(path, "cannot open for reading");
-    const std::streamoff size = in.tellg();
-    if (size < 0) fail(path, "cannot determine the file size");
-    std::vector<unsigned char> bytes(static_cast<size_t>(size));
-    in.seekg(0);
-    if (!in.read(reinterpret_cast<char*>(bytes.data()), size)) fail(path, "read error");
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+#else
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) fail(path, std::string("cannot open for reading: ") + std::strerror(errno));
+    struct stat st {};
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        const bool dir = S_ISDIR(st.st_mode), fifo = S_ISFIFO(st.st_mode);
+        ::close(fd);
+        fail(path, std::string("is ") + (dir ? "a directory" : fifo ? "a FIFO" : "not a regular file") +
+                       ", expected a .npy file");
+    }
+    std::vector<unsigned char> bytes;
+    try {
+        bytes.resize(size_t(st.st_size));
+    } catch (const std::bad_alloc&) {
+        ::close(fd);
+        fail(path, "is " + std::to_string(st.st_size) + " bytes, more than this process can hold in memory");
+    }
+    size_t done = 0;
+    while (done < bytes.size()) {
+        const ssize_t n = ::read(fd, bytes.data() + done, bytes.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            const int err = errno;
+            ::close(fd);
+            fail(path, n == 0 ? std::string("ended while reading (was it truncated?)")
+                              : std::string("read error: ") + std::strerror(err));
+        }
+        done += size_t(n);
+    }
+    ::close(fd);
     return bytes;
+#endif
 }
 
 }  // namespace
@@ -261,12 +329,12 @@ NpyArray read_npy(const std::filesystem::path& path) {
     const std::optional<int64_t> numel = checked_numel(array.shape);
     const size_t data_bytes = bytes.size() - preamble - header_len;
     if (!numel || uint64_t(*numel) > std::numeric_limits<uint64_t>::max() / item) {
-        fail(path, "shape " + shape_repr(array.shape) + " is too large");
+        fail(path, "shape " + shape_msg(array.shape) + " is too large");
     }
     const uint64_t need = uint64_t(*numel) * item;
     if (data_bytes != need) {
         fail(path, std::string("holds ") + std::to_string(data_bytes) + " bytes of data but shape " +
-                       shape_repr(array.shape) + " of '" + header.descr + "' needs " + std::to_string(need) +
+                       shape_msg(array.shape) + " of '" + header.descr + "' needs " + std::to_string(need) +
                        (data_bytes < need ? " (file truncated)" : " (trailing bytes)"));
     }
     const unsigned char* src = bytes.data() + preamble + header_len;
@@ -282,9 +350,9 @@ NpyArray read_npy(const std::filesystem::path& path) {
 void write_npy(const std::filesystem::path& path, std::span<const int64_t> shape, std::span<const float> data,
                NpyDtype dtype) {
     const std::optional<int64_t> numel = checked_numel(shape);
-    if (!numel) fail(path, "cannot write shape " + shape_repr(shape) + ": dimensions must be non-negative and their product fit in int64");
+    if (!numel) fail(path, "cannot write shape " + shape_msg(shape) + ": dimensions must be non-negative and their product fit in int64");
     if (uint64_t(*numel) != data.size()) {
-        fail(path, "cannot write shape " + shape_repr(shape) + ": it needs " + std::to_string(*numel) +
+        fail(path, "cannot write shape " + shape_msg(shape) + ": it needs " + std::to_string(*numel) +
                        " values, got " + std::to_string(data.size()));
     }
     std::string header = std::string("{'descr': '") + dtype_descr(dtype) + "', 'fortran_order': False, 'shape': " +

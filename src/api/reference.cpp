@@ -1,6 +1,7 @@
 #include "cpu/attention.hpp"
 #include "cpu/matmul.hpp"
 
+#include <vkattn/attention.hpp>
 #include <vkattn/error.hpp>
 #include <vkattn/reference.hpp>
 
@@ -10,9 +11,10 @@ namespace vkattn::reference {
 
 std::vector<float> attention(const AttentionShape& s, std::span<const float> q, std::span<const float> k,
                              std::span<const float> v, const AttentionOptions& o) {
-    if (s.B < 1 || s.H < 1 || s.Hkv < 1 || s.Lq < 1 || s.Lk < 1 || s.D < 1 || s.H % s.Hkv != 0) {
-        throw Error("reference::attention: invalid shape");
-    }
+    // The checks of vkattn::attention, so that both backends refuse the same inputs.
+    const int64_t q_shape[] = {s.B, s.H, s.Lq, s.D}, k_shape[] = {s.B, s.Hkv, s.Lk, s.D};
+    check_attention_shapes(q_shape, k_shape, k_shape);
+    check_attention_options(o.scale, o.window);
     const size_t nq = size_t(s.B) * s.H * s.Lq * s.D, nk = size_t(s.B) * s.Hkv * s.Lk * s.D;
     if (q.size() != nq || k.size() != nk || v.size() != nk) {
         throw Error("reference::attention: Q, K, V hold " + std::to_string(q.size()) + ", " + std::to_string(k.size()) +

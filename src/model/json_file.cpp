@@ -15,8 +15,11 @@ nlohmann::json read_json_file(const std::filesystem::path& path) {
     if (!in) throw Error(path.string() + ": cannot open for reading");
     try {
         return nlohmann::json::parse(in);
-    } catch (const nlohmann::json::exception& e) {
-        throw Error(path.string() + ": not valid JSON: " + e.what());
+    } catch (const nlohmann::json::parse_error& e) {
+        // nlohmann's own text ("[json.exception.parse_error.101] ...") may quote the file; the byte is enough.
+        throw Error(path.string() + ": not valid JSON (syntax error near byte " + std::to_string(e.byte) + ")");
+    } catch (const nlohmann::json::exception&) {
+        throw Error(path.string() + ": not valid JSON (a number out of range)");
     }
 }
 

@@ -12,6 +12,8 @@
 #include <cstring>
 #include <limits>
 #include <optional>
+#include <string_view>
+#include <iterator>
 #include <utility>
 
 #if defined(__unix__) || defined(__APPLE__)
@@ -32,6 +34,107 @@ using json = nlohmann::json;
 
 [[noreturn]] void fail(const std::filesystem::path& path, const std::string& what) {
     throw Error(path.string() + ": " + what);
+}
+
+// Untrusted text for a message: a short prefix, quoted, control and non-ASCII bytes as \xNN.
+std::string short_quote(std::string_view text, size_t max_chars = 48) {
+    std::string out = "'";
+    for (size_t i = 0; i < text.size(); ++i) {
+        if (i == max_chars) {
+            out += "...";
+            break;
+        }
+        const unsigned char c = static_cast<unsigned char>(text[i]);
+        if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'') {
+            out += char(c);
+        } else {
+            static const char hex[] = "0123456789abcdef";
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out + "'";
+}
+
+// A JSON value for a message without printing it whole (dump() recurses, and the value may nest 100,000
+// levels or hold megabytes): scalars short, containers by type and size.
+std::string describe(const json& v) {
+    switch (v.type()) {
+        case json::value_t::array: return "an array of " + std::to_string(v.size()) + " elements";
+        case json::value_t::object: return "an object of " + std::to_string(v.size()) + " keys";
+        case json::value_t::string: return "the string " + short_quote(v.get_ref<const std::string&>());
+        case json::value_t::null: return "null";
+        case json::value_t::discarded: return "a discarded value";
+        default: return "the " + std::string(v.type_name()) + " " + v.dump();  // number or boolean: short
+    }
+}
+
+// JSON's own messages quote what they read; say where instead. Parsing also throws out_of_range for a number
+// beyond double's range (1e309), not only parse_error.
+std::string parse_error_text(const json::exception& e, size_t size) {
+    if (const auto* p = dynamic_cast<const json::parse_error*>(&e)) {
+        return "not valid JSON (syntax error near byte " + std::to_string(p->byte) + " of " + std::to_string(size) + ")";
+    }
+    if (e.id == 406) return "not valid JSON (a number beyond the range of a double)";
+    return "not valid JSON (nlohmann::json error " + std::to_string(e.id) + ")";
+}
+
+#ifdef VKATTN_HAVE_MMAP
+// Opens path for reading only when it is a regular file (a FIFO would block in open() or read(), a directory
+// fails obscurely); returns the descriptor and its size.
+int open_regular(const std::filesystem::path& path, const char* expected, size_t& size) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) fail(path, std::string("cannot open: ") + std::strerror(errno));
+    struct stat st {};
+    if (fstat(fd, &st) != 0) {
+        const int err = errno;
+        ::close(fd);
+        fail(path, std::string("cannot stat: ") + std::strerror(err));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ::close(fd);
+        const char* kind = S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" : "not a regular file";
+        fail(path, std::string("is ") + kind + ", expected " + expected);
+    }
+    size = size_t(st.st_size);
+    return fd;
+}
+#endif
+
+// The whole of a small regular file (the index), refusing FIFOs, directories and anything over max_bytes.
+std::string read_small_file(const std::filesystem::path& path, const char* expected, size_t max_bytes) {
+    std::string text;
+#ifdef VKATTN_HAVE_MMAP
+    size_t size = 0;
+    const int fd = open_regular(path, expected, size);
+    if (size > max_bytes) {
+        ::close(fd);
+        fail(path, "is " + std::to_string(size) + " bytes, more than the " + std::to_string(max_bytes) +
+                       " bytes allowed for " + expected);
+    }
+    text.resize(size);
+    size_t done = 0;
+    while (done < size) {
+        const ssize_t n = ::read(fd, text.data() + done, size - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            const int err = errno;
+            ::close(fd);
+            fail(path, n == 0 ? std::string("ends early while reading") : std::string("read error: ") + std::strerror(err));
+        }
+        done += size_t(n);
+    }
+    ::close(fd);
+#else
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec)) fail(path, std::string("is not a regular file, expected ") + expected);
+    std::ifstream in(path, std::ios::binary);
+    if (!in) fail(path, "cannot open for reading");
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    if (text.size() > max_bytes) fail(path, std::string("is too large for ") + expected);
+#endif
+    return text;
 }
 
 std::string shape_str(const std::vector<int64_t>& shape) {
@@ -116,20 +219,12 @@ void SafetensorsFile::release() noexcept {
 SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
     std::error_code ec;
     if (!std::filesystem::exists(path, ec)) fail(path, "no such file");
-    if (std::filesystem::is_directory(path, ec)) fail(path, "is a directory, expected a .safetensors file");
 
     SafetensorsFile file;  // owns the mapping from here on, so a throw below unmaps it
     file.path_ = path;
 #ifdef VKATTN_HAVE_MMAP
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) fail(path, std::string("cannot open: ") + std::strerror(errno));
-    struct stat st {};
-    if (fstat(fd, &st) != 0) {
-        const int err = errno;
-        ::close(fd);
-        fail(path, std::string("cannot stat: ") + std::strerror(err));
-    }
-    const size_t size = size_t(st.st_size);
+    size_t size = 0;
+    const int fd = open_regular(path, "a .safetensors file", size);
     if (size < 8) {
         ::close(fd);
         fail(path, "is " + std::to_string(size) + " bytes, shorter than the 8-byte header length");
@@ -161,8 +256,8 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
     json header;
     try {
         header = json::parse(header_begin, header_begin + header_len);
-    } catch (const json::parse_error& e) {
-        fail(path, std::string("header is not valid JSON: ") + e.what());
+    } catch (const json::exception& e) {
+        fail(path, "header is " + parse_error_text(e, header_len));
     }
     if (!header.is_object()) fail(path, std::string("header is a JSON ") + header.type_name() + ", expected an object");
 
@@ -170,33 +265,36 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
     const uint64_t data_size = file.size_ - 8 - header_len;
     for (const auto& [name, entry] : header.items()) {
         if (name == "__metadata__") continue;  // free-form strings; nothing here needs them
-        const std::string where = "tensor '" + name + "'";
+        const std::string where = "tensor " + short_quote(name);
         if (!entry.is_object()) fail(path, where + " is a JSON " + entry.type_name() + ", expected an object");
         for (const char* key : {"dtype", "shape", "data_offsets"}) {
             if (!entry.contains(key)) fail(path, where + " has no '" + key + "'");
         }
         TensorInfo info;
         info.name = name;
-        if (!entry["dtype"].is_string()) fail(path, where + " has a non-string dtype " + entry["dtype"].dump());
-        info.dtype = entry["dtype"].get<std::string>();
+        const json& dtype = entry.at("dtype");
+        if (!dtype.is_string()) fail(path, where + " has a non-string dtype, " + describe(dtype));
+        info.dtype = dtype.get<std::string>();
         const size_t item = safetensors_dtype_size(info.dtype);
-        if (item == 0) fail(path, where + " has unknown dtype '" + info.dtype + "'; known dtypes are " + known_dtypes());
+        if (item == 0) fail(path, where + " has unknown dtype " + short_quote(info.dtype) + "; known dtypes are " + known_dtypes());
 
-        const auto shape = unsigned_array(entry["shape"]);
-        if (!shape) fail(path, where + " has shape " + entry["shape"].dump() + ", expected an array of non-negative integers");
+        const json& shape_json = entry.at("shape");
+        const auto shape = unsigned_array(shape_json);
+        if (!shape) fail(path, where + " has shape " + describe(shape_json) + ", expected an array of non-negative integers");
         const bool has_zero = std::find(shape->begin(), shape->end(), 0) != shape->end();
         uint64_t bytes = has_zero ? 0 : item;
         for (uint64_t d : *shape) {
             const bool too_big = d > uint64_t(std::numeric_limits<int64_t>::max()) ||
                                  (!has_zero && bytes > std::numeric_limits<uint64_t>::max() / d);
-            if (too_big) fail(path, where + " has shape " + entry["shape"].dump() + ", too large to address");
+            if (too_big) fail(path, where + " has a shape of " + std::to_string(shape->size()) + " dimensions too large to address");
             info.shape.push_back(int64_t(d));
             bytes *= d;
         }
 
-        const auto offsets = unsigned_array(entry["data_offsets"]);
+        const json& offsets_json = entry.at("data_offsets");
+        const auto offsets = unsigned_array(offsets_json);
         if (!offsets || offsets->size() != 2) {
-            fail(path, where + " has data_offsets " + entry["data_offsets"].dump() + ", expected [begin, end] with non-negative integers");
+            fail(path, where + " has data_offsets " + describe(offsets_json) + ", expected [begin, end] with non-negative integers");
         }
         const uint64_t begin = (*offsets)[0], end = (*offsets)[1];
         const std::string range = "data_offsets [" + std::to_string(begin) + ", " + std::to_string(end) + "]";
@@ -224,10 +322,41 @@ SafetensorsFile SafetensorsFile::open(const std::filesystem::path& path) {
         const TensorInfo& prev = *by_offset[i - 1];
         const TensorInfo& cur = *by_offset[i];
         if (cur.data.data() < prev.data.data() + prev.data.size()) {
-            fail(path, "tensors '" + prev.name + "' and '" + cur.name + "' have overlapping data_offsets");
+            fail(path, "tensors " + short_quote(prev.name) + " and " + short_quote(cur.name) + " have overlapping data_offsets");
         }
     }
     return file;
+}
+
+std::vector<std::pair<std::string, std::string>> read_safetensors_index(const std::filesystem::path& path) {
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) fail(path, "no such file");
+    // Real indexes are a few hundred kB (one line per tensor); 64 MB leaves room and bounds a hostile file.
+    const std::string text = read_small_file(path, "a model.safetensors.index.json file", size_t(64) << 20);
+    json index;
+    try {
+        index = json::parse(text);
+    } catch (const json::exception& e) {
+        fail(path, "is " + parse_error_text(e, text.size()));
+    }
+    if (!index.is_object()) fail(path, "is " + describe(index) + ", expected a JSON object with a 'weight_map'");
+    const auto map = index.find("weight_map");
+    if (map == index.end() || !map->is_object()) {
+        fail(path, "has no 'weight_map' object mapping tensor names to shard files");
+    }
+    std::vector<std::pair<std::string, std::string>> out;
+    for (const auto& [name, shard] : map->items()) {
+        const std::string where = "weight_map[" + short_quote(name) + "]";
+        if (!shard.is_string()) fail(path, where + " is " + describe(shard) + ", expected a file name");
+        const std::string& file = shard.get_ref<const std::string&>();
+        // Shards sit beside the index; a path could reach outside the model directory.
+        if (file.empty() || file == "." || file == ".." || file.find('/') != std::string::npos ||
+            file.find('\\') != std::string::npos || file.find('\0') != std::string::npos) {
+            fail(path, where + " is " + short_quote(file) + ", expected a file name in the same directory");
+        }
+        out.emplace_back(name, file);
+    }
+    return out;
 }
 
 const TensorInfo* SafetensorsFile::find(const std::string& name) const {
@@ -244,7 +373,7 @@ std::vector<std::string> SafetensorsFile::names() const {
 
 std::vector<float> SafetensorsFile::read_f32(const std::string& name) const {
     const TensorInfo* info = find(name);
-    if (info == nullptr) fail(path_, "has no tensor named '" + name + "'");
+    if (info == nullptr) fail(path_, "has no tensor named " + short_quote(name));
     const size_t n = size_t(info->numel());
     std::vector<float> out(n);
     const auto* src = reinterpret_cast<const unsigned char*>(info->data.data());
@@ -260,7 +389,7 @@ std::vector<float> SafetensorsFile::read_f32(const std::string& name) const {
             out[i] = half ? cpu::half_to_float(bits) : cpu::bf16_to_float(bits);
         }
     } else {
-        fail(path_, "tensor '" + name + "' has dtype " + info->dtype + "; only F32, F16 and BF16 convert to float");
+        fail(path_, "tensor " + short_quote(name) + " has dtype " + info->dtype + "; only F32, F16 and BF16 convert to float");
     }
     return out;
 }

@@ -8,6 +8,7 @@
 #include <map>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace vkattn::model {
@@ -23,6 +24,11 @@ struct TensorInfo {
 
 // Bytes per element of a safetensors dtype name, or 0 when the name is not one the format defines.
 size_t safetensors_dtype_size(const std::string& dtype);
+
+// model.safetensors.index.json: the (tensor name, shard file name) pairs of its weight_map, each file name a
+// plain name in the index's directory. Throws vkattn::Error naming the file and what is malformed; refuses
+// anything that is not a regular file.
+std::vector<std::pair<std::string, std::string>> read_safetensors_index(const std::filesystem::path& path);
 
 // One open file. Every offset and size is checked in open(), so TensorInfo::data never points past the end.
 class SafetensorsFile {

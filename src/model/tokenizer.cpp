@@ -927,9 +927,9 @@ Tokenizer Tokenizer::from_files(const std::filesystem::path& vocab_json, const s
     try {
         vocab = nlohmann::json::parse(read_regular_file(vocab_json, "GPT-2 vocab.json", hint));
     } catch (const nlohmann::json::exception& e) {
-        const std::string what = e.what();
-        throw Error(vocab_name + ": expected a JSON object of token -> id, but it is not valid JSON: " +
-                    what.substr(0, 200));
+        const auto* pe = dynamic_cast<const nlohmann::json::parse_error*>(&e);
+        throw Error(vocab_name + ": expected a JSON object of token -> id, but it is not valid JSON" +
+                    (pe ? " (syntax error near byte " + std::to_string(pe->byte) + ")" : std::string(" (a number out of range)")));
     }
     if (!vocab.is_object() || vocab.empty()) {
         throw Error(vocab_name + ": expected a non-empty JSON object of token -> id, found a JSON " +
