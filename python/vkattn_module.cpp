@@ -430,17 +430,8 @@ py::array reference_attention(const py::object& q_obj, const py::object& k_obj, 
     check_view(k, "K");
     check_view(v, "V");
     const std::vector<int64_t> q4 = as_4d(q.shape), k4 = as_4d(k.shape), v4 = as_4d(v.shape);
-    if (k4[0] != q4[0]) {
-        throw Error("K has batch " + std::to_string(k4[0]) + " but Q has batch " + std::to_string(q4[0]));
-    }
-    if (k4[3] != q4[3]) {
-        throw Error("K has head dim " + std::to_string(k4[3]) + " but Q has head dim " + std::to_string(q4[3]));
-    }
-    if (q4[1] % k4[1] != 0) {
-        throw Error("K has " + std::to_string(k4[1]) + " heads, which does not divide the " + std::to_string(q4[1]) +
-                    " query heads");
-    }
-    if (v4 != k4) throw Error("V has shape " + shape_str(v4) + " but K has shape " + shape_str(k4) + "; they must match");
+    // The library's one validation, shared with the GPU path (same checks, same words).
+    vkattn::check_attention_shapes(q.shape, k.shape, v.shape);
     const Options o = options(scale, causal, window, mask, key_padding);
     const std::vector<int64_t> mask_want = {q4[2], k4[2]}, kp_want = {q4[0], k4[2]};
     if (o.mask && o.mask->shape != mask_want) {

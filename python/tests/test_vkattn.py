@@ -295,9 +295,9 @@ class TestErrors(WithContext):
 
     def test_shapes(self):
         q, k, v = qkv((4, 5, 64), (2, 9, 64))
-        self.both("K has 3 heads, which does not divide the 4 query heads", q, k[:1].repeat(3, 0), v[:1].repeat(3, 0))
+        self.both("K has 3 heads, which does not divide the 4 query heads of Q", q, k[:1].repeat(3, 0), v[:1].repeat(3, 0))
         self.both("K has head dim 32 but Q has head dim 64", q, k[..., :32], v[..., :32])
-        self.both("V has shape [1, 2, 8, 64] but K has shape [1, 2, 9, 64]; they must match", q, k, v[:, :8])
+        self.both("V has shape [1, 2, 8, 64] but K has shape [1, 2, 9, 64]: the length differs, and V must have K's shape", q, k, v[:, :8])
         self.both("K has batch 2 but Q has batch 1", q, np.stack([k, k]), np.stack([v, v]))
         self.both("Q must be [B, heads, L, D] or [heads, L, D], got shape [5, 64]", q[0], k, v)
         self.both("the additive mask must be f32 [Lq, Lk] = [5, 9], got f32 [9, 5]", q, k, v,

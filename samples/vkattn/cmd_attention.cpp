@@ -180,7 +180,7 @@ int run(const Options& o) {
         }
     }
     return write_attention_maps(o.maps,
-                                {s, in.dtype, in.q, in.k, o.scale, o.causal, o.window, o.backend, o.check, o.device});
+                                {s, in.dtype, in.q, in.k, o.scale.value_or(0.0f), o.causal, o.window, o.backend, o.check, o.device});
 }
 
 }  // namespace
