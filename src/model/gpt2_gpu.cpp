@@ -93,9 +93,9 @@ void Gpt2Gpu::check(const DeviceInfo& info, const Gpt2Config& cfg, const Gpt2Gpu
         throw Error("f16 weights need 16-bit storage buffers, which " + info.name + " does not have");
     }
     const int D = cfg.head_dim();
-    if (D != 32 && D != 64 && D != 80 && D != 96 && D != 128 && D != 256) {
-        throw Error("GPT-2 head dim n_embd / n_head = " + std::to_string(D) +
-                    " is not one the attention kernels take (32, 64, 80, 96, 128, 256)");
+    if (D < 1 || D > ops::kMaxHeadDim) {
+        throw Error("GPT-2 head dim n_embd / n_head = " + std::to_string(D) + " is not one the attention kernels take (1 to " +
+                    std::to_string(ops::kMaxHeadDim) + ")");
     }
     const uint64_t weights = device_bytes(gpt2_tensor_specs(cfg), options.weights);
     const uint64_t cache = kv_cache_bytes(cfg);
