@@ -38,8 +38,10 @@ echo "== CLI =="
 # Synchronization validation over the [gpu] suite and the fuzzers (VKATTN_CI_EXTRA=0 skips them for a quick local
 # run). The whole suite under ASan + UBSan is `scripts/ci-extra.sh asan`: not in CI yet, because it has not yet been
 # run to the end and timed on a CI-sized machine; VKATTN_CI_EXTRA="asan sync fuzz" runs it here.
-if [[ "${VKATTN_CI_EXTRA:-1}" != 0 ]]; then
-    read -r -a extra_parts <<< "${VKATTN_CI_EXTRA/#1/sync fuzz}"
+extra="${VKATTN_CI_EXTRA:-1}"
+[[ "$extra" == 1 ]] && extra="sync fuzz"
+if [[ "$extra" != 0 ]]; then
+    read -r -a extra_parts <<< "$extra"
     VKATTN_BUILD_DIR="$build_dir" scripts/ci-extra.sh "${extra_parts[@]}"
 fi
 echo "all tests passed"
