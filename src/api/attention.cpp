@@ -68,9 +68,6 @@ Checked check_qk(const ops::TensorRef& q, const ops::TensorRef& k, const Attenti
                     "; Q, K, V and the output share one dtype");
     }
     if (q.dtype == DType::bf16) throw Error("attention takes f32 or f16 tensors, not bf16 (a weight storage type)");
-    for (int64_t x : {q.shape[0], q.shape[1], q.shape[2], k.shape[2]}) {
-        if (x > int64_t(UINT32_MAX)) throw Error("attention dimension " + std::to_string(x) + " is too large");
-    }
     check_attention_options(params.scale, params.window);
     c.dims = {uint32_t(q.shape[0]), uint32_t(q.shape[1]), uint32_t(k.shape[1]),
               uint32_t(q.shape[2]), uint32_t(k.shape[2]), uint32_t(D)};
