@@ -109,16 +109,19 @@ std::string join_ids(std::span<const int> ids) {
 void ModelOptions::add_to(CLI::App& cmd, bool with_backend) {
     std::string families;
     for (const std::string& f : model::model_families()) families += (families.empty() ? "" : ", ") + f;
-    cmd.add_option("--model", model, "Hugging Face model directory (" + families + "), or synthetic[:LAYERS,HEADS,EMBD] "
-                                      "(GPT-2 small's shape by default; weights N(0, 0.02), seed 124)")
+    cmd.add_option("--model", model, "Hugging Face model directory (" + families + "), or synthetic (GPT-2 small's "
+                                      "shape), synthetic:LAYERS,HEADS,EMBD (a GPT-2) or synthetic:NAME (a published "
+                                      "model's shape: smollm2-135m, qwen2.5-0.5b, llama-3.2-1b, ...; an unknown NAME "
+                                      "lists them all); synthetic weights are seeded, standard deviation 0.02")
         ->required();
     if (with_backend) {
         cmd.add_option("--backend", backend, "vulkan (the GPU model) or cpu (the reference)")
             ->check(CLI::IsMember({"vulkan", "cpu"}))
             ->capture_default_str();
     }
-    cmd.add_option("--dtype", dtype, "GPU weight storage: f32 or f16 (the CPU reference always uses f32)")
-        ->check(CLI::IsMember({"f32", "f16"}))
+    cmd.add_option("--dtype", dtype, "GPU weight storage: f32, f16 or bf16 (Llama family; exact for bf16 "
+                                      "checkpoints); the CPU reference always uses f32")
+        ->check(CLI::IsMember({"f32", "f16", "bf16"}))
         ->capture_default_str();
     cmd.add_option("--attention", attention, "GPU attention: fused (flash) or naive (three kernels)")
         ->check(CLI::IsMember({"naive", "fused"}))
@@ -128,7 +131,7 @@ void ModelOptions::add_to(CLI::App& cmd, bool with_backend) {
 
 model::ModelOptions ModelOptions::options(bool profile) const {
     model::ModelOptions o;
-    o.weights = dtype == "f16" ? DType::f16 : DType::f32;
+    o.weights = dtype == "bf16" ? DType::bf16 : dtype == "f16" ? DType::f16 : DType::f32;
     o.fused_attention = attention == "fused";
     o.context_options = device.context_options(profile);
     return o;

@@ -48,6 +48,8 @@ struct Family {
 struct ModelAccess {
     // What a family says about how its model runs: "on vulkan (<device>), f16 weights, fused attention".
     static void describe(LanguageModel& m, std::string description) { m.description_ = std::move(description); }
+    // A loaded model that attends over fewer positions than its config says (a device limit).
+    static void limit_context(LanguageModel& m, int positions) { m.info_.context_length = positions; }
     static void finish(LanguageModel& m, ModelInfo info, SpecialTokens special, std::string description,
                        std::optional<Tokenizer> tokenizer) {
         m.info_ = std::move(info);
@@ -56,6 +58,12 @@ struct ModelAccess {
         m.tokenizer_ = std::move(tokenizer);
     }
 };
+
+// "on the cpu reference, f32 weights", or "..., bf16-rounded weights in f32 arithmetic".
+inline std::string cpu_description(DType weights) {
+    if (weights == DType::f32) return "on the cpu reference, f32 weights";
+    return "on the cpu reference, " + std::string(dtype_name(weights)) + "-rounded weights in f32 arithmetic";
+}
 
 // Bytes as "12 MiB", rounded up.
 std::string mib(uint64_t bytes);

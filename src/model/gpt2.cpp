@@ -72,10 +72,16 @@ public:
         i.n_layer = config_.n_layer;
         i.n_head = config_.n_head;
         i.n_kv_head = config_.n_head;
+        i.head_dim = config_.head_dim();
         i.hidden = config_.n_embd;
+        i.intermediate = 4 * config_.n_embd;
         i.vocab_size = config_.vocab_size;
         i.context_length = config_.n_positions;
         i.parameters = gpt2_parameters(config_);
+        i.variant = "gpt2";
+        const std::vector<TensorSpec> schema = gpt2_tensor_specs(config_);
+        for (const DType t : {DType::f32, DType::f16}) i.weight_bytes.push_back({t, device_bytes(schema, t)});
+        i.cache_bytes_per_token = gpt2_cache_bytes_per_token(config_);
         return i;
     }
 
@@ -89,9 +95,16 @@ public:
     }
 
     std::unique_ptr<LanguageModel> load(Backend backend, const ModelOptions& options) const override {
+        if (options.weights != DType::f32 && options.weights != DType::f16) {
+            throw Error("GPT-2 weights are stored on the GPU as f32 or f16, not " +
+                        std::string(dtype_name(options.weights)));
+        }
         if (backend == Backend::cpu) {
-            auto m = std::make_unique<Gpt2OnCpu>(weights());
-            ModelAccess::describe(*m, "on the cpu reference, f32 weights");
+            Gpt2Weights w = weights();
+            gpt2_schema(config_, static_cast<Gpt2Params<std::vector<float>>&>(w),
+                        [&](std::vector<float>& t, const TensorSpec& spec) { round_to_storage(t, spec, options.weights); });
+            auto m = std::make_unique<Gpt2OnCpu>(std::move(w));
+            ModelAccess::describe(*m, cpu_description(options.weights));
             return m;
         }
         std::unique_ptr<Context> own;

@@ -11,6 +11,7 @@
 #include "ops/attention.hpp"
 #include "ops/matmul.hpp"
 #include "model/family.hpp"
+#include "model/gpt2_internal.hpp"
 #include "model/gpt2_schema.hpp"
 #include "ops/runtime.hpp"
 #include "ops/transformer.hpp"
@@ -48,13 +49,14 @@ struct Gpt2Gpu::Impl {
     Impl(Context& c, const Gpt2Weights& w, const Gpt2GpuOptions& o)
         : runtime(ops::shared_runtime(c)), device(runtime->device()), cfg(w.config), options(o), wdt(o.weights) {}
 
-    vk::Buffer upload(const std::vector<float>& v, DType t) {
+    // A value past f16's range is refused naming the tensor, never stored as inf.
+    vk::Buffer upload(const std::vector<float>& v, DType t, const std::string& name) {
         vk::Buffer b(device, v.size() * dtype_size(t));
         if (t == DType::f32) {
             device.upload(b, 0, v.data(), v.size() * 4);
         } else {
             std::vector<uint16_t> half(v.size());
-            for (size_t i = 0; i < v.size(); ++i) half[i] = cpu::float_to_half(v[i]);
+            cpu::floats_to_half(v, half.data(), "weight " + name);
             device.upload(b, 0, half.data(), half.size() * 2);
         }
         weight_bytes += b.size();
@@ -81,14 +83,17 @@ struct Gpt2Gpu::Impl {
 namespace {
 
 // The per-layer fused Q|K|V rows of every position: n_layer × [P, 3C] f32.
-uint64_t kv_cache_bytes(const Gpt2Config& c) {
-    return uint64_t(c.n_layer) * uint64_t(c.n_positions) * 3 * uint64_t(c.n_embd) * 4;
-}
+uint64_t kv_cache_bytes(const Gpt2Config& c) { return uint64_t(c.n_positions) * gpt2_cache_bytes_per_token(c); }
 
 }  // namespace
 
+uint64_t gpt2_cache_bytes_per_token(const Gpt2Config& c) { return uint64_t(c.n_layer) * 3 * uint64_t(c.n_embd) * 4; }
+
 void Gpt2Gpu::check(const DeviceInfo& info, const Gpt2Config& cfg, const Gpt2GpuOptions& options) {
     cfg.validate();
+    if (options.weights != DType::f32 && options.weights != DType::f16) {
+        throw Error("GPT-2 weights are stored on the GPU as f32 or f16, not " + std::string(dtype_name(options.weights)));
+    }
     if (options.weights == DType::f16 && !info.storage_16bit) {
         throw Error("f16 weights need 16-bit storage buffers, which " + info.name + " does not have");
     }
@@ -113,15 +118,12 @@ Gpt2Gpu::Gpt2Gpu(Context& ctx, const Gpt2Weights& w, const Gpt2GpuOptions& optio
         throw Error("this checkpoint has an lm_head different from wte; vkattn runs GPT-2 with the tied head only");
     }
     // Both walks visit the same table in the same order: the i-th host tensor goes to the i-th buffer.
-    std::vector<std::pair<const std::vector<float>*, DType>> host;
+    std::vector<const std::vector<float>*> host;
     gpt2_schema(cfg, static_cast<const Gpt2Params<std::vector<float>>&>(w),
-                [&](const std::vector<float>& t, const TensorSpec& spec) {
-                    host.emplace_back(&t, spec.device_dtype(options.weights));
-                });
+                [&](const std::vector<float>& t, const TensorSpec&) { host.push_back(&t); });
     size_t i = 0;
-    gpt2_schema(cfg, m.params, [&](vk::Buffer& b, const TensorSpec&) {
-        b = m.upload(*host[i].first, host[i].second);
-        ++i;
+    gpt2_schema(cfg, m.params, [&](vk::Buffer& b, const TensorSpec& spec) {
+        b = m.upload(*host[i++], spec.device_dtype(options.weights), spec.name);
     });
     const uint64_t row_bytes = uint64_t(cfg.n_positions) * 3 * uint64_t(cfg.n_embd) * 4;
     for (int l = 0; l < cfg.n_layer; ++l) m.qkv.emplace_back(m.device, row_bytes);

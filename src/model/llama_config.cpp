@@ -4,6 +4,7 @@
 // value is described by its type, a number by its value, a string by a short escaped prefix.
 #include <vkattn/model/llama_config.hpp>
 
+#include "model/llama_internal.hpp"
 #include "model/llama_json.hpp"
 #include "vkattn/error.hpp"
 
@@ -346,8 +347,15 @@ LlamaConfig parse_llama_config(std::string_view json_text, const std::string& so
     try {
         doc = json::parse(json_text.begin(), json_text.end());
     } catch (const json::parse_error& e) {
-        throw Error(source + ": not valid JSON: " + e.what());
+        // nlohmann's own text ("[json.exception.parse_error.101] ...") may quote the file; the byte is enough.
+        throw Error(source + ": not valid JSON (syntax error near byte " + std::to_string(e.byte) + ")");
+    } catch (const json::exception&) {
+        throw Error(source + ": not valid JSON (a number out of range)");
     }
+    return llama_config_from_json(doc, source);
+}
+
+LlamaConfig llama_config_from_json(const json& doc, const std::string& source) {
     if (!doc.is_object()) throw Error(source + ": is " + describe(doc) + ", expected a JSON object");
     const Fields f(doc, source);
 

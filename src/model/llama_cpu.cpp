@@ -1,5 +1,6 @@
 #include <vkattn/model/llama_cpu.hpp>
 
+#include "model/llama_internal.hpp"
 #include "cpu/add.hpp"
 #include "cpu/attention.hpp"
 #include "cpu/matmul.hpp"
@@ -22,19 +23,23 @@ void linear(int M, int K, int N, const float* x, const std::vector<float>& w, co
     for (int m = 0; m < M; ++m) cpu::add(N, out + static_cast<long>(m) * N, bias.data(), out + static_cast<long>(m) * N);
 }
 
-std::optional<cpu::Llama3RopeScaling> cpu_scaling(const std::optional<Llama3RopeScaling>& s) {
-    if (!s) return std::nullopt;
-    return cpu::Llama3RopeScaling{s->factor, s->low_freq_factor, s->high_freq_factor, s->original_max_position_embeddings};
-}
-
 }  // namespace
+
+std::vector<float> llama_inv_freq(const LlamaConfig& c) {
+    std::optional<cpu::Llama3RopeScaling> scaling;
+    if (const auto& s = c.rope_scaling) {
+        scaling = cpu::Llama3RopeScaling{s->factor, s->low_freq_factor, s->high_freq_factor,
+                                         s->original_max_position_embeddings};
+    }
+    return cpu::rope_inv_freq(c.head_dim, c.rope_theta, scaling);
+}
 
 LlamaCpu::LlamaCpu(const LlamaWeights& w, int max_context) : w_(w) {
     check_llama_weights(w);
     const LlamaConfig& c = w.config;
     if (max_context < 0) throw Error("max_context is " + std::to_string(max_context) + ", expected 0 (the model's) or more");
     max_context_ = max_context > 0 ? max_context : c.max_position_embeddings;
-    inv_freq_ = cpu::rope_inv_freq(c.head_dim, c.rope_theta, cpu_scaling(c.rope_scaling));
+    inv_freq_ = llama_inv_freq(c);
     k_cache_.resize(size_t(c.num_hidden_layers));
     v_cache_.resize(size_t(c.num_hidden_layers));
 }

@@ -11,13 +11,16 @@
 //   x += (silu(g) · u) · Wdownᵀ                                 the product overwrites g, read with stride 2I
 // then logits = norm(x) · lm_headᵀ (embed_tokens when tied), for the rows asked for.
 // The cache holds, per layer, rows [P, 2·Hkv·D] = the Hkv rotated key heads then the Hkv value heads of each
-// position: K and V are strided views of it and only the Hkv heads are stored.
+// position: K and V are strided views of it and only the Hkv heads are stored. It starts with room for
+// kFirstCachePositions and doubles when a step needs more (copying the cached rows on the GPU), up to
+// max_context, so a model with a 128k context costs only the positions it is used for.
 //
 // Engine access (device, command recording) goes through Impl::device and Impl::run only, so that moving to
 // ops::Runtime touches two lines.
 #include "ops/runtime.hpp"
 #include "cpu/half.hpp"
-#include "cpu/rope.hpp"
+#include "model/family.hpp"
+#include "model/llama_internal.hpp"
 #include "ops/attention.hpp"
 #include "ops/llama_ops.hpp"
 #include "ops/matmul.hpp"
@@ -42,10 +45,8 @@ struct LayerBuffers {
     vk::Buffer q_w, kv_w, o_w;         // [H·D, C], [2·Hkv·D, C], [C, H·D] in the weight dtype
     std::optional<vk::Buffer> q_b, kv_b, o_b;  // [H·D], [2·Hkv·D], [C] f32, when the config has them
     vk::Buffer gate_up_w, down_w;      // [2I, C], [C, I]
-    vk::Buffer kv;                     // [P, 2·Hkv·D] f32: the KV cache
+    vk::Buffer kv;                     // [cache_positions, 2·Hkv·D] f32: the KV cache
 };
-
-std::string mib(uint64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
 
 // One named host tensor going into a device buffer, possibly next to others (fused weights).
 struct Part {
@@ -55,6 +56,24 @@ struct Part {
 
 // Rows of identity used to widen gathered f16/bf16 embedding rows to f32 with the matmul kernel.
 constexpr uint32_t kWidenRows = 64;
+
+// KV-cache positions allocated by the first forward; the cache then doubles as the context grows.
+constexpr uint64_t kFirstCachePositions = 256;
+
+// Bytes of one position of one layer's cache: Hkv rotated key heads, then Hkv value heads, f32.
+uint64_t cache_row_bytes(const LlamaConfig& c) { return 2 * uint64_t(c.num_key_value_heads) * uint64_t(c.head_dim) * 4; }
+
+// Device bytes of the weights (the schema at the storage dtype), the RoPE table and the widening identity.
+uint64_t weight_device_bytes(const LlamaConfig& c, DType weights) {
+    return device_bytes(llama_tensor_specs(c), weights) + uint64_t(c.head_dim / 2) * 4 +
+           (weights == DType::f32 ? 0 : uint64_t(kWidenRows) * kWidenRows * 4);
+}
+
+// "this llama model (16 layers, hidden 2048)"
+std::string model_name(const LlamaConfig& c) {
+    return "this " + std::string(llama_family_name(c.family)) + " model (" + std::to_string(c.num_hidden_layers) +
+           " layers, hidden " + std::to_string(c.hidden_size) + ")";
+}
 
 }  // namespace
 
@@ -67,6 +86,7 @@ struct LlamaGpu::Impl {
     int max_ctx = 0;
     uint64_t weight_bytes = 0;
     uint64_t cache_bytes = 0;
+    uint32_t cache_positions = 0;  // positions each layer's cache buffer holds now
 
     vk::Buffer embed, norm, inv_freq;
     std::optional<vk::Buffer> lm_head;  // absent when tied to embed
@@ -116,6 +136,33 @@ struct LlamaGpu::Impl {
         }
     }
 
+    // Grows every layer's cache to hold `needed` positions, keeping the cached rows. Throws before changing
+    // anything when the grown cache and the weights would not fit the device.
+    void ensure_cache(uint32_t needed) {
+        if (needed <= cache_positions) return;
+        const uint64_t row = cache_row_bytes(cfg);
+        const uint64_t grown = std::min<uint64_t>(
+            uint64_t(max_ctx), std::max({uint64_t(needed), 2 * uint64_t(cache_positions), kFirstCachePositions}));
+        const uint64_t bytes = uint64_t(layers.size()) * grown * row;
+        const DeviceInfo& info = device.info();
+        if (weight_bytes + bytes > info.device_heap_bytes) {
+            throw Error("a KV cache for " + std::to_string(needed) + " positions (" + mib(bytes) + " at " +
+                        std::to_string(grown) + ") and " + mib(weight_bytes) + " of weights exceed the " +
+                        mib(info.device_heap_bytes) + " heap of " + info.name);
+        }
+        std::vector<vk::Buffer> next;
+        for (size_t l = 0; l < layers.size(); ++l) next.emplace_back(device, grown * row);
+        if (pos > 0) {
+            const std::vector<VkBufferCopy> cached = {{0, 0, uint64_t(pos) * row}};
+            run([&](ops::Encoder& enc) {
+                for (size_t l = 0; l < layers.size(); ++l) enc.recorder.copy(layers[l].kv.get(), next[l].get(), cached);
+            });
+        }
+        for (size_t l = 0; l < layers.size(); ++l) layers[l].kv = std::move(next[l]);
+        cache_positions = uint32_t(grown);
+        cache_bytes = bytes;
+    }
+
     void ensure_capacity(uint32_t T, uint32_t n_logits) {
         const uint64_t C = uint64_t(cfg.hidden_size), I = uint64_t(cfg.intermediate_size);
         const uint64_t HD = uint64_t(cfg.num_attention_heads) * uint64_t(cfg.head_dim);
@@ -135,12 +182,17 @@ struct LlamaGpu::Impl {
     }
 };
 
-LlamaGpu::LlamaGpu(Context& ctx, const LlamaWeights& w, const LlamaGpuOptions& options) {
-    check_llama_weights(w);  // also validates the config
-    const LlamaConfig& cfg = w.config;
-    if (options.weights == DType::f16 && !ctx.device().storage_16bit) {
-        throw Error("f16 weights need 16-bit storage buffers, which " +
-                    ctx.device().name + " does not have");
+int LlamaGpu::context_limit(const DeviceInfo& info, const LlamaConfig& cfg, const LlamaGpuOptions& options) {
+    const uint64_t wanted = uint64_t(options.max_context > 0 ? options.max_context : cfg.max_position_embeddings);
+    // Attention binds a layer's whole cache as one storage buffer.
+    return int(std::min(wanted, info.max_storage_buffer_range / cache_row_bytes(cfg)));
+}
+
+void LlamaGpu::check(const DeviceInfo& info, const LlamaConfig& cfg, const LlamaGpuOptions& options) {
+    cfg.validate();
+    if (options.weights != DType::f32 && !info.storage_16bit) {
+        throw Error(std::string(dtype_name(options.weights)) + " weights need 16-bit storage buffers, which " +
+                    info.name + " does not have");
     }
     if (options.max_context < 0) {
         throw Error("max_context is " + std::to_string(options.max_context) + ", expected 0 (the model's) or more");
@@ -151,29 +203,23 @@ LlamaGpu::LlamaGpu(Context& ctx, const LlamaWeights& w, const LlamaGpuOptions& o
                     " the attention kernels take");
     }
     if (D % 2 != 0) throw Error("head_dim " + std::to_string(D) + " is odd; RoPE pairs i with i + head_dim/2");
-
-    // Say plainly when the model cannot fit, before allocating anything.
-    const uint64_t C = uint64_t(cfg.hidden_size), I = uint64_t(cfg.intermediate_size), V = uint64_t(cfg.vocab_size);
-    const uint64_t HD = uint64_t(cfg.num_attention_heads) * uint64_t(D);
-    const uint64_t KD = uint64_t(cfg.num_key_value_heads) * uint64_t(D);
-    const uint64_t L = uint64_t(cfg.num_hidden_layers);
-    const int max_ctx = options.max_context > 0 ? options.max_context : cfg.max_position_embeddings;
-    const uint64_t P = uint64_t(max_ctx);
-    const uint64_t es = dtype_size(options.weights);
-    const uint64_t biases = (cfg.qkv_bias ? HD + 2 * KD : 0) + (cfg.o_bias ? C : 0);
-    const uint64_t per_layer = (HD * C + 2 * KD * C + C * HD + 3 * I * C) * es + (2 * C + biases) * 4;
-    const uint64_t weights = V * C * es * (cfg.tie_word_embeddings ? 1 : 2) + L * per_layer + C * 4 + uint64_t(D / 2) * 4;
-    const uint64_t cache = L * P * 2 * KD * 4;
-    const DeviceInfo& info = ctx.device();
-    if (weights + cache > info.device_heap_bytes) {
-        throw Error("this " + std::string(llama_family_name(cfg.family)) + " model (" + std::to_string(L) +
-                    " layers, hidden " + std::to_string(C) + ") needs " + mib(weights + cache) +
-                    " of device memory (" + mib(weights) + " of " + std::string(dtype_name(options.weights)) +
-                    " weights, " + mib(cache) + " of KV cache for " + std::to_string(P) + " positions); " + info.name +
-                    " has a " + mib(info.device_heap_bytes) + " heap" +
-                    (options.weights == DType::f32 ? "; bf16 or f16 weights would halve the weights" : "") +
-                    "; a smaller max_context shrinks the cache");
+    const int limit = context_limit(info, cfg, options);
+    if (limit < 1) {
+        throw Error(model_name(cfg) + " needs " + std::to_string(cache_row_bytes(cfg)) + " bytes per KV-cache position, " +
+                    "more than the " + std::to_string(info.max_storage_buffer_range) + "-byte storage-buffer range of " +
+                    info.name);
     }
+    // The weights and the cache's first allocation; later growth is checked as it happens.
+    const uint64_t cache = uint64_t(cfg.num_hidden_layers) * std::min<uint64_t>(uint64_t(limit), kFirstCachePositions) *
+                           cache_row_bytes(cfg);
+    check_fits_device(info, model_name(cfg), weight_device_bytes(cfg, options.weights), options.weights, cache);
+}
+
+LlamaGpu::LlamaGpu(Context& ctx, const LlamaWeights& w, const LlamaGpuOptions& options) {
+    check_llama_weights(w);  // also validates the config
+    const LlamaConfig& cfg = w.config;
+    check(ctx.device(), cfg, options);  // before allocating anything
+    const int max_ctx = context_limit(ctx.device(), cfg, options);
 
     impl_ = std::make_unique<Impl>(ctx, w, options);
     Impl& m = *impl_;
@@ -182,13 +228,7 @@ LlamaGpu::LlamaGpu(Context& ctx, const LlamaWeights& w, const LlamaGpuOptions& o
     m.embed = m.upload("model.embed_tokens.weight", w.embed_tokens, wdt);
     if (!cfg.tie_word_embeddings) m.lm_head = m.upload("lm_head.weight", w.lm_head, wdt);
     m.norm = m.upload("model.norm.weight", w.norm, DType::f32);
-    const std::vector<float> inv_freq = cpu::rope_inv_freq(
-        D, cfg.rope_theta,
-        cfg.rope_scaling ? std::optional<cpu::Llama3RopeScaling>(cpu::Llama3RopeScaling{
-                               cfg.rope_scaling->factor, cfg.rope_scaling->low_freq_factor,
-                               cfg.rope_scaling->high_freq_factor, cfg.rope_scaling->original_max_position_embeddings})
-                         : std::nullopt);
-    m.inv_freq = m.upload("rope inv_freq", inv_freq, DType::f32);
+    m.inv_freq = m.upload("rope inv_freq", llama_inv_freq(cfg), DType::f32);
     if (wdt != DType::f32) {
         std::vector<float> eye(kWidenRows * kWidenRows, 0.0f);
         for (uint32_t i = 0; i < kWidenRows; ++i) eye[i * kWidenRows + i] = 1.0f;
@@ -210,7 +250,7 @@ LlamaGpu::LlamaGpu(Context& ctx, const LlamaWeights& w, const LlamaGpuOptions& o
             .gate_up_w = m.upload({{p + "mlp.gate_proj.weight", &lw.gate_proj}, {p + "mlp.up_proj.weight", &lw.up_proj}},
                                   wdt),
             .down_w = m.upload(p + "mlp.down_proj.weight", lw.down_proj, wdt),
-            .kv = vk::Buffer(m.device, P * 2 * KD * 4),
+            .kv = {},
         };
         if (cfg.qkv_bias) {
             b.q_b = m.upload(p + "self_attn.q_proj.bias", lw.q_bias, DType::f32);
@@ -218,7 +258,6 @@ LlamaGpu::LlamaGpu(Context& ctx, const LlamaWeights& w, const LlamaGpuOptions& o
                               DType::f32);
         }
         if (cfg.o_bias) b.o_b = m.upload(p + "self_attn.o_proj.bias", lw.o_bias, DType::f32);
-        m.cache_bytes += b.kv.size();
         m.layers.push_back(std::move(b));
     }
 }
@@ -255,6 +294,7 @@ std::vector<float> LlamaGpu::forward(std::span<const int> tokens, bool all_logit
     const uint32_t pos = uint32_t(m.pos);
     const uint32_t Lk = pos + T;
     const uint32_t n_logits = all_logits ? T : 1;
+    m.ensure_cache(pos + T);
     m.ensure_capacity(T, n_logits);
 
     const ops::AttentionDims dims{1, H, Hkv, T, Lk, D};

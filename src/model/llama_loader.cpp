@@ -2,6 +2,7 @@
 // (model.safetensors or shards), and seeded synthetic weights for tests and benchmarks.
 #include <vkattn/model/llama_weights.hpp>
 
+#include "model/llama_internal.hpp"
 #include "model/llama_json.hpp"
 #include "model/safetensors.hpp"
 #include "vkattn/error.hpp"
@@ -192,28 +193,8 @@ void fill_uniform(std::vector<float>& values, size_t n, uint64_t seed, uint64_t 
 }  // namespace
 
 std::vector<LlamaTensor> llama_tensors(const LlamaConfig& c) {
-    const int64_t C = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
-    const int64_t HD = int64_t(c.num_attention_heads) * c.head_dim, KD = int64_t(c.num_key_value_heads) * c.head_dim;
     std::vector<LlamaTensor> out;
-    out.push_back({"model.embed_tokens.weight", {V, C}});
-    for (int l = 0; l < c.num_hidden_layers; ++l) {
-        const std::string p = "model.layers." + std::to_string(l) + ".";
-        out.push_back({p + "input_layernorm.weight", {C}});
-        out.push_back({p + "self_attn.q_proj.weight", {HD, C}});
-        if (c.qkv_bias) out.push_back({p + "self_attn.q_proj.bias", {HD}});
-        out.push_back({p + "self_attn.k_proj.weight", {KD, C}});
-        if (c.qkv_bias) out.push_back({p + "self_attn.k_proj.bias", {KD}});
-        out.push_back({p + "self_attn.v_proj.weight", {KD, C}});
-        if (c.qkv_bias) out.push_back({p + "self_attn.v_proj.bias", {KD}});
-        out.push_back({p + "self_attn.o_proj.weight", {C, HD}});
-        if (c.o_bias) out.push_back({p + "self_attn.o_proj.bias", {C}});
-        out.push_back({p + "mlp.gate_proj.weight", {I, C}});
-        out.push_back({p + "mlp.up_proj.weight", {I, C}});
-        out.push_back({p + "mlp.down_proj.weight", {C, I}});
-        out.push_back({p + "post_attention_layernorm.weight", {C}});
-    }
-    out.push_back({"model.norm.weight", {C}});
-    if (!c.tie_word_embeddings) out.push_back({"lm_head.weight", {V, C}});
+    for (TensorSpec& t : llama_tensor_specs(c)) out.push_back({std::move(t.name), std::move(t.shape)});
     return out;
 }
 
@@ -294,12 +275,12 @@ LlamaWeights synthetic_llama(const LlamaConfig& config, uint64_t seed, float std
     LlamaWeights w;
     w.config = config;
     w.layers.resize(size_t(config.num_hidden_layers));
-    for (const LlamaTensor& t : llama_tensors(config)) {
+    for (const TensorSpec& t : llama_tensor_specs(config)) {
         // The stream is the name's FNV-1a hash, so a tensor's values do not depend on the others' shapes.
         uint64_t stream = 1469598103934665603ull;
         for (unsigned char ch : t.name) stream = (stream ^ ch) * 1099511628211ull;
-        const bool gain = t.name.ends_with("layernorm.weight") || t.name == "model.norm.weight";
-        fill_uniform(llama_tensor_values(w, t.name), size_t(numel(t.shape)), seed, stream, gain ? 1.0f : 0.0f, stddev);
+        const bool gain = t.role == Role::norm_gain;
+        fill_uniform(llama_tensor_values(w, t.name), size_t(t.numel()), seed, stream, gain ? 1.0f : 0.0f, stddev);
     }
     return w;
 }

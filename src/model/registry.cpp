@@ -4,6 +4,7 @@
 
 #include <vkattn/error.hpp>
 
+#include <algorithm>
 #include <cstdio>
 
 namespace vkattn::model {
@@ -11,7 +12,8 @@ namespace vkattn::model {
 // Every family, one line each: FAMILY(name) where src/model/<name>*.cpp defines `const Family& name_family()`.
 // The order matters only for `synthetic:ARGS`, which the first family that knows ARGS's syntax takes.
 #define VKATTN_MODEL_FAMILIES(FAMILY) \
-    FAMILY(gpt2)
+    FAMILY(gpt2)                      \
+    FAMILY(llama)
 
 #define VKATTN_DECLARE_FAMILY(name) const Family& name##_family();
 VKATTN_MODEL_FAMILIES(VKATTN_DECLARE_FAMILY)
@@ -115,6 +117,12 @@ Opened open_checkpoint(const std::string& spec) {
     }
     o.info.family = std::string(o.family->name);
     o.info.source = spec;
+    std::error_code ec;
+    if (!o.dir.empty() && std::filesystem::exists(o.dir / "tokenizer.json", ec)) {
+        o.info.tokenizer = "tokenizer.json";
+    } else if (!o.dir.empty() && std::filesystem::exists(o.dir / "vocab.json", ec)) {
+        o.info.tokenizer = "vocab.json + merges.txt";
+    }
     return o;
 }
 
@@ -137,11 +145,17 @@ Backend parse_backend(const std::string& name) {
 
 std::string ModelInfo::summary() const {
     char params[32];
-    std::snprintf(params, sizeof params, "%.1fM", double(parameters) / 1e6);
-    std::string s = family + ": " + std::to_string(n_layer) + " layers, " + std::to_string(n_head) + " heads";
+    if (parameters >= 100000) {
+        std::snprintf(params, sizeof params, "%.1fM", double(parameters) / 1e6);
+    } else {
+        std::snprintf(params, sizeof params, "%llu", static_cast<unsigned long long>(parameters));
+    }
+    std::string s = family + (variant.empty() || variant == family ? "" : " (" + variant + ")") + ": " +
+                    std::to_string(n_layer) + " layers, " + std::to_string(n_head) + " heads";
     if (n_kv_head != n_head) s += " (" + std::to_string(n_kv_head) + " key/value)";
-    return s + ", C = " + std::to_string(hidden) + ", V = " + std::to_string(vocab_size) + ", P = " +
-           std::to_string(context_length) + ", " + params + " parameters";
+    s += ", C = " + std::to_string(hidden) + ", V = " + std::to_string(vocab_size) + ", P = " + std::to_string(context_length);
+    if (window > 0) s += ", window " + std::to_string(window);
+    return s + ", " + params + " parameters";
 }
 
 std::string mib(uint64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
@@ -163,7 +177,11 @@ std::unique_ptr<LanguageModel> open_model(const std::string& spec, Backend backe
     SpecialTokens special = o.checkpoint->special_tokens(tokenizer ? &*tokenizer : nullptr);
     std::unique_ptr<LanguageModel> model = o.checkpoint->load(backend, options);
     std::string description = model->description();  // what the family says about its backend
-    ModelAccess::finish(*model, o.info, std::move(special), o.info.family + " " + description, std::move(tokenizer));
+    ModelInfo info = o.info;
+    if (model->info().context_length > 0) info.context_length = std::min(info.context_length, model->info().context_length);
+    const std::string family = info.variant.empty() || info.variant == info.family ? info.family
+                                                                                  : info.family + " (" + info.variant + ")";
+    ModelAccess::finish(*model, std::move(info), std::move(special), family + " " + description, std::move(tokenizer));
     return model;
 }
 

@@ -4,6 +4,8 @@
 // checkpoint writer all walk that table.
 #pragma once
 
+#include "cpu/half.hpp"
+
 #include <vkattn/dtype.hpp>
 
 #include <cstdint>
@@ -42,6 +44,22 @@ inline uint64_t device_bytes(const std::vector<TensorSpec>& schema, DType weight
     uint64_t bytes = 0;
     for (const TensorSpec& t : schema) bytes += uint64_t(t.numel()) * dtype_size(t.device_dtype(weights));
     return bytes;
+}
+
+// values rounded to how the GPU stores a tensor of this spec when the matmul weights are `weights` (f16 or
+// bf16 bits widened back to float; f32 tensors unchanged): the CPU reference then computes with exactly the
+// numbers the GPU model reads. A value past the dtype's range is refused naming the tensor, as on the GPU.
+inline void round_to_storage(std::vector<float>& values, const TensorSpec& spec, DType weights) {
+    const DType t = spec.device_dtype(weights);
+    if (t == DType::f32) return;
+    std::vector<uint16_t> bits(values.size());
+    if (t == DType::f16) {
+        cpu::floats_to_half(values, bits.data(), "weight " + spec.name);
+        for (size_t i = 0; i < values.size(); ++i) values[i] = cpu::half_to_float(bits[i]);
+    } else {
+        cpu::floats_to_bf16(values, bits.data(), "weight " + spec.name);
+        for (size_t i = 0; i < values.size(); ++i) values[i] = cpu::bf16_to_float(bits[i]);
+    }
 }
 
 inline uint64_t parameter_count(const std::vector<TensorSpec>& schema) {

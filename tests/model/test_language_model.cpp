@@ -7,12 +7,18 @@
 #include <vkattn/error.hpp>
 #include <vkattn/model/gpt2_loader.hpp>
 #include <vkattn/model/language_model.hpp>
+#include <vkattn/npy.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <string>
 
 #ifndef _WIN32
 #include <sys/stat.h>
+#endif
+
+#ifndef VKATTN_FIXTURES_DIR
+#define VKATTN_FIXTURES_DIR "tests/fixtures"
 #endif
 
 using namespace vkattn;
@@ -98,10 +104,14 @@ TEST_CASE("open_model picks the family by architectures, then model_type, and na
           "[cpu][model][language_model]") {
     const TempDir dir;
     const auto spec = dir.path().string();
-    dir.write("config.json", R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama"})");
+    dir.write("config.json", R"({"architectures": ["PhiForCausalLM"], "model_type": "phi"})");
     const std::string e = error_of([&] { model::inspect_model(spec); });
-    CHECK(has(e, "architectures[0] \"LlamaForCausalLM\", model_type \"llama\" is not a model vkattn runs"));
-    CHECK(has(e, "supported: GPT2LMHeadModel"));
+    CHECK(has(e, "architectures[0] \"PhiForCausalLM\", model_type \"phi\" is not a model vkattn runs"));
+    CHECK(has(e, "supported: GPT2LMHeadModel, GPT2Model, LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM"));
+
+    // A Llama-family config is taken by the Llama family, which then asks for its own fields.
+    dir.write("config.json", R"({"architectures": ["LlamaForCausalLM"], "model_type": "llama"})");
+    CHECK(has(error_of([&] { model::inspect_model(spec); }), "hidden_size"));
 
     // model_type alone is enough (older GPT-2 configs have no architectures).
     nlohmann::json c = test::gpt2_config_json(tiny_weights().config);
@@ -111,7 +121,7 @@ TEST_CASE("open_model picks the family by architectures, then model_type, and na
 
     dir.write("config.json", "[1, 2]");
     CHECK(has(error_of([&] { model::inspect_model(spec); }), "config.json: is a JSON array, expected an object"));
-    CHECK(model::model_families() == std::vector<std::string>{"gpt2"});
+    CHECK(model::model_families() == std::vector<std::string>{"gpt2", "llama"});
 }
 
 TEST_CASE("synthetic specs: the default, a shape, and the refusals", "[cpu][model][language_model]") {
@@ -164,4 +174,143 @@ TEST_CASE("hostile config and index files: deep nesting and named pipes", "[cpu]
     REQUIRE(mkfifo((dir / "config.json").c_str(), 0600) == 0);
     CHECK(has(error_of([&] { model::inspect_model(spec); }), "config.json: not a regular file"));
 #endif
+}
+
+namespace {
+
+const char* const k_llama_fixtures[][2] = {
+    {"tiny_llama3_gqa", "llama"},     {"tiny_llama_tied_bias", "llama"}, {"tiny_llama_mqa_bf16", "llama"},
+    {"tiny_llama_head_dim_sharded", "llama"}, {"tiny_mistral_window", "mistral"}, {"tiny_qwen2_window", "qwen2"}};
+
+std::string fixture(const std::string& name) { return std::string(VKATTN_FIXTURES_DIR) + "/" + name; }
+
+std::vector<int> golden_tokens(const std::string& dir) {
+    std::vector<int> tokens;
+    std::ifstream in(dir + "/golden_tokens.txt");
+    REQUIRE(in);
+    for (int t; in >> t;) tokens.push_back(t);
+    return tokens;
+}
+
+std::vector<float> golden_logits(const std::string& dir) {
+    const NpyArray golden = read_npy(dir + "/golden_logits.npy");
+    return std::vector<float>(golden.data.begin(), golden.data.end());
+}
+
+}  // namespace
+
+TEST_CASE("open_model runs every Llama-family fixture on both backends, matching PyTorch's golden logits",
+          "[gpu][model][language_model][llama]") {
+    model::ModelOptions on_gpu;
+    on_gpu.context = &test::gpu();
+    for (const auto& [name, variant] : k_llama_fixtures) {
+        INFO(name);
+        const std::string dir = fixture(name);
+        const model::ModelInfo info = model::inspect_model(dir);
+        CHECK(info.family == "llama");
+        CHECK(info.variant == variant);
+        CHECK(info.tokenizer.empty());
+
+        const auto gpu = model::open_model(dir, model::Backend::vulkan, on_gpu);
+        const auto cpu = model::open_model(dir, model::Backend::cpu);
+        const std::string family = std::string(variant) == "llama" ? "llama" : "llama (" + std::string(variant) + ")";
+        CHECK(has(gpu->description(), family + " on vulkan"));
+        CHECK(has(cpu->description(), family + " on the cpu reference, f32 weights"));
+        CHECK(gpu->special_tokens().eos == cpu->special_tokens().eos);
+
+        // The bounds of the LlamaGpu/LlamaCpu tests (test_llama_gpu.cpp, test_llama_cpu.cpp): float32 against
+        // PyTorch's float64, measured at most 1.3e-5 on logits up to 27.
+        const std::vector<int> tokens = golden_tokens(dir);
+        const std::vector<float> golden = golden_logits(dir);
+        const std::vector<float> on_vulkan = gpu->forward(tokens);
+        const std::vector<float> on_cpu = cpu->forward(tokens);
+        const auto g = test::compare(on_vulkan, golden, 8e-5, 6e-6);
+        INFO("vulkan vs golden: " << g.describe());
+        CHECK(g.ok);
+        const auto c = test::compare(on_cpu, golden, 3e-5, 3e-5);
+        INFO("cpu vs golden: " << c.describe());
+        CHECK(c.ok);
+    }
+}
+
+TEST_CASE("16-bit weights: the CPU reference computes with the weights as the GPU stores them",
+          "[gpu][model][language_model][llama]") {
+    const DType storage = GENERATE(DType::f16, DType::bf16);
+    model::ModelOptions gpu_options, cpu_options;
+    gpu_options.context = &test::gpu();
+    gpu_options.weights = cpu_options.weights = storage;
+    for (const char* name : {"tiny_qwen2_window", "tiny_llama_mqa_bf16"}) {
+        INFO(name << ", " << dtype_name(storage) << " weights");
+        const std::string dir = fixture(name);
+        const auto gpu = model::open_model(dir, model::Backend::vulkan, gpu_options);
+        const auto cpu = model::open_model(dir, model::Backend::cpu, cpu_options);
+        CHECK(has(cpu->description(), std::string(dtype_name(storage)) + "-rounded weights in f32 arithmetic"));
+        const std::vector<int> tokens = golden_tokens(dir);
+        const std::vector<float> a = gpu->forward(tokens), b = cpu->forward(tokens);
+        // The same numbers on both sides: only float32 summation order differs (5e-5 as LlamaGpu's test).
+        const auto c = test::compare(a, b, 5e-5, 5e-6);
+        INFO(c.describe());
+        CHECK(c.ok);
+        if (std::string(name) == "tiny_llama_mqa_bf16") {
+            // Its weights are bf16 values, exact in either storage: the golden logits hold to f32's bound.
+            CHECK(test::compare(a, golden_logits(dir), 8e-5, 6e-6).ok);
+        } else {
+            // Rounding changes Qwen2's weights, so the rounded CPU model must differ from the f32 one.
+            const auto f32 = model::open_model(dir, model::Backend::cpu);
+            CHECK_FALSE(test::compare(f32->forward(tokens), b, 1e-6, 0).ok);
+        }
+    }
+    // GPT-2 stores f32 or f16 only, and says so on both backends.
+    model::ModelOptions bf16;
+    bf16.weights = DType::bf16;
+    CHECK(has(error_of([&] { model::open_model("synthetic:1,2,64", model::Backend::cpu, bf16); }),
+              "GPT-2 weights are stored on the GPU as f32 or f16, not bf16"));
+}
+
+TEST_CASE("synthetic Llama-family presets have the published models' shapes", "[cpu][model][language_model][llama]") {
+    // Parameter counts as Hugging Face reports them for the published checkpoints (tied heads counted once).
+    const model::ModelInfo smol = model::inspect_model("synthetic:smollm2-135m");
+    CHECK(smol.family == "llama");
+    CHECK(smol.synthetic);
+    CHECK(smol.parameters == 134515008);
+    CHECK((smol.n_layer == 30 && smol.n_head == 9 && smol.n_kv_head == 3 && smol.head_dim == 64));
+    const model::ModelInfo llama = model::inspect_model("synthetic:llama-3.2-1b");
+    CHECK(llama.parameters == 1235814400);
+    CHECK(llama.context_length == 131072);
+    CHECK(llama.cache_bytes_per_token == 16u * 2 * 8 * 64 * 4);  // layers · (K, V) · Hkv · D · f32
+    const model::ModelInfo qwen = model::inspect_model("synthetic:qwen2.5-0.5b");
+    CHECK(qwen.variant == "qwen2");
+    CHECK(qwen.parameters == 494032768);
+    CHECK(model::inspect_model("synthetic:mistral-7b").window == 4096);
+    // bf16 and f16 halve the weights; the GPU keeps norm gains and biases in f32.
+    REQUIRE(llama.weight_bytes.size() == 3);
+    CHECK(llama.weight_bytes[0].dtype == DType::f32);
+    CHECK(llama.weight_bytes[0].bytes == 4 * llama.parameters);
+    CHECK(llama.weight_bytes[2].dtype == DType::bf16);
+    CHECK(llama.weight_bytes[2].bytes == 2 * llama.parameters + 2 * 2048 * (2 * 16 + 1));  // the 33 norm gains in f32
+
+    const std::string e = error_of([] { model::inspect_model("synthetic:llama-9b"); });
+    CHECK(has(e, "is not a synthetic model vkattn knows"));
+    CHECK(has(e, "smollm2-135m"));
+    CHECK(has(e, "synthetic:LAYERS,HEADS,EMBD"));
+}
+
+TEST_CASE("a Llama-family directory with tokenizer.json: its tokenizer and special tokens",
+          "[cpu][model][language_model][llama]") {
+    const TempDir dir;
+    for (const char* f : {"config.json", "model.safetensors"}) {
+        std::filesystem::copy_file(fixture("tiny_llama3_gqa") + "/" + f, dir / f);
+    }
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) {
+        std::filesystem::copy_file(fixture("tokenizer_bytelevel") + "/" + f, dir / f);
+    }
+    CHECK(model::inspect_model(dir.path().string()).tokenizer == "tokenizer.json");
+    const auto m = model::open_model(dir.path().string(), model::Backend::cpu);
+    REQUIRE(m->tokenizer() != nullptr);
+    // The post-processor adds <|bos|> (20); "abc" and " ab" are single tokens of this vocabulary.
+    CHECK(m->tokenizer()->encode("abc ab") == std::vector<int>{20, 8, 10});
+    // config.json's ids come first, then the tokenizer's eos.
+    CHECK(m->special_tokens().bos == 76);
+    CHECK(m->special_tokens().eos == std::vector<int>{77, 78, 79, 21});
+    CHECK(m->forward(m->tokenizer()->encode("abc ab")).size() == 3u * 80u);
 }

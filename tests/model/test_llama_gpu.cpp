@@ -212,16 +212,47 @@ TEST_CASE("Greedy generation picks the same tokens on the GPU and the CPU", "[gp
     }
 }
 
+TEST_CASE("LlamaGpu's KV cache grows with the context and keeps what it holds", "[gpu][model][llama]") {
+    // 700 positions: the cache starts at 256, doubles to 512, then stops at the model's 700.
+    LlamaConfig c = small_config();
+    c.max_position_embeddings = 700;
+    c.layer_window.assign(2, 300);  // and a window, so later queries see only part of the cache
+    c.layer_window[0] = 0;
+    const LlamaWeights w = synthetic_llama(c, 8, 0.2f);
+    const int V = c.vocab_size;
+    const std::vector<int> tokens = some_tokens(650, V);
+    LlamaGpu whole(test::gpu(), w);
+    const std::vector<float> expected = whole.forward(tokens);
+    CHECK(whole.cache_bytes() == 2u * 650u * 64u);  // one step of 650 allocates just that
+
+    LlamaGpu grown(test::gpu(), w);
+    const uint64_t row = 2u * 64u;  // bytes per position, both layers
+    int t0 = 0;
+    // Chunks that cross 256 and 512, and single decode steps right at the boundaries.
+    for (const int n : {200, 55, 1, 1, 100, 155, 1, 137}) {
+        const std::vector<float> logits = grown.forward(std::span(tokens).subspan(size_t(t0), size_t(n)));
+        const std::vector<float> want(expected.begin() + long(t0) * V, expected.begin() + long(t0 + n) * V);
+        const auto cmp = compare(logits, want, 3e-5, 3e-5);
+        INFO("chunk at " << t0 << " of " << n << ": " << cmp.describe());
+        CHECK(cmp.ok);
+        t0 += n;
+        const uint64_t positions = t0 <= 256 ? 256 : t0 <= 512 ? 512 : 700;
+        CHECK(grown.cache_bytes() == positions * row);
+    }
+    CHECK(t0 == 650);
+}
+
 TEST_CASE("LlamaGpu refuses bad tokens, overlong contexts and models that cannot be stored", "[gpu][model][llama]") {
     const LlamaConfig c = small_config();
     const LlamaWeights w = synthetic_llama(c, 6, 0.2f);
     LlamaGpu m(test::gpu(), w);
     CHECK(m.max_context() == 20);
     CHECK(m.weight_bytes() > 0);
-    CHECK(m.cache_bytes() == 2u * 20u * 2u * 2u * 4u * 4u);  // L · P · (K and V) · Hkv · D floats
+    CHECK(m.cache_bytes() == 0);  // allocated by the first forward
 
     const std::vector<int> prefix = some_tokens(7, 29);
     const std::vector<float> fresh = m.forward(prefix);
+    CHECK(m.cache_bytes() == 2u * 20u * 2u * 2u * 4u * 4u);  // L · P · (K and V) · Hkv · D floats: capped at P
     m.reset();
     m.forward(std::span(prefix).first(3));
     VKATTN_REQUIRE_CONTAINS(error_of([&] { m.forward(std::vector<int>{1, 2, 29}); }),
@@ -248,11 +279,24 @@ TEST_CASE("LlamaGpu refuses bad tokens, overlong contexts and models that cannot
     VKATTN_REQUIRE_CONTAINS(error_of([&] { short_ctx.forward(some_tokens(9, 29)); }), "exceeds the maximum context of 8");
     VKATTN_REQUIRE_CONTAINS(error_of([&] { LlamaGpu bad(test::gpu(), w, {.max_context = -1}); }), "max_context is -1");
 
-    // A KV cache past the device's memory is refused with the bytes, before anything is allocated.
-    const std::string too_big = error_of([&] { LlamaGpu huge(test::gpu(), w, {.max_context = 1 << 30}); });
-    VKATTN_REQUIRE_CONTAINS(too_big, "of device memory (");
-    VKATTN_REQUIRE_CONTAINS(too_big, "MiB of KV cache for 1073741824 positions");
-    VKATTN_REQUIRE_CONTAINS(too_big, test::gpu().device().name + " has a ");
+    // A context past what one layer's cache can hold in a storage-buffer binding is lowered to that: here
+    // 64 bytes per position (K and V, 2 heads of 4 floats).
+    const DeviceInfo& device = test::gpu().device();
+    LlamaGpu huge(test::gpu(), w, {.max_context = 1 << 30});
+    CHECK(uint64_t(huge.max_context()) == device.max_storage_buffer_range / 64);
+    CHECK(LlamaGpu::context_limit(device, c, {.max_context = 1 << 30}) == huge.max_context());
+    CHECK(LlamaGpu::context_limit(device, c) == 20);
+
+    // Weights past the device's memory are refused from the config alone, with the bytes, before anything is
+    // read or allocated: 1M vocabulary × 4096 wide is 32 GiB of f32 embeddings and head.
+    LlamaConfig big_config = c;
+    big_config.vocab_size = 1 << 20;
+    big_config.hidden_size = 4096;
+    big_config.head_dim = 256;
+    const std::string too_big = error_of([&] { LlamaGpu::check(device, big_config); });
+    VKATTN_REQUIRE_CONTAINS(too_big, "this llama model (2 layers, hidden 4096) needs");
+    VKATTN_REQUIRE_CONTAINS(too_big, "of f32 weights");
+    VKATTN_REQUIRE_CONTAINS(too_big, device.name + " has a ");
 
     // f16 storage refuses a weight it would turn into inf, naming the tensor (here the second half of the
     // fused gate|up upload), and keeps values up to 65504.

@@ -24,7 +24,10 @@ enum class Backend {
 Backend parse_backend(const std::string& name);
 
 struct ModelOptions {
-    DType weights = DType::f32;      // GPU storage of the matmul weights and embeddings (f16 halves memory)
+    // GPU storage of the matmul weights and embeddings: f32, f16 (halves memory), or bf16 (Llama family; what
+    // most checkpoints ship, so exact for them). The CPU reference computes in f32 with the weights rounded
+    // the same way, so that both backends run the same numbers.
+    DType weights = DType::f32;
     bool fused_attention = true;     // GPU attention: fused flash kernel; false: the three inspectable kernels
     // The GPU to run on. Null: open_model creates a Context from context_options, which the model owns.
     Context* context = nullptr;
@@ -34,16 +37,30 @@ struct ModelOptions {
 // The shape of a model as its config gives it (before any weight is read). Letters: C hidden width (n_embd),
 // V vocabulary, P the most positions, H query heads, Hkv key/value heads.
 struct ModelInfo {
-    std::string family;         // registry name of the family, e.g. "gpt2"
+    std::string family;         // registry name of the family, e.g. "gpt2" or "llama"
+    std::string variant;        // the config's model_type within the family: "gpt2", "llama", "mistral", "qwen2"
     std::string source;         // what was opened: a directory, or the synthetic spec
     bool synthetic = false;     // seeded random weights, no tokenizer
     int n_layer = 0;
     int n_head = 0;             // H
     int n_kv_head = 0;          // Hkv (== H without grouped-query attention)
+    int head_dim = 0;           // D
     int hidden = 0;             // C
+    int intermediate = 0;       // the MLP's inner width
     int vocab_size = 0;         // V
-    int context_length = 0;     // P: positions the model can attend over
+    // P: positions the model can attend over (config.json's; an opened GPU model may lower it to what one
+    // layer's KV cache can hold in a storage-buffer binding of its device).
+    int context_length = 0;
+    int window = 0;             // the widest sliding window of any layer; 0 when every layer sees all positions
     uint64_t parameters = 0;    // number of weights (a tied LM head counted once)
+    std::string tokenizer;      // the tokenizer files found: "tokenizer.json", "vocab.json + merges.txt", or ""
+    // Device bytes of the weights for each storage dtype the family's GPU model takes.
+    struct WeightBytes {
+        DType dtype;
+        uint64_t bytes;
+    };
+    std::vector<WeightBytes> weight_bytes;
+    uint64_t cache_bytes_per_token = 0;  // KV-cache bytes one position takes on the GPU, all layers
     std::string summary() const;  // "gpt2: 12 layers, 12 heads, C = 768, V = 50257, P = 1024, 124.4M parameters"
 };
 
@@ -93,13 +110,15 @@ ModelInfo inspect_model(const std::string& spec);
 // Opens a model for inference.
 //   spec: a Hugging Face directory (config.json, model.safetensors or its sharded index, and the
 //         tokenizer files when present), the family picked by config.json's `architectures`, then
-//         `model_type`; or `synthetic` (GPT-2 small's shape) / `synthetic:LAYERS,HEADS,EMBD` (a GPT-2 of
-//         that shape), with seeded N(0, 0.02) weights so that every run is the same model.
+//         `model_type`; or `synthetic` (GPT-2 small's shape), `synthetic:LAYERS,HEADS,EMBD` (a GPT-2 of
+//         that shape) or `synthetic:NAME` (a published model's shape: smollm2-135m, qwen2.5-0.5b,
+//         llama-3.2-1b, ...; model_families() and the error for an unknown name list them), with weights
+//         from a fixed seed (standard deviation 0.02) so that every run is the same model.
 // On vulkan, checks that the weights and the KV cache fit the device before any weight is read or made.
 // Throws vkattn::Error with one line naming what was expected and what came.
 std::unique_ptr<LanguageModel> open_model(const std::string& spec, Backend backend, const ModelOptions& options = {});
 
-// The registered families, e.g. {"gpt2"}.
+// The registered families, e.g. {"gpt2", "llama"}.
 std::vector<std::string> model_families();
 
 }  // namespace vkattn::model

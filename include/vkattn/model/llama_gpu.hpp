@@ -4,6 +4,7 @@
 #pragma once
 
 #include <vkattn/context.hpp>
+#include <vkattn/device_info.hpp>
 #include <vkattn/dtype.hpp>
 #include <vkattn/model/llama_weights.hpp>
 
@@ -20,13 +21,22 @@ struct LlamaGpuOptions {
     // past 65504 by name (it would become inf). Norm gains and biases stay f32.
     DType weights = DType::f32;
     bool fused_attention = true;  // fused flash attention; false: the three inspectable kernels
-    // Positions the KV cache holds (cached + new tokens); 0: config.max_position_embeddings. The cache is
-    // allocated up front for this many, so a long-context model on a small device wants a smaller value.
+    // Most positions the KV cache holds (cached + new tokens); 0: config.max_position_embeddings. Either is
+    // lowered to what one layer's cache can hold in a storage-buffer binding of the device. The cache starts
+    // small and doubles as the context grows, so a 128k-context model costs only the positions it uses.
     int max_context = 0;
 };
 
 class LlamaGpu {
 public:
+    // Throws vkattn::Error, before anything is read or allocated, when the config cannot run on the device:
+    // a dtype it cannot store, a head dim the kernels do not take, or weights (with the first KV-cache
+    // allocation) past the device heap, naming the bytes needed and available.
+    static void check(const DeviceInfo& device, const LlamaConfig& config, const LlamaGpuOptions& options = {});
+    // The positions the model can attend over on the device: options.max_context (or the config's), lowered
+    // to what one layer's KV cache can hold in one storage-buffer binding.
+    static int context_limit(const DeviceInfo& device, const LlamaConfig& config, const LlamaGpuOptions& options = {});
+
     // Checks the weights against the config, then that the model fits the device (throws vkattn::Error
     // naming the bytes needed and available before anything is uploaded), then uploads; the host copy may
     // be freed afterwards.
@@ -46,7 +56,7 @@ public:
     int max_context() const;
     const LlamaConfig& config() const;
     uint64_t weight_bytes() const;  // device bytes held by the weights
-    uint64_t cache_bytes() const;   // device bytes held by the KV cache
+    uint64_t cache_bytes() const;   // device bytes held by the KV cache now (it grows with the context)
 
 private:
     struct Impl;
