@@ -5,6 +5,8 @@
 #            1025 token ids (one more than GPT-2's n_positions)
 #   RC       the expected exit code
 #   MATCH    (optional) a regular expression stderr must match
+#   MATCH_OUT (optional) a regular expression stdout must match
+#   NO_MATCH (optional) a regular expression neither stdout nor stderr may match
 #   SETUP    (optional) bad_npy: writes <TMP>/bad.npy, a file that is not .npy; config_only: writes a GPT-2
 #            config.json into <TMP>/model and no weights; deep_config: a config.json whose n_embd is an array
 #            nested 100,000 deep; deep_index: a good config.json and a model.safetensors.index.json with such
@@ -12,7 +14,10 @@
 #            q.npy [1, 2, 4, 64] and k.npy [2, 2, 4, 32] (written by the CLI itself); fifo: <TMP>/fifo.npy, a
 #            named pipe; fifo_weights and fifo_index: config_only plus model.safetensors or
 #            model.safetensors.index.json as a named pipe
+#            llama_tokenizer: <TMP>/model holds FIXTURES/tiny_llama3_gqa with FIXTURES/tokenizer_bytelevel's
+#            tokenizer.json and tokenizer_config.json
 #   TMP      the scratch directory
+#   FIXTURES tests/fixtures
 file(REMOVE_RECURSE "${TMP}")
 file(MAKE_DIRECTORY "${TMP}")
 if(SETUP STREQUAL "bad_npy")
@@ -25,6 +30,11 @@ elseif(SETUP STREQUAL "mismatched_npy")
   if(NOT setup_rc EQUAL 0 OR NOT setup_rc2 EQUAL 0)
     message(FATAL_ERROR "setup: writing q.npy and k.npy failed")
   endif()
+elseif(SETUP STREQUAL "llama_tokenizer")
+  file(MAKE_DIRECTORY "${TMP}/model")
+  file(COPY "${FIXTURES}/tiny_llama3_gqa/config.json" "${FIXTURES}/tiny_llama3_gqa/model.safetensors"
+            "${FIXTURES}/tokenizer_bytelevel/tokenizer.json" "${FIXTURES}/tokenizer_bytelevel/tokenizer_config.json"
+       DESTINATION "${TMP}/model")
 elseif(SETUP STREQUAL "fifo")
   execute_process(COMMAND mkfifo "${TMP}/fifo.npy" RESULT_VARIABLE setup_rc)
 elseif(SETUP MATCHES "^fifo_(weights|index)$" OR SETUP STREQUAL "config_only")
@@ -69,8 +79,10 @@ string(REPLACE "<TMP>" "${TMP}" args "${ARGS}")
 string(REPLACE "<LONG_TOKENS>" "${long_tokens}" args "${args}")
 string(REPLACE "|" ";" args "${args}")
 
-# A reader blocked on a FIFO would hang the test, so every run has a time limit.
-execute_process(COMMAND "${EXE}" ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 120)
+# A reader blocked on a FIFO would hang the test, so every run has a time limit. stdin is empty (not a terminal).
+file(WRITE "${TMP}/stdin.txt" "")
+execute_process(COMMAND "${EXE}" ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err TIMEOUT 120
+                INPUT_FILE "${TMP}/stdin.txt")
 message("stdout:\n${out}\nstderr:\n${err}")
 if(NOT rc STREQUAL "${RC}")
   message(FATAL_ERROR "expected exit code ${RC}, got ${rc}")
@@ -84,4 +96,10 @@ if(RC EQUAL 2)
 endif()
 if(DEFINED MATCH AND NOT err MATCHES "${MATCH}")
   message(FATAL_ERROR "stderr does not match '${MATCH}'")
+endif()
+if(DEFINED MATCH_OUT AND NOT out MATCHES "${MATCH_OUT}")
+  message(FATAL_ERROR "stdout does not match '${MATCH_OUT}'")
+endif()
+if(DEFINED NO_MATCH AND ("${out}${err}" MATCHES "${NO_MATCH}"))
+  message(FATAL_ERROR "the output matches '${NO_MATCH}', which it must not")
 endif()

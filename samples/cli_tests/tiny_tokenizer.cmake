@@ -59,3 +59,47 @@ math(EXPR diff "${ppl_vulkan} - ${ppl_cpu}")
 if(diff GREATER 10 OR diff LESS -10)
   message(FATAL_ERROR "perplexity: GPU and CPU differ by ${diff}e-4")
 endif()
+
+# Issue 10, section 3, on the text paths. forward: the most likely next tokens as text with probabilities.
+run_ok(top forward --model "${TMP}" --text "Hello world" --top 4)
+if(NOT top MATCHES "the 4 most likely next tokens:\n +1\\. +[0-9.]+%  id [0-9]+ +\"[^\n]*\"\n +2\\. .*\n +4\\. ")
+  message(FATAL_ERROR "forward --top 4: no list of 4 tokens with text and probability")
+endif()
+# perplexity: llama-perplexity's final line; progress on stderr as plain lines (stderr is a pipe here).
+execute_process(COMMAND "${EXE}" perplexity --model "${TMP}" --file "${TMP}/text.txt" --context 32 --stride 10
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message("${out}${err}")
+if(NOT rc EQUAL 0 OR NOT out MATCHES "\nFinal estimate: PPL = [0-9]+\\.[0-9][0-9][0-9][0-9] \\+/- [0-9]+\\.[0-9][0-9][0-9][0-9][0-9]\n$")
+  message(FATAL_ERROR "perplexity: no 'Final estimate: PPL = x +/- y' line")
+endif()
+if(NOT err MATCHES "loaded in [0-9.]+ m?s: .*\nperplexity windows: 1/7, running PPL [0-9.]+, [0-9.]+ m?s, ETA [0-9.]+ m?s\n(.*\n)?perplexity windows: 7/7, running PPL [0-9.]+, [0-9.]+ m?s\n$"
+   OR err MATCHES "\r")
+  message(FATAL_ERROR "perplexity: expected plain progress lines on stderr (window 1/7 with an ETA ... 7/7)")
+endif()
+run_ok(ppl_json perplexity --model "${TMP}" --file "${TMP}/text.txt" --context 32 --stride 10 --json)
+if(NOT ppl_json MATCHES "^{\"version\":\"[0-9.]+\",\"commit\":\"[^\"]+\",\"device\":\"[^\"]+\",\"driver\":\"[^\"]+\",.*\"perplexity\":[0-9.]+,\"perplexity_stderr\":[0-9.]+,.*\"scored_tokens\":84,")
+  message(FATAL_ERROR "perplexity --json: unexpected object")
+endif()
+# generate: the prompt from --file, from stdin with --file -, and from stdin when no prompt option is given.
+file(WRITE "${TMP}/prompt.txt" "The quick brown")
+run_ok(from_file generate --model "${TMP}" --file "${TMP}/prompt.txt" --temperature 0 --max-tokens 6)
+foreach(how "--file;-" "")
+  execute_process(COMMAND "${EXE}" generate --model "${TMP}" ${how} --temperature 0 --max-tokens 6
+                  INPUT_FILE "${TMP}/prompt.txt" RESULT_VARIABLE rc OUTPUT_VARIABLE from_stdin ERROR_VARIABLE err)
+  message("generate ${how} < prompt.txt\n${from_stdin}${err}")
+  if(NOT rc EQUAL 0 OR NOT from_stdin STREQUAL from_file OR NOT from_file MATCHES "^The quick brown")
+    message(FATAL_ERROR "generate ${how} with the prompt on stdin wrote '${from_stdin}', --file wrote '${from_file}'")
+  endif()
+endforeach()
+# --json: no streamed text, one object with the text, and a random seed that --seed repeats.
+run_ok(gen_json generate --model "${TMP}" --prompt "Hello" --max-tokens 5 --json)
+if(NOT gen_json MATCHES "^{\"version\".*\"driver\":\"[^\"]+\".*\"seed\":([0-9]+),\"seed_given\":false.*\"new_tokens\":[0-9]+,\"tokens\":\\[([0-9,]*)\\],\"text\":\"")
+  message(FATAL_ERROR "generate --json: unexpected object")
+endif()
+set(seed "${CMAKE_MATCH_1}")
+set(ids "${CMAKE_MATCH_2}")
+# "Hello" is 39,68,75,75,78; the same prompt as ids with that seed gives the same new ids.
+run_ok(again generate --model "${TMP}" --tokens 39,68,75,75,78 --max-tokens 5 --seed ${seed})
+if(NOT again STREQUAL "${ids}\n")
+  message(FATAL_ERROR "--seed ${seed} did not repeat the random-seed run: '${again}' against '${ids}'")
+endif()

@@ -11,7 +11,6 @@
 #include <filesystem>
 
 namespace vkattn::cli {
-namespace {
 
 // A missing folder is the usual mistake; say so before minutes of compute rather than after.
 void check_writable_folder(const std::string& file, const std::string& option) {
@@ -21,6 +20,8 @@ void check_writable_folder(const std::string& file, const std::string& option) {
         throw Error("cannot write " + option + " " + file + ": " + parent.string() + " is not a directory");
     }
 }
+
+namespace {
 
 std::string cell(double v, const char* format) {
     if (std::isnan(v)) return "-";
@@ -46,8 +47,22 @@ void AttentionMapOptions::add_to(CLI::App& cmd) {
     cmd.add_option("--log-scale", log_decades,
                    "with --png: colour by log10 of the probability over this many decades below the brightest "
                    "(e.g. 3, for long sequences); default linear");
-    cmd.add_flag("--json", json, "with --png or --probs-out: print the per-head summaries as one JSON line (the last "
-                                 "line of stdout) instead of the table");
+    cmd.add_flag("--json", json, "print one JSON object on stdout instead of the report (on stderr then): the check, "
+                                 "the per-head summaries with --png or --probs-out, version, commit, device and driver");
+}
+
+void check_attention_map_options(const AttentionMapOptions& o, int heads) {
+    if (o.head != -1 && o.png.empty()) throw Error("--head chooses the head that --png draws; give --png too");
+    if (o.log_decades != 0 && o.png.empty()) throw Error("--log-scale sets the colours of --png; give --png too");
+    if (!(o.log_decades >= 0 && o.log_decades <= 38)) {
+        throw Error("--log-scale must be 0 (linear) to 38 decades, got " + cell(o.log_decades, "%g"));
+    }
+    if (o.head < -1 || o.head >= heads) {
+        throw Error("--head " + std::to_string(o.head) + " does not exist: the attention has " + std::to_string(heads) +
+                    " heads (0 to " + std::to_string(heads - 1) + ")");
+    }
+    if (!o.png.empty()) check_writable_folder(o.png, "--png");
+    if (!o.probs_out.empty()) check_writable_folder(o.probs_out, "--probs-out");
 }
 
 void print_head_summaries(const std::vector<viz::HeadSummary>& heads) {
@@ -73,25 +88,11 @@ nlohmann::ordered_json head_summaries_json(const std::vector<viz::HeadSummary>& 
     return out;
 }
 
-int write_attention_maps(const AttentionMapOptions& o, const AttentionMapInputs& in) {
+int write_attention_maps(const AttentionMapOptions& o, const AttentionMapInputs& in, nlohmann::ordered_json* json) {
     const auto& s = in.shape;
-    if (!o.wanted()) {
-        if (o.head != -1) throw Error("--head chooses the head that --png draws; give --png too");
-        if (o.log_decades != 0) throw Error("--log-scale sets the colours of --png; give --png too");
-        if (o.json) throw Error("--json prints the per-head summaries of --png or --probs-out; give one of them too");
-        return kOk;
-    }
-    if (o.head != -1 && o.png.empty()) throw Error("--head chooses the head that --png draws; give --png too");
-    if (o.log_decades != 0 && o.png.empty()) throw Error("--log-scale sets the colours of --png; give --png too");
-    if (!(o.log_decades >= 0 && o.log_decades <= 38)) {
-        throw Error("--log-scale must be 0 (linear) to 38 decades, got " + cell(o.log_decades, "%g"));
-    }
-    if (o.head < -1 || o.head >= s.H) {
-        throw Error("--head " + std::to_string(o.head) + " does not exist: the attention has " + std::to_string(s.H) +
-                    " heads (0 to " + std::to_string(s.H - 1) + ")");
-    }
-    if (!o.png.empty()) check_writable_folder(o.png, "--png");
-    if (!o.probs_out.empty()) check_writable_folder(o.probs_out, "--probs-out");
+    FILE* report = json ? stderr : stdout;
+    check_attention_map_options(o, s.H);
+    if (!o.wanted()) return kOk;
 
     reference::AttentionOptions ref_opts{in.scale, in.causal, in.window, {}, {}};
     std::vector<float> probs;  // [B, H, Lq, Lk]
@@ -113,15 +114,21 @@ int write_attention_maps(const AttentionMapOptions& o, const AttentionMapInputs&
             // fp32 exp and an Lk-term sum against the double reference: errors of a few ulp of 1 per row.
             const double atol = 1e-5, rtol = 1e-4;
             const ErrorStats e = compare(probs, ref, atol, rtol);
-            std::printf("check probabilities: max |GPU - CPU| = %.3g (tolerance %.0e + %.0e·|ref|): %s\n", e.max_abs,
-                        atol, rtol, e.bad == 0 ? "PASS" : "FAIL");
+            std::fprintf(report, "check probabilities: max |GPU - CPU| = %.3g (tolerance %.0e + %.0e·|CPU|): %s\n",
+                         e.max_abs, atol, rtol, e.bad == 0 ? "PASS" : "FAIL");
+            if (json) {
+                (*json)["check_probabilities"] = {
+                    {"max_abs", e.max_abs}, {"atol", atol}, {"rtol", rtol}, {"bad", e.bad}, {"pass", e.bad == 0}};
+            }
             if (e.bad != 0) return kMismatch;
         }
     }
     if (!o.probs_out.empty()) {
         const std::vector<int64_t> shape = {s.B, s.H, s.Lq, s.Lk};
         write_npy(o.probs_out, shape, probs);
-        std::printf("wrote %s: probabilities [%d, %d, %d, %d] float32\n", o.probs_out.c_str(), s.B, s.H, s.Lq, s.Lk);
+        std::fprintf(report, "wrote %s: probabilities [B, H, Lq, Lk] = [%d, %d, %d, %d] float32\n", o.probs_out.c_str(),
+                     s.B, s.H, s.Lq, s.Lk);
+        if (json) (*json)["probs_out"] = o.probs_out;
     }
     const size_t per_batch = size_t(s.H) * size_t(s.Lq) * size_t(s.Lk);
     const viz::AttentionProbs batch0{std::span<const float>(probs.data(), per_batch), s.H, s.Lq, s.Lk};
@@ -138,15 +145,16 @@ int write_attention_maps(const AttentionMapOptions& o, const AttentionMapInputs&
         viz::write_png(o.png, image);
         const std::string what = o.head >= 0 || s.H == 1 ? "head " + std::to_string(std::max(o.head, 0))
                                                           : std::to_string(s.H) + " heads";
-        std::printf("wrote %s: %d x %d pixels, %s, %d px per token, colours from 0 to %.3g", o.png.c_str(),
-                    image.width, image.height, what.c_str(), layout.cell, double(layout.vmax));
-        if (o.log_decades > 0) std::printf(" on a log scale over %g decades", double(o.log_decades));
-        std::printf("\n");
+        std::fprintf(report, "wrote %s: %d x %d pixels, %s, %d px per token, colours from 0 to %.3g", o.png.c_str(),
+                     image.width, image.height, what.c_str(), layout.cell, double(layout.vmax));
+        if (o.log_decades > 0) std::fprintf(report, " on a log scale over %g decades", double(o.log_decades));
+        std::fprintf(report, "\n");
+        if (json) (*json)["png"] = o.png;
     }
     const auto summaries = viz::summarize_heads(batch0);
-    if (o.json) {
-        nlohmann::ordered_json j = {{"batch", 0}, {"heads", head_summaries_json(summaries)}};
-        std::printf("%s\n", j.dump().c_str());
+    if (json) {
+        (*json)["batch"] = 0;
+        (*json)["heads"] = head_summaries_json(summaries);
     } else {
         if (s.B > 1) std::printf("(batch 0 of %d)\n", s.B);
         print_head_summaries(summaries);

@@ -20,7 +20,7 @@ struct AttentionMapOptions {
     std::string probs_out;  // --probs-out: probabilities [B, H, Lq, Lk] as float32 .npy
     int head = -1;          // --head; -1: all heads
     float log_decades = 0;  // --log-scale; 0: linear colours
-    bool json = false;      // --json: the per-head summaries as one JSON line instead of the table
+    bool json = false;      // --json: the command's report as one JSON object on stdout, summaries included
     void add_to(CLI::App& cmd);
     bool wanted() const { return !png.empty() || !probs_out.empty(); }
 };
@@ -39,10 +39,18 @@ struct AttentionMapInputs {
     const DeviceOption& device;
 };
 
-// Computes the probabilities, writes --probs-out and --png, prints the per-head summaries of batch 0. Returns
-// kOk, or kMismatch when --check finds the GPU probabilities off the reference. Throws vkattn::Error on bad
-// options (--head out of range, --head or --json without --png/--probs-out, an unwritable path).
-int write_attention_maps(const AttentionMapOptions& options, const AttentionMapInputs& inputs);
+// Throws vkattn::Error on map options that cannot apply (--head out of range, --head or --log-scale without
+// --png, a --png or --probs-out in a folder that does not exist), before anything is computed.
+void check_attention_map_options(const AttentionMapOptions& options, int heads);
+// Throws vkattn::Error when the folder of `file` (given as `option`) does not exist.
+void check_writable_folder(const std::string& file, const std::string& option);
+
+// Computes the probabilities, writes --probs-out and --png, prints the per-head summaries of batch 0. With json,
+// the summaries (and the probabilities' check) go into *json and the report lines to stderr. Returns kOk, or
+// kMismatch when --check finds the GPU probabilities off the reference. Throws vkattn::Error on bad options
+// (--head out of range, --head or --log-scale without --png, an unwritable path).
+int write_attention_maps(const AttentionMapOptions& options, const AttentionMapInputs& inputs,
+                         nlohmann::ordered_json* json = nullptr);
 
 // The per-head summaries as a table on stdout, one row per head, "-" where a mean has no rows.
 void print_head_summaries(const std::vector<viz::HeadSummary>& heads);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <vkattn/context.hpp>
 #include <vkattn/model/language_model.hpp>
@@ -13,6 +14,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace vkattn::cli {
@@ -48,7 +50,8 @@ std::vector<float> random_values(size_t n, uint64_t seed, float lo = -1.0f, floa
 struct ErrorStats {
     double max_abs = 0;
     double max_rel = 0;       // relative to max(|ref|, 1e-6)
-    size_t worst = 0;
+    size_t worst = 0;         // index of max_abs
+    size_t worst_rel = 0;     // index of max_rel
     size_t bad = 0;           // elements beyond atol + rtol·|ref|, NaN included
 };
 ErrorStats compare(const std::vector<float>& got, const std::vector<float>& ref, double atol, double rtol);
@@ -72,14 +75,27 @@ struct ModelOptions {
     std::string model;
     std::string backend = "vulkan";
     std::string dtype = "f32";
-    std::string attention = "fused";
+    std::string impl = "fused";  // --impl (the hidden --attention is its deprecated spelling)
     DeviceOption device;
-    // --model (required), --dtype, --attention, --device, and --backend when with_backend.
+    // --model (required), --dtype, --impl, --device, and --backend when with_backend.
     void add_to(CLI::App& cmd, bool with_backend = true);
+    // Refuses GPU-only flags given with --backend cpu unless gpu_too (forward --check runs both backends), and
+    // --impl given twice under its two spellings; queues the deprecation note of --attention.
+    void check_flags(bool gpu_too = false) const;
     model::ModelOptions options(bool profile = false) const;
     // open_model(--model, backend (default: --backend), the options above).
     std::unique_ptr<model::LanguageModel> open(const std::string& backend = "", bool profile = false) const;
+
+    CLI::App* cmd = nullptr;  // set by add_to, for what the command line gave
+    bool impl_alias = false;  // --attention was given
 };
+
+// Loads the model like ModelOptions::open and measures how long that took (wall clock, ms).
+struct LoadedModel {
+    std::unique_ptr<model::LanguageModel> lm;
+    double load_ms = 0;
+};
+LoadedModel open_timed(const ModelOptions& o, const std::string& backend = "", bool profile = false);
 
 // The model's tokenizer; throws Error saying that `what` needs one, followed by `instead` (what to do), when
 // the model has none (synthetic models, directories without tokenizer files).
@@ -91,5 +107,56 @@ void check_prompt(std::span<const int> ids, const model::ModelInfo& info, const 
 
 // True when stderr is a terminal, so progress lines may be redrawn in place.
 bool stderr_is_terminal();
+// True when stdin is a terminal (nothing piped in).
+bool stdin_is_terminal();
+
+// Whether the command line gave this option (not only its default).
+bool given(const CLI::App& cmd, const std::string& option);
+// Throws Error "`a` cannot be used with `b`: why" when both options were given.
+void refuse_together(const CLI::App& cmd, const std::string& a, const std::string& b, const std::string& why);
+
+// An option taking one of `choices`, shown as {a,b,c} in --help, with its default.
+CLI::Option* add_choice(CLI::App& cmd, const std::string& name, std::string& target,
+                        const std::vector<std::string>& choices, const std::string& help);
+// A hidden old spelling of `option`: sets target (checked against choices) and flags `used`. The command
+// calls note_deprecated when it accepts the flags, so that a refused command line still prints one line only.
+CLI::Option* add_deprecated_alias(CLI::App& cmd, const std::string& alias, std::string& target,
+                                  const std::vector<std::string>& choices, bool& used);
+// Queues "vkattn: note: ..." for stderr; main prints the notes after the command ran (exit code 0 or 1).
+void note_deprecated(const std::string& note);
+const std::vector<std::string>& deprecation_notes();
+
+// The fields every --json object carries: vkattn's version and commit, and the device and driver it ran on
+// (null for the CPU reference).
+nlohmann::ordered_json provenance(const Context* ctx);
+// One line of JSON; bytes that are not UTF-8 (a token cut inside a character) become U+FFFD.
+std::string json_line(const nlohmann::ordered_json& j);
+
+// Progress of a long loop on stderr. On a terminal one line redrawn in place (at most 10 times a second); on a
+// pipe or file plain lines: the first step, then one every `interval_s` seconds, then the last, so a log shows
+// it too. Nothing at all before `quiet_s` seconds have passed (short runs stay silent), except the last step
+// when earlier ones were shown.
+class Progress {
+public:
+    Progress(std::string what, int64_t total, double quiet_s = 0, double interval_s = 5);
+    // Reports `done` of total steps; `detail` follows the count ("running PPL 42.1").
+    void update(int64_t done, const std::string& detail = "");
+    double elapsed_s() const;
+
+private:
+    std::string what_;
+    int64_t total_;
+    double quiet_s_, interval_s_;
+    std::chrono::steady_clock::time_point start_;
+    double last_print_s_ = -1;  // seconds at the last line; -1: none yet
+    bool terminal_;
+};
+
+// Token or model text for a terminal, in double quotes: valid UTF-8 kept, quotes, backslashes and control
+// characters escaped (\n, \t, \xNN), bytes that are not UTF-8 (part of a character) as \xNN.
+std::string printable(std::string_view text);
+
+// "12.3 s", "4 min 05 s", "1 h 02 min".
+std::string duration_str(double seconds);
 
 }  // namespace vkattn::cli

@@ -142,18 +142,36 @@ CLI::Option* add_positive_float(CLI::App& cmd, const std::string& name, std::opt
         ->type_name("FLOAT");
 }
 
-std::string bytes_str(uint64_t bytes) {
-    static const char* const units[] = {"bytes", "kB", "MB", "GB", "TB", "PB", "EB"};
+CLI::Option* add_float(CLI::App& cmd, const std::string& name, float& target, double min, double max,
+                       bool min_exclusive, const std::string& help) {
+    char shown[32];
+    std::snprintf(shown, sizeof shown, "%g", double(target));
+    return add_parsed(cmd, name, help, [&target, name, min, max, min_exclusive](const std::string& text) {
+               target = float(parse_real(text, name, min, max, min_exclusive));
+           })
+        ->type_name("FLOAT")
+        ->default_str(shown);
+}
+
+std::string size_str(uint64_t bytes) {
+    static const char* const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
     double v = double(bytes);
     size_t u = 0;
-    while (v >= 1000 && u + 1 < std::size(units)) {
-        v /= 1000;
+    while (v >= 1024 && u + 1 < std::size(units)) {
+        v /= 1024;
         ++u;
     }
-    if (u == 0) return std::to_string(bytes) + " bytes";
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%llu bytes (%.1f %s)", static_cast<unsigned long long>(bytes), v, units[u]);
+    if (u == 0) return std::to_string(bytes) + (bytes == 1 ? " byte" : " bytes");
+    char buf[32];
+    // Three significant digits without trailing zeros ("2 GiB", "1.5 GiB", "12.3 MiB", "977 KiB", "1023 KiB").
+    std::snprintf(buf, sizeof buf, v < 1000 ? "%.3g %s" : "%.0f %s", v, units[u]);
     return buf;
+}
+
+std::string bytes_str(uint64_t bytes) {
+    const std::string readable = size_str(bytes);
+    if (bytes < 1024) return readable;
+    return readable + " (" + std::to_string(bytes) + " bytes)";
 }
 
 uint64_t host_memory_available() {

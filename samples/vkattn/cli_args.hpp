@@ -27,10 +27,16 @@ CLI::Option* add_uint64(CLI::App& cmd, const std::string& name, uint64_t& target
 CLI::Option* add_positive_float(CLI::App& cmd, const std::string& name, std::optional<float>& target,
                                 const std::string& help);
 
+// A finite float in [min, max] (min excluded when min_exclusive); absent keeps the target's value.
+CLI::Option* add_float(CLI::App& cmd, const std::string& name, float& target, double min, double max,
+                       bool min_exclusive, const std::string& help);
+
 // Untrusted text for a message: at most max_chars, control and non-ASCII bytes escaped as \xNN, "..." when cut.
 std::string quoted_prefix(std::string_view text, size_t max_chars = 40);
 
-// "34359738368 bytes (34.4 GB)".
+// "32 GiB": binary units, three significant digits at most ("1.5 GiB", "12.3 MiB").
+std::string size_str(uint64_t bytes);
+// "32 GiB (34359738368 bytes)": readable units next to the exact count ("512 bytes" alone below 1 KiB).
 std::string bytes_str(uint64_t bytes);
 // Bytes of host memory the system says are available now (MemAvailable), or 0 when it cannot tell.
 uint64_t host_memory_available();

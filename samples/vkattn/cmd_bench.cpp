@@ -8,6 +8,7 @@
 #include <vkattn/matmul.hpp>
 #include <vkattn/reference.hpp>
 #include <vkattn/tensor.hpp>
+#include <vkattn/version.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -42,15 +43,21 @@ struct Timing {
 
 // Runs fn warm-up + reps times; each timed run is the sum of its dispatches' timestamps when the context
 // profiles (else the wall clock around it).
+// Long runs (past 2 s) show their progress on stderr.
 template <class Fn>
-Timing time_runs(Context* ctx, const Repeat& r, Fn&& fn) {
-    for (int i = 0; i < r.warmup; ++i) fn();
+Timing time_runs(Context* ctx, const Repeat& r, const std::string& what, Fn&& fn) {
+    Progress progress("bench " + what + ": runs (warm-up included)", r.warmup + r.reps, 2.0);
+    for (int i = 0; i < r.warmup; ++i) {
+        fn();
+        progress.update(i + 1);
+    }
     const bool stamps = ctx != nullptr && ctx->profiling() && ctx->device().timestamps;
     std::vector<double> ms;
     for (int i = 0; i < r.reps; ++i) {
         const auto t0 = std::chrono::steady_clock::now();
         fn();
         ms.push_back(stamps ? gpu_ms(*ctx) : ms_since(t0));
+        progress.update(r.warmup + i + 1);
     }
     Timing t;
     t.median_ms = median(ms);
@@ -68,9 +75,13 @@ struct AttentionOptions {
     int heads = 12, lq = 1024, dim = 64;
     std::optional<int> kv_heads, lk;  // absent: H and Lq
     bool causal = false, sweep = false;
-    std::string dtype = "f32", impl = "fused";
+    std::string dtype = "f32", impl = "fused", backend = "vulkan";
     Repeat repeat;
     DeviceOption device;
+    CLI::App* cmd = nullptr;
+    bool cpu_impl = false;  // the deprecated --impl cpu, now --backend cpu
+    // What the table and JSON call the path: naive, fused, or cpu (the reference).
+    std::string path() const { return backend == "cpu" ? "cpu" : impl; }
 };
 
 void print_attention(const AttentionOptions& o, const Context* ctx, int lq, int lk, const Timing& t) {
@@ -82,9 +93,9 @@ void print_attention(const AttentionOptions& o, const Context* ctx, int lq, int 
     const double gflops = flops / (t.median_ms * 1e6), gbps = bytes / (t.median_ms * 1e6);
     if (o.repeat.json) {
         using json = nlohmann::ordered_json;
-        const json j = {{"bench", "attention"},
+        json j = {{"bench", "attention"},
                             {"device", ctx ? ctx->device().name : "cpu reference"},
-                            {"impl", o.impl},
+                            {"impl", o.path()},
                             {"dtype", o.dtype},
                             {"heads", o.heads},
                             {"kv_heads", hkv},
@@ -100,7 +111,11 @@ void print_attention(const AttentionOptions& o, const Context* ctx, int lq, int 
                             {"gflops", gflops},
                             {"gbps", gbps},
                             {"peak_device_bytes", ctx ? json(t.peak_bytes) : json(nullptr)}};
-        std::printf("%s\n", j.dump().c_str());
+        const json p = provenance(ctx);
+        j["version"] = p["version"];
+        j["commit"] = p["commit"];
+        j["driver"] = p["driver"];
+        std::printf("%s\n", json_line(j).c_str());
     } else {
         std::printf("%7d %7d %11.3f %10.3f %10.2f %9.2f %11.1f\n", lq, lk, t.median_ms, t.min_ms, gflops, gbps,
                     mib(t.peak_bytes));
@@ -115,6 +130,7 @@ Timing measure_attention(const AttentionOptions& o, Context* ctx, int lq, int lk
     check_attention_shapes(q_shape, k_shape, k_shape, {"Q (--heads, --lq, --dim)", "K (--kv-heads, --lk)", "V"});
     const DType dt = o.dtype == "f16" ? DType::f16 : DType::f32;
     const AttentionImpl impl = o.impl == "naive" ? AttentionImpl::naive : AttentionImpl::fused;
+    const std::string what = "attention Lq " + std::to_string(lq) + " Lk " + std::to_string(lk);
     if (ctx != nullptr) check_attention_fits(*ctx, q_shape, k_shape, dt, impl);
     const uint64_t nq64 = uint64_t(o.heads) * lq * o.dim, nk64 = uint64_t(hkv) * lk * o.dim;
     check_host_memory(4 * (2 * nq64 + 2 * nk64), "attention with Lq " + std::to_string(lq) + ", Lk " + std::to_string(lk));
@@ -122,7 +138,7 @@ Timing measure_attention(const AttentionOptions& o, Context* ctx, int lq, int lk
     const auto qh = random_values(nq, 1, -2, 2), kh = random_values(nk, 2, -2, 2), vh = random_values(nk, 3);
     if (ctx == nullptr) {
         const reference::AttentionShape s{1, o.heads, hkv, lq, lk, o.dim};
-        return time_runs(nullptr, o.repeat, [&] { reference::attention(s, qh, kh, vh, {.causal = o.causal}); });
+        return time_runs(nullptr, o.repeat, what, [&] { reference::attention(s, qh, kh, vh, {.causal = o.causal}); });
     }
     ctx->reset_peak_memory();
     Tensor q(*ctx, {1, o.heads, lq, o.dim}, qh, dt), k(*ctx, {1, hkv, lk, o.dim}, kh, dt);
@@ -130,17 +146,46 @@ Timing measure_attention(const AttentionOptions& o, Context* ctx, int lq, int lk
     AttentionParams params;
     params.causal = o.causal;
     params.impl = impl;
-    return time_runs(ctx, o.repeat, [&] { attention(*ctx, q, k, v, out, params); });
+    return time_runs(ctx, o.repeat, what, [&] { attention(*ctx, q, k, v, out, params); });
+}
+
+// Flags that cannot apply to this command line, refused before anything runs.
+void check_attention_flags(const AttentionOptions& o) {
+    const CLI::App& c = *o.cmd;
+    if (o.cpu_impl) {
+        refuse_together(c, "--impl", "--backend", "--impl cpu is the old spelling of --backend cpu; give --backend only");
+        note_deprecated("--impl cpu is deprecated and will be removed; use --backend cpu");
+    }
+    if (o.backend == "cpu") {
+        // The reference computes in double from f32 inputs, on the host.
+        for (const char* gpu_only : {"--dtype", "--device"}) {
+            if (given(c, gpu_only)) {
+                throw Error(std::string(gpu_only) + " sets up the GPU and cannot be used with --backend cpu (the "
+                            "double-precision reference on the host)");
+            }
+        }
+        if (given(c, "--impl") && !o.cpu_impl) {
+            throw Error("--impl chooses the GPU kernels and cannot be used with --backend cpu");
+        }
+    }
+    if (o.sweep) {
+        for (const char* length : {"--lq", "--lk"}) {
+            if (given(c, length)) {
+                throw Error(std::string(length) + " cannot be used with --sweep, which sets L = Lq = Lk from 128 to 16384");
+            }
+        }
+    }
 }
 
 int run_attention(const AttentionOptions& o) {
     o.repeat.validate();
+    check_attention_flags(o);
     std::optional<Context> ctx;
-    if (o.impl != "cpu") ctx.emplace(o.device.context_options(true));
+    if (o.backend != "cpu") ctx.emplace(o.device.context_options(true));
     const std::string device = ctx ? ctx->device().name + " (" + ctx->device().driver + ")" : "cpu reference";
     if (!o.repeat.json) {
         std::printf("attention on %s: impl %s, %s, H=%d Hkv=%d D=%d%s; %d warm-up, %d timed runs\n", device.c_str(),
-                    o.impl.c_str(), o.dtype.c_str(), o.heads, o.kv_heads.value_or(o.heads), o.dim,
+                    o.path().c_str(), o.backend == "cpu" ? "f32 inputs" : o.dtype.c_str(), o.heads, o.kv_heads.value_or(o.heads), o.dim,
                     o.causal ? " causal" : "", o.repeat.warmup, o.repeat.reps);
         std::printf("FLOPs counted as 4·H·Lq·Lk·D%s; GB/s counts Q, K, V and O moved once.\n",
                     o.causal ? ", halved for causal when Lq = Lk" : "");
@@ -157,6 +202,8 @@ int run_attention(const AttentionOptions& o) {
     }
     std::string clock;
     for (int L = 128; L <= 16384; L *= 2) {
+        std::fprintf(stderr, "bench attention: L = %d ...\n", L);
+        std::fflush(stderr);
         try {
             const Timing t = measure_attention(o, c, L, L);
             print_attention(o, c, L, L, t);
@@ -191,19 +238,22 @@ int run_matmul(const MatmulOptions& o) {
     Tensor x(ctx, {o.m, o.k}, random_values(size_t(o.m) * o.k, 1));
     Tensor w(ctx, {o.k, o.n}, random_values(size_t(o.k) * o.n, 2), wt);
     Tensor y(ctx, {o.m, o.n});
-    const Timing t = time_runs(&ctx, o.repeat, [&] { matmul(ctx, x, w, y); });
+    const Timing t = time_runs(&ctx, o.repeat, "matmul", [&] { matmul(ctx, x, w, y); });
     const double flops = 2.0 * o.m * o.n * o.k;
     const double bytes = 4.0 * o.m * o.k + double(dtype_size(wt)) * o.k * o.n + 4.0 * o.m * o.n;
     const double gflops = flops / (t.median_ms * 1e6), gbps = bytes / (t.median_ms * 1e6);
     if (o.repeat.json) {
-        const nlohmann::ordered_json j = {{"bench", "matmul"},      {"device", ctx.device().name},
+        nlohmann::ordered_json j = {{"bench", "matmul"},      {"device", ctx.device().name},
                                   {"m", o.m},               {"n", o.n},
                                   {"k", o.k},               {"dtype", o.dtype},
                                   {"reps", o.repeat.reps},  {"clock", t.clock},
                                   {"median_ms", t.median_ms}, {"min_ms", t.min_ms},
                                   {"flops", flops},         {"gflops", gflops},
                                   {"gbps", gbps},           {"peak_device_bytes", t.peak_bytes}};
-        std::printf("%s\n", j.dump().c_str());
+        j["version"] = version();
+        j["commit"] = git_commit();
+        j["driver"] = ctx.device().driver;
+        std::printf("%s\n", json_line(j).c_str());
         return kOk;
     }
     std::printf("matmul on %s (%s): y [%d, %d] = x [%d, %d] f32 · w [%d, %d] %s; %d warm-up, %d timed runs\n",
@@ -230,13 +280,26 @@ Runner add_bench(CLI::App& app) {
     add_int(*att, "--lk", a->lk, 1, kMax, "key length (default: Lq)");
     add_int(*att, "--dim", a->dim, 1, kMax, "head dim D");
     att->add_flag("--causal", a->causal, "causal mask (FLOPs halved when Lq = Lk)");
-    att->add_option("--dtype", a->dtype, "storage of Q, K, V, O")
-        ->check(CLI::IsMember({"f32", "f16"}))
-        ->capture_default_str();
-    att->add_option("--impl", a->impl,
-                    "naive (three kernels), fused (flash), or cpu (the double reference, wall clock)")
-        ->check(CLI::IsMember({"naive", "fused", "cpu"}))
-        ->capture_default_str();
+    a->cmd = att;
+    add_choice(*att, "--dtype", a->dtype, {"f32", "f16"}, "storage of Q, K, V, O on the GPU");
+    add_choice(*att, "--backend", a->backend, {"vulkan", "cpu"},
+               "the GPU, or the CPU reference (double precision, timed by the wall clock)");
+    // --impl also takes the old "cpu" (a backend, not a kernel), hidden from the choices --help shows.
+    att->add_option_function<std::string>(
+           "--impl",
+           [a](const std::string& value) {
+               if (value == "cpu") {
+                   a->backend = "cpu";
+                   a->cpu_impl = true;
+               } else if (value == "naive" || value == "fused") {
+                   a->impl = value;
+               } else {
+                   throw CLI::ValidationError("--impl: " + quoted_prefix(value) + " is not in {naive,fused}");
+               }
+           },
+           "GPU kernels: naive (three kernels) or fused (flash)")
+        ->type_name("TEXT:{naive,fused}")
+        ->default_str("fused");
     att->add_flag("--sweep", a->sweep, "L = Lq = Lk over 128, 256, .. 16384; shapes the path refuses are listed "
                                        "with the reason");
     a->repeat.add_to(*att);
@@ -247,9 +310,7 @@ Runner add_bench(CLI::App& app) {
     add_int(*mm, "--m", m->m, 1, kMax, "rows of x and y");
     add_int(*mm, "--n", m->n, 1, kMax, "columns of w and y");
     add_int(*mm, "--k", m->k, 1, kMax, "columns of x, rows of w");
-    mm->add_option("--dtype", m->dtype, "storage of w (x and y are f32)")
-        ->check(CLI::IsMember({"f32", "f16", "bf16"}))
-        ->capture_default_str();
+    add_choice(*mm, "--dtype", m->dtype, {"f32", "f16", "bf16"}, "storage of w (x and y are f32)");
     m->repeat.add_to(*mm);
     m->device.add_to(*mm);
 

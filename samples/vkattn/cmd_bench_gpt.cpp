@@ -1,7 +1,10 @@
 // vkattn bench gpt: prefill and decode speed of a GPU language model, and where its GPU time goes, kernel by kernel.
 #include "cli.hpp"
+#include "cli_args.hpp"
 
 #include <vkattn/error.hpp>
+
+#include <vkattn/version.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -27,6 +30,7 @@ struct KernelTotal {
 int argmax(const std::vector<float>& v) { return int(std::max_element(v.begin(), v.end()) - v.begin()); }
 
 int run(const Options& o) {
+    o.model.check_flags(true);
     const model::ModelInfo c = model::inspect_model(o.model.model);
     const int N = o.prompt_tokens, M = o.gen_tokens;
     if (N < 1 || M < 1) throw Error("--prompt-tokens and --gen-tokens must be >= 1");
@@ -39,8 +43,10 @@ int run(const Options& o) {
     for (int i = 0; i < N; ++i) prompt[size_t(i)] = std::min(int(r[size_t(i)]), c.vocab_size - 1);
 
     // The model's own Context starts empty, so its peak memory is the model's.
-    std::unique_ptr<model::LanguageModel> lm = o.model.open("vulkan", true);
+    LoadedModel loaded = open_timed(o.model, "vulkan", true);
+    std::unique_ptr<model::LanguageModel>& lm = loaded.lm;
     Context& ctx = *lm->context();
+    std::fprintf(stderr, "loaded in %s: %s\n", duration_str(loaded.load_ms / 1e3).c_str(), lm->description().c_str());
 
     // Warm-up: the first use of each kernel creates its pipeline, which is not what is being measured.
     lm->forward(std::span<const int>(prompt).first(size_t(std::min(N, 8))), false);
@@ -64,12 +70,14 @@ int run(const Options& o) {
 
     std::vector<double> step_ms;
     double decode_gpu_ms = 0;
+    Progress progress("bench gpt: decode steps", M, 2.0);
     for (int i = 0; i < M; ++i) {
         const int next = argmax(logits);
         t0 = std::chrono::steady_clock::now();
         logits = lm->forward(std::span<const int>(&next, 1), false);
         step_ms.push_back(ms_since(t0));
         decode_gpu_ms += collect();
+        progress.update(i + 1);
     }
     double decode_ms = 0;
     for (const double ms : step_ms) decode_ms += ms;
@@ -90,7 +98,7 @@ int run(const Options& o) {
         for (const auto& [name, k] : by_time) {
             shares[name] = {{"ms", k.ms}, {"calls", k.calls}, {"share", all_ms > 0 ? k.ms / all_ms : 0.0}};
         }
-        const nlohmann::ordered_json j = {{"bench", "gpt"},
+        nlohmann::ordered_json j = {{"bench", "gpt"},
                                   {"device", ctx.device().name},
                                   {"model", o.model.model},
                                   {"family", c.family},
@@ -99,7 +107,7 @@ int run(const Options& o) {
                                   {"n_embd", c.hidden},
                                   {"vocab_size", c.vocab_size},
                                   {"dtype", o.model.dtype},
-                                  {"attention", o.model.attention},
+                                  {"impl", o.model.impl},
                                   {"prompt_tokens", N},
                                   {"gen_tokens", M},
                                   {"prefill_ms", prefill_ms},
@@ -114,18 +122,23 @@ int run(const Options& o) {
                                   {"gbps", gbps},
                                   {"weight_bytes", lm->weight_bytes()},
                                   {"peak_device_bytes", peak},
+                                  {"load_ms", loaded.load_ms},
                                   {"kernels", shares}};
-        std::printf("%s\n", j.dump().c_str());
+        j["version"] = version();
+        j["commit"] = git_commit();
+        j["driver"] = ctx.device().driver;
+        std::printf("%s\n", json_line(j).c_str());
         return kOk;
     }
-    std::printf("%s (%s) on %s (%s); %s weights, %s attention\n", c.summary().c_str(), o.model.model.c_str(),
-                ctx.device().name.c_str(), ctx.device().driver.c_str(), o.model.dtype.c_str(), o.model.attention.c_str());
+    std::printf("%s (%s) on %s (%s); %s weights, %s attention; loaded in %.1f ms\n", c.summary().c_str(),
+                o.model.model.c_str(), ctx.device().name.c_str(), ctx.device().driver.c_str(), o.model.dtype.c_str(),
+                o.model.impl.c_str(), loaded.load_ms);
     std::printf("prefill: %d tokens in %.1f ms (GPU %.1f ms): %.1f tokens/s\n", N, prefill_ms, prefill_gpu_ms,
                 prefill_tps);
     std::printf("decode:  %d tokens in %.1f ms (GPU %.1f ms): %.1f tokens/s; per token median %.2f ms, min %.2f ms\n",
                 M, decode_ms, decode_gpu_ms, decode_tps, ms_per_token, min_ms);
-    std::printf("weights %.1f MiB on the device, read at %.1f GB/s per decode step; peak device memory %.1f MiB\n",
-                double(lm->weight_bytes()) / 1048576.0, gbps, double(peak) / 1048576.0);
+    std::printf("weights %s on the device, read at %.1f GB/s per decode step; peak device memory %s\n",
+                bytes_str(lm->weight_bytes()).c_str(), gbps, bytes_str(peak).c_str());
     std::printf("GPU time by kernel (prefill and decode, timestamps):\n");
     for (const auto& [name, k] : by_time) {
         std::printf("  %-28s %10.2f ms %6.1f%% %7ld dispatches\n", name.c_str(), k.ms,

@@ -23,20 +23,6 @@ struct Options {
     DeviceOption device;
 };
 
-// 1234567 -> "1.2 MiB"
-std::string readable(uint64_t bytes) {
-    const char* units[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
-    double v = double(bytes);
-    int u = 0;
-    while (v >= 1024 && u < 4) {
-        v /= 1024;
-        ++u;
-    }
-    char s[32];
-    std::snprintf(s, sizeof s, u == 0 ? "%.0f %s" : "%.1f %s", v, units[u]);
-    return s;
-}
-
 int run(const Options& o) {
     const model::ModelInfo m = model::inspect_model(o.model);
 
@@ -107,19 +93,19 @@ int run(const Options& o) {
                 m.window > 0 ? (", sliding window " + std::to_string(m.window)).c_str() : "");
     std::printf("  parameters    %llu\n", static_cast<unsigned long long>(m.parameters));
     std::printf("  tokenizer     %s\n", m.tokenizer.empty() ? "none (token ids only)" : m.tokenizer.c_str());
-    std::printf("  KV cache      %s per token; %s for %d tokens\n", readable(m.cache_bytes_per_token).c_str(),
-                readable(cache).c_str(), context);
+    std::printf("  KV cache      %s per token; %s for %d tokens\n", size_str(m.cache_bytes_per_token).c_str(),
+                size_str(cache).c_str(), context);
     if (device) {
         std::printf("device %s: %s heap, %s per storage binding (a layer's KV cache holds up to %llu positions)\n",
-                    device->name.c_str(), readable(device->device_heap_bytes).c_str(),
-                    readable(device->max_storage_buffer_range).c_str(),
+                    device->name.c_str(), size_str(device->device_heap_bytes).c_str(),
+                    size_str(device->max_storage_buffer_range).c_str(),
                     static_cast<unsigned long long>(binding_positions));
     } else {
         std::printf("device: none usable (%s)\n", no_device.c_str());
     }
     for (const auto& w : m.weight_bytes) {
         std::printf("  --dtype %-4s  weights %10s + KV cache %10s = %10s", std::string(dtype_name(w.dtype)).c_str(),
-                    readable(w.bytes).c_str(), readable(cache).c_str(), readable(w.bytes + cache).c_str());
+                    size_str(w.bytes).c_str(), size_str(cache).c_str(), size_str(w.bytes + cache).c_str());
         if (device) std::printf("  %s", w.bytes + cache <= device->device_heap_bytes ? "fits" : "does not fit");
         std::printf("\n");
     }

@@ -1,6 +1,7 @@
 // vkattn perplexity: sliding-window perplexity of a text file, as in Hugging Face's "Perplexity of
 // fixed-length models" guide.
 #include "cli.hpp"
+#include "cli_args.hpp"
 
 #include <vkattn/error.hpp>
 
@@ -19,6 +20,7 @@ struct Options {
     std::string file;
     std::optional<int> context;  // nullopt: the flag is absent
     std::optional<int> stride;
+    bool json = false;
 };
 
 std::string read_text(const std::string& path) {
@@ -39,16 +41,6 @@ double nll(std::span<const float> row, int target) {
     return mx + std::log(sum) - double(row[size_t(target)]);
 }
 
-void progress(int done, int total) {
-    if (!stderr_is_terminal()) return;
-    constexpr int kWidth = 40;
-    const int filled = total ? done * kWidth / total : kWidth;
-    std::fprintf(stderr, "\r[%s%s] %d/%d windows", std::string(size_t(filled), '#').c_str(),
-                 std::string(size_t(kWidth - filled), '.').c_str(), done, total);
-    if (done == total) std::fprintf(stderr, "\n");
-    std::fflush(stderr);
-}
-
 int run(const Options& o) {
     const model::ModelInfo info = model::inspect_model(o.model.model);
     const int P = info.context_length;
@@ -61,40 +53,72 @@ int run(const Options& o) {
     if (S < 1) throw Error("--stride " + std::to_string(S) + " must be >= 1");
     if (S > N) throw Error("--stride " + std::to_string(S) + " is larger than --context " + std::to_string(N) +
                            ", which would leave tokens unscored");
+    o.model.check_flags();
     const std::string text = read_text(o.file);
-    std::unique_ptr<model::LanguageModel> lm = o.model.open();
-    const std::vector<int> ids = need_tokenizer(*lm, "perplexity").encode(text);
+    LoadedModel loaded = open_timed(o.model);
+    model::LanguageModel& lm = *loaded.lm;
+    const std::vector<int> ids = need_tokenizer(lm, "perplexity").encode(text);
     const int n = int(ids.size());
     if (n < 2) throw Error(o.file + " has " + std::to_string(n) + " token(s); perplexity needs at least 2");
     const int windows = n <= N ? 1 : 1 + (n - N + S - 1) / S;
-    std::fprintf(stderr, "%s; %d tokens, context %d, stride %d, %d windows\n", lm->description().c_str(), n, N, S,
-                 windows);
+    std::fprintf(stderr, "loaded in %s: %s; %d tokens, context %d, stride %d, %d windows\n",
+                 duration_str(loaded.load_ms / 1e3).c_str(), lm.description().c_str(), n, N, S, windows);
 
     // Window w covers tokens [begin, end) with begin = w·S and scores only the targets no earlier window
     // scored, [prev_end, end); the first window scores all but its first token, which has no context.
     const auto t0 = std::chrono::steady_clock::now();
-    const size_t V = size_t(lm->vocab_size());
-    double total_nll = 0;
+    const size_t V = size_t(lm.vocab_size());
+    double total_nll = 0, total_nll2 = 0;  // sums of the NLL and of its square, for the standard error
     long scored = 0;
     int prev_end = 0, done = 0;
-    progress(0, windows);
+    Progress progress("perplexity windows", windows);
     for (int begin = 0;; begin += S) {
         const int end = std::min(begin + N, n);
-        lm->reset();
+        lm.reset();
         const auto window = std::span<const int>(ids).subspan(size_t(begin), size_t(end - begin));
-        const std::vector<float> logits = lm->forward(window);
+        const std::vector<float> logits = lm.forward(window);
         for (int i = std::max(prev_end, begin + 1); i < end; ++i) {
             // The logits at window row i - begin - 1 predict token i.
-            total_nll += nll(std::span<const float>(logits).subspan(size_t(i - begin - 1) * V, V), ids[size_t(i)]);
+            const double v = nll(std::span<const float>(logits).subspan(size_t(i - begin - 1) * V, V), ids[size_t(i)]);
+            total_nll += v;
+            total_nll2 += v * v;
             ++scored;
         }
         prev_end = end;
-        progress(++done, windows);
+        char running[64];
+        std::snprintf(running, sizeof running, "running PPL %.4f", std::exp(total_nll / double(scored)));
+        progress.update(++done, running);
         if (end == n) break;
     }
     const double ms = ms_since(t0);
-    std::printf("perplexity: %.4f over %ld scored tokens (%d tokens, context %d, stride %d, %d windows, %.1f s)\n",
-                std::exp(total_nll / double(scored)), scored, n, N, S, windows, ms / 1e3);
+    // llama-perplexity's estimate: the standard error of the mean NLL, sqrt((E[x²] - E[x]²) / (count - 1)),
+    // propagated to PPL = exp(mean) by d exp(m) = exp(m) dm.
+    const double mean = total_nll / double(scored);
+    const double ppl = std::exp(mean);
+    const double variance = total_nll2 / double(scored) - mean * mean;
+    const double se_nll = scored > 1 && variance > 0 ? std::sqrt(variance / double(scored - 1)) : 0.0;
+    FILE* out = o.json ? stderr : stdout;
+    std::fprintf(out, "perplexity: %.4f over %ld scored tokens (%d tokens, context %d, stride %d, %d windows, %.1f s)\n",
+                 ppl, scored, n, N, S, windows, ms / 1e3);
+    std::fprintf(out, "Final estimate: PPL = %.4f +/- %.5f\n", ppl, se_nll * ppl);
+    if (o.json) {
+        nlohmann::ordered_json j = provenance(lm.context());
+        j["model"] = o.model.model;
+        j["backend"] = o.model.backend;
+        j["file"] = o.file;
+        j["perplexity"] = ppl;
+        j["perplexity_stderr"] = se_nll * ppl;
+        j["mean_nll"] = mean;
+        j["mean_nll_stderr"] = se_nll;
+        j["scored_tokens"] = scored;
+        j["tokens"] = n;
+        j["context"] = N;
+        j["stride"] = S;
+        j["windows"] = windows;
+        j["load_ms"] = loaded.load_ms;
+        j["seconds"] = ms / 1e3;
+        std::printf("%s\n", json_line(j).c_str());
+    }
     return kOk;
 }
 
@@ -110,6 +134,12 @@ Runner add_perplexity(CLI::App& app) {
     cmd->add_option_function<int>(
         "--stride", [o](const int& s) { o->stride = s; },
         "window step 1 <= S <= N (default: N/2); each window scores its last S tokens");
+    cmd->add_flag("--json", o->json,
+                  "one JSON object on stdout (perplexity, its standard error, tokens, version, commit, device and "
+                  "driver); the report goes to stderr");
+    cmd->footer("Prints the windows done, the running perplexity and an ETA on stderr (plain lines when stderr is not "
+                "a terminal), then `perplexity: ...` and llama-perplexity's `Final estimate: PPL = x +/- y` (y: the "
+                "standard error of the mean negative log-likelihood, times PPL).");
     return [o] { return run(*o); };
 }
 

@@ -34,6 +34,7 @@ struct Options {
     bool check = false;
     int repeat = 1;
     DeviceOption device;
+    std::string random_flag;  // the first random-input flag given, refused with --q/--k/--v
 };
 
 // Peak resident host memory of this process in MiB (on CPU devices such as lavapipe it holds device memory too).
@@ -161,6 +162,10 @@ int run(const Options& o) {
             if (o.repeat < 1) throw Error("--repeat must be >= 1");
             if (files && (o.q_file.empty() || o.k_file.empty() || o.v_file.empty())) {
                 throw Error("--q, --k and --v go together: give all three files or none (for random inputs)");
+            }
+            if (files && !o.random_flag.empty()) {
+                throw Error(o.random_flag + " shapes the random inputs and cannot be used with --q/--k/--v: the .npy "
+                            "files give the shape and the dtype (float32 or float16)");
             }
             if (files && rank == 0) {
                 NpyArray q = read_npy(o.q_file), k = read_npy(o.k_file), v = read_npy(o.v_file);
@@ -326,7 +331,7 @@ Runner add_ring_attention(CLI::App& app) {
     cmd->add_option("--lk", o->lk, "random inputs: key length (default: Lq)");
     cmd->add_option("--dim", o->dim, "random inputs: head dim D (1 to 256)")->capture_default_str();
     cmd->add_option("--seed", o->seed, "random inputs: seed (the same tensors as `vkattn attention`)")->capture_default_str();
-    cmd->add_option("--dtype", o->dtype, "random inputs: storage f32 or f16")->capture_default_str();
+    add_choice(*cmd, "--dtype", o->dtype, {"f32", "f16"}, "random inputs: storage of Q, K, V and the output");
     cmd->add_flag("--causal", o->causal, "causal mask over the whole sequence (bottom-right aligned)");
     cmd->add_option("--scale", o->scale, "score scale (default 1/sqrt(D))");
     cmd->add_option("--window", o->window, "sliding window: each query sees at most this many most recent keys");
@@ -335,7 +340,12 @@ Runner add_ring_attention(CLI::App& app) {
                   "gather the output to rank 0 and compare it with single-device attention and, where it takes "
                   "seconds, the CPU reference (exit 1 on mismatch)");
     o->device.add_to(*cmd);
-    return [o] { return run(*o); };
+    return [o, cmd] {
+        for (const char* flag : {"--batch", "--heads", "--kv-heads", "--lq", "--lk", "--dim", "--seed", "--dtype"}) {
+            if (o->random_flag.empty() && given(*cmd, flag)) o->random_flag = flag;
+        }
+        return run(*o);
+    };
 }
 
 }  // namespace vkattn::cli

@@ -121,7 +121,14 @@ int main(int argc, char** argv) {
         return vkattn::cli::kBadInput;
     }
     try {
-        for (const CLI::App* sub : app.get_subcommands()) return runners.at(sub->get_name())();
+        for (const CLI::App* sub : app.get_subcommands()) {
+            const int rc = runners.at(sub->get_name())();
+            // After the run, so that a refused command line still prints exactly one line.
+            for (const std::string& note : vkattn::cli::deprecation_notes()) {
+                std::fprintf(stderr, "vkattn: note: %s\n", note.c_str());
+            }
+            return rc;
+        }
     } catch (const vkattn::Error& e) {
         print_error(e.what());
         return vkattn::cli::kBadInput;

@@ -103,6 +103,7 @@ GenerateResult generate(LanguageModel& model, std::span<const int> prompt, const
                     std::to_string(P));
     }
     Sampler sampler(options.sampling);
+    sampler.accept(prompt);  // the repeat penalty looks at the prompt too, as llama.cpp's does
     const std::vector<int>& eos = model.special_tokens().eos;
 
     GenerateResult r;

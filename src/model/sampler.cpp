@@ -22,6 +22,25 @@ Sampler::Sampler(const SamplerOptions& options) : options_(options), state_(opti
     if (!(options.top_p > 0 && options.top_p <= 1)) {
         throw Error("sampler top_p must be in (0, 1] (1 keeps every token), got " + std::to_string(options.top_p));
     }
+    if (!(options.min_p >= 0 && options.min_p <= 1)) {
+        throw Error("sampler min_p must be in [0, 1] (0 keeps every token), got " + std::to_string(options.min_p));
+    }
+    if (!(options.repeat_penalty > 0) || std::isinf(options.repeat_penalty)) {
+        throw Error("sampler repeat_penalty must be finite and > 0 (1 is off), got " +
+                    std::to_string(options.repeat_penalty));
+    }
+    if (options.repeat_last_n < 0) {
+        throw Error("sampler repeat_last_n must be >= 0 (0 is off), got " + std::to_string(options.repeat_last_n));
+    }
+}
+
+void Sampler::accept(std::span<const int> tokens) {
+    const size_t n = size_t(options_.repeat_last_n);
+    if (n == 0) return;
+    for (const int t : tokens) {
+        recent_.push_back(t);
+        if (recent_.size() > n) recent_.pop_front();
+    }
 }
 
 double Sampler::next_uniform() {
@@ -33,11 +52,33 @@ double Sampler::next_uniform() {
     return static_cast<double>(z >> 11) * 0x1.0p-53;
 }
 
-int Sampler::sample(std::span<const float> logits) {
-    const int V = static_cast<int>(logits.size());
+int Sampler::sample(std::span<const float> raw_logits) {
+    const int V = static_cast<int>(raw_logits.size());
     if (V == 0) throw Error("sampler got no logits");
     for (int i = 0; i < V; ++i) {
-        if (std::isnan(logits[i])) throw Error("sampler got NaN at logit " + std::to_string(i));
+        if (std::isnan(raw_logits[i])) throw Error("sampler got NaN at logit " + std::to_string(i));
+    }
+    const int token = choose(raw_logits);
+    accept(std::span<const int>(&token, 1));
+    return token;
+}
+
+int Sampler::choose(std::span<const float> raw_logits) {
+    const int V = static_cast<int>(raw_logits.size());
+    // Repetition penalty: each distinct recent token once, however often it occurred (llama.cpp's
+    // penalty_repeat); ids outside the logits (another vocabulary's prompt) are ignored.
+    std::vector<float> penalised;  // [V], only when a penalty applies
+    std::span<const float> logits = raw_logits;
+    if (options_.repeat_penalty != 1 && !recent_.empty()) {
+        penalised.assign(raw_logits.begin(), raw_logits.end());
+        std::vector<bool> seen(size_t(V), false);
+        for (const int t : recent_) {
+            if (t < 0 || t >= V || seen[size_t(t)]) continue;
+            seen[size_t(t)] = true;
+            float& x = penalised[size_t(t)];
+            x = x > 0 ? x / options_.repeat_penalty : x * options_.repeat_penalty;
+        }
+        logits = penalised;
     }
 
     if (options_.temperature == 0) {
@@ -69,6 +110,15 @@ int Sampler::sample(std::span<const float> logits) {
             cumulative += p[keep++] / sum;
             if (cumulative >= options_.top_p) break;
         }
+        n = keep;
+    }
+
+    // min-p: p_i >= min_p * p_max at temperature 1, i.e. logit_i >= max_logit + ln(min_p); the most likely
+    // token always stays.
+    if (options_.min_p > 0) {
+        const double threshold = max_logit + std::log(double(options_.min_p));
+        int keep = 1;
+        while (keep < n && double(logits[order[keep]]) >= threshold) ++keep;
         n = keep;
     }
 

@@ -134,3 +134,130 @@ TEST_CASE("masked (-inf) logits are never sampled", "[cpu]") {
     const std::vector<float> all_masked = {-inf, -inf};
     CHECK(error_of([&] { s.sample(all_masked); }).find("finite largest logit") != std::string::npos);
 }
+
+TEST_CASE("min-p keeps the tokens at least min_p times as likely as the top one", "[cpu]") {
+    // Probabilities relative to the top: 1, 0.5, 0.25, 0.1 (shuffled); min_p 0.3 keeps {2, 0}, sampled 1 : 0.5.
+    const std::vector<float> logits = {std::log(0.5f), std::log(0.1f), std::log(1.0f), std::log(0.25f)};
+    SamplerOptions o = options(1.0f, 0, 1, 13);
+    o.min_p = 0.3f;
+    Sampler s(o);
+    const auto f = frequencies(s, logits, 20000);
+    CHECK(f[1] == 0.0);
+    CHECK(f[3] == 0.0);
+    CHECK(f[2] == Approx(1.0 / 1.5).margin(0.015));
+    CHECK(f[0] == Approx(0.5 / 1.5).margin(0.015));
+
+    // It filters on the temperature-1 probabilities: a high temperature does not let the others back in.
+    o.temperature = 50.0f;
+    o.min_p = 0.3f;
+    Sampler hot(o);
+    const auto g = frequencies(hot, logits, 4000);
+    CHECK(g[1] + g[3] == 0.0);
+
+    // min_p 1 keeps only the most likely token; min_p 0 keeps all of them.
+    o.temperature = 1.0f;
+    o.min_p = 1.0f;
+    Sampler one(o);
+    for (int i = 0; i < 100; ++i) REQUIRE(one.sample(logits) == 2);
+    o.min_p = 0.0f;
+    Sampler all(o);
+    const auto h = frequencies(all, logits, 20000);
+    CHECK(h[1] == Approx(0.1 / 1.85).margin(0.015));
+}
+
+TEST_CASE("the repeat penalty divides positive logits and multiplies negative ones of recent tokens", "[cpu]") {
+    SamplerOptions o;  // greedy: the penalty applies before the argmax, as in llama.cpp
+    o.repeat_penalty = 1.1f;
+    {
+        // 2.0 / 1.1 = 1.82 falls below 1.9.
+        Sampler s(o);
+        const std::vector<int> prompt = {0};
+        s.accept(prompt);
+        CHECK(s.sample(std::vector<float>{2.0f, 1.9f}) == 1);
+    }
+    {
+        // -1.0 * 1.1 = -1.1 falls below -1.05.
+        Sampler s(o);
+        const std::vector<int> prompt = {0};
+        s.accept(prompt);
+        CHECK(s.sample(std::vector<float>{-1.0f, -1.05f}) == 1);
+    }
+    {
+        // Each sampled token joins the history: 0 (no history), then 1 (0 penalised), then 0 (both penalised
+        // once, however often they occurred: 1.82 > 1.73).
+        Sampler s(o);
+        const std::vector<float> logits = {2.0f, 1.9f};
+        CHECK(s.sample(logits) == 0);
+        CHECK(s.sample(logits) == 1);
+        CHECK(s.sample(logits) == 0);
+        CHECK(s.sample(logits) == 0);
+    }
+    {
+        // Only the last repeat_last_n tokens count: token 0 has left a window of 2.
+        SamplerOptions w = o;
+        w.repeat_last_n = 2;
+        Sampler s(w);
+        const std::vector<int> prompt = {0, 5, 5};
+        s.accept(prompt);
+        CHECK(s.sample(std::vector<float>{2.0f, 1.9f, 0, 0, 0, 0}) == 0);
+        w.repeat_last_n = 3;
+        Sampler s3(w);
+        s3.accept(prompt);
+        CHECK(s3.sample(std::vector<float>{2.0f, 1.9f, 0, 0, 0, 0}) == 1);
+        w.repeat_last_n = 0;  // off
+        Sampler off(w);
+        off.accept(prompt);
+        CHECK(off.sample(std::vector<float>{2.0f, 1.9f, 0, 0, 0, 0}) == 0);
+    }
+    {
+        // Ids outside the logits (another vocabulary) are ignored; penalty 1 changes nothing.
+        Sampler s(o);
+        const std::vector<int> prompt = {7, -1};
+        s.accept(prompt);
+        CHECK(s.sample(std::vector<float>{2.0f, 1.9f}) == 0);
+        SamplerOptions none;
+        Sampler plain(none);
+        plain.accept(std::vector<int>{0});
+        CHECK(plain.sample(std::vector<float>{2.0f, 1.9f}) == 0);
+    }
+}
+
+TEST_CASE("the repeat penalty reshapes the distribution before sampling", "[cpu]") {
+    // Probabilities 0.5, 0.3, 0.15, 0.05; penalty 2 on token 0 halves its logit ln 0.5 < 0, i.e. doubles it:
+    // ln 0.25, so the weights become 0.25, 0.3, 0.15, 0.05 over 0.75.
+    const std::vector<float> logits = {std::log(0.5f), std::log(0.3f), std::log(0.15f), std::log(0.05f)};
+    SamplerOptions o = options(1.0f, 0, 1, 17);
+    o.repeat_penalty = 2.0f;
+    o.repeat_last_n = 1;  // only the token just drawn: re-accept 0 before each draw to hold the history fixed
+    Sampler s(o);
+    std::vector<double> f(4, 0.0);
+    const int n = 20000;
+    for (int i = 0; i < n; ++i) {
+        s.accept(std::vector<int>{0});
+        f.at(size_t(s.sample(logits))) += 1.0 / n;
+    }
+    CHECK(f[0] == Approx(0.25 / 0.75).margin(0.015));
+    CHECK(f[1] == Approx(0.3 / 0.75).margin(0.015));
+    CHECK(f[3] == Approx(0.05 / 0.75).margin(0.015));
+}
+
+TEST_CASE("min-p and repeat penalty options are validated", "[cpu]") {
+    auto with = [](auto set) {
+        SamplerOptions o = options(1, 0, 1, 0);
+        set(o);
+        return error_of([&] { Sampler s(o); });
+    };
+    CHECK(with([](SamplerOptions& o) { o.min_p = -0.1f; }).find("min_p must be in [0, 1]") != std::string::npos);
+    CHECK(with([](SamplerOptions& o) { o.min_p = 1.5f; }).find("min_p") != std::string::npos);
+    CHECK(with([](SamplerOptions& o) { o.min_p = std::nanf(""); }).find("min_p") != std::string::npos);
+    CHECK(with([](SamplerOptions& o) { o.repeat_penalty = 0; }).find("repeat_penalty must be finite and > 0") !=
+          std::string::npos);
+    CHECK(with([](SamplerOptions& o) { o.repeat_penalty = std::numeric_limits<float>::infinity(); })
+              .find("repeat_penalty") != std::string::npos);
+    CHECK(with([](SamplerOptions& o) { o.repeat_last_n = -1; }).find("repeat_last_n must be >= 0") !=
+          std::string::npos);
+    CHECK(with([](SamplerOptions& o) {
+              o.min_p = 0.05f;
+              o.repeat_penalty = 1.1f;
+          }).empty());
+}
