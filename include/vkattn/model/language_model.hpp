@@ -4,6 +4,7 @@
 
 #include <vkattn/context.hpp>
 #include <vkattn/dtype.hpp>
+#include <vkattn/export.hpp>
 #include <vkattn/model/tokenizer.hpp>
 
 #include <cstdint>
@@ -21,7 +22,7 @@ enum class Backend {
 };
 
 // "vulkan" or "cpu" to a Backend; throws vkattn::Error naming both choices on anything else.
-Backend parse_backend(const std::string& name);
+VKATTN_API Backend parse_backend(const std::string& name);
 
 struct ModelOptions {
     DType weights = DType::f32;      // GPU storage of the matmul weights and embeddings (f16 halves memory)
@@ -33,7 +34,7 @@ struct ModelOptions {
 
 // The shape of a model as its config gives it (before any weight is read). Letters: C hidden width (n_embd),
 // V vocabulary, P the most positions, H query heads, Hkv key/value heads.
-struct ModelInfo {
+struct VKATTN_API ModelInfo {
     std::string family;         // registry name of the family, e.g. "gpt2"
     std::string source;         // what was opened: a directory, or the synthetic spec
     bool synthetic = false;     // seeded random weights, no tokenizer
@@ -53,7 +54,7 @@ struct SpecialTokens {
     std::vector<int> eos;    // any of these ends generation
 };
 
-class LanguageModel {
+class VKATTN_API LanguageModel {
 public:
     virtual ~LanguageModel() = default;
 
@@ -88,7 +89,7 @@ protected:
 
 // The shape of what spec names, reading only config.json: a Hugging Face model directory, or
 // `synthetic[:ARGS]` (see open_model). Throws vkattn::Error naming the file and field on anything wrong.
-ModelInfo inspect_model(const std::string& spec);
+VKATTN_API ModelInfo inspect_model(const std::string& spec);
 
 // Opens a model for inference.
 //   spec: a Hugging Face directory (config.json, model.safetensors or its sharded index, and the
@@ -97,9 +98,9 @@ ModelInfo inspect_model(const std::string& spec);
 //         that shape), with seeded N(0, 0.02) weights so that every run is the same model.
 // On vulkan, checks that the weights and the KV cache fit the device before any weight is read or made.
 // Throws vkattn::Error with one line naming what was expected and what came.
-std::unique_ptr<LanguageModel> open_model(const std::string& spec, Backend backend, const ModelOptions& options = {});
+VKATTN_API std::unique_ptr<LanguageModel> open_model(const std::string& spec, Backend backend, const ModelOptions& options = {});
 
 // The registered families, e.g. {"gpt2"}.
-std::vector<std::string> model_families();
+VKATTN_API std::vector<std::string> model_families();
 
 }  // namespace vkattn::model

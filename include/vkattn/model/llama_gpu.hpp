@@ -5,6 +5,7 @@
 
 #include <vkattn/context.hpp>
 #include <vkattn/dtype.hpp>
+#include <vkattn/export.hpp>
 #include <vkattn/model/llama_weights.hpp>
 
 #include <cstdint>
@@ -25,7 +26,7 @@ struct LlamaGpuOptions {
     int max_context = 0;
 };
 
-class LlamaGpu {
+class VKATTN_API LlamaGpu {
 public:
     // Checks the weights against the config, then that the model fits the device (throws vkattn::Error
     // naming the bytes needed and available before anything is uploaded), then uploads; the host copy may

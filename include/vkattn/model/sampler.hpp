@@ -1,6 +1,8 @@
 // Picking the next token from logits: greedy, or top-k, then top-p (nucleus), then temperature sampling.
 #pragma once
 
+#include <vkattn/export.hpp>
+
 #include <cstdint>
 #include <span>
 
@@ -15,7 +17,7 @@ struct SamplerOptions {
 
 // The filters run in llama.cpp's order: top-k, then top-p on the softmax of the raw logits, then the
 // temperature softmax over the survivors, so the temperature reshapes the nucleus but does not choose it.
-class Sampler {
+class VKATTN_API Sampler {
 public:
     // Throws vkattn::Error unless temperature >= 0, top_k >= 0 and 0 < top_p <= 1.
     explicit Sampler(const SamplerOptions& options = {});
