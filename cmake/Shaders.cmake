@@ -6,6 +6,11 @@ find_program(VKATTN_GLSLANG NAMES glslangValidator HINTS "$ENV{VULKAN_SDK}/bin" 
 if(NOT VKATTN_GLSLC AND NOT VKATTN_GLSLANG)
   message(FATAL_ERROR "vkattn needs glslc (Debian: glslc) or glslangValidator (Debian: glslang-tools) to compile its shaders")
 endif()
+if(VKATTN_GLSLC)
+  message(STATUS "vkattn: shader compiler ${VKATTN_GLSLC}")
+else()
+  message(STATUS "vkattn: shader compiler ${VKATTN_GLSLANG}")
+endif()
 
 # Cooperative matrices (tensor cores): the matmul_coopmat variants are built only when the compiler takes
 # GL_NV_cooperative_matrix (Debian 12's glslang does; GL_KHR_cooperative_matrix needs a newer one and is not

@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
-# The CI runs after the main suite (scripts/test.sh calls this): the whole Catch2 suite once under
+# The CI runs after the main suite (scripts/test.sh calls this): the shared library built, installed and
+# consumed (scripts/ci-shared.sh), the whole Catch2 suite once under
 # AddressSanitizer + UBSan (build-asan/, VKATTN_SANITIZE=ON) and once on the main build with the validation
 # layer's synchronization validation, then the fuzzers (scripts/fuzz.sh). Prints the minutes of each part.
-# Usage: scripts/ci-extra.sh [asan] [sync] [fuzz]   (default: all three)
+# Usage: scripts/ci-extra.sh [shared] [asan] [sync] [fuzz]   (default: all four)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir="${VKATTN_BUILD_DIR:-build}"
 asan_dir="${VKATTN_ASAN_BUILD_DIR:-build-asan}"
 parts=("$@")
-((${#parts[@]})) || parts=(asan sync fuzz)
+((${#parts[@]})) || parts=(shared asan sync fuzz)
 minutes() { awk -v s="$1" 'BEGIN { printf "%.1f", s / 60 }'; }
 
 for part in "${parts[@]}"; do
     start=$SECONDS
     case "$part" in
+        shared) scripts/ci-shared.sh ;;
         asan)
             echo "== Catch2 suite under ASan + UBSan ($asan_dir) =="
             cmake -S . -B "$asan_dir" -DCMAKE_BUILD_TYPE=Release -DVKATTN_WERROR=ON -DVKATTN_SANITIZE=ON \
@@ -35,7 +37,7 @@ for part in "${parts[@]}"; do
         fuzz)
             VKATTN_CLI="$build_dir/bin/vkattn" VKATTN_FUZZ_CMAKE_ARGS="${VKATTN_CMAKE_ARGS:-}" scripts/fuzz.sh all
             ;;
-        *) echo "usage: $0 [asan] [sync] [fuzz]" >&2; exit 2 ;;
+        *) echo "usage: $0 [shared] [asan] [sync] [fuzz]" >&2; exit 2 ;;
     esac
     echo "$part: $(minutes $((SECONDS - start))) min"
 done

@@ -3,7 +3,7 @@
 # as root or through sudo), then configures and builds vkattn into build/. Source it from the repo root.
 set -euo pipefail
 
-packages=(cmake g++ make libvulkan-dev glslc spirv-tools mesa-vulkan-drivers vulkan-validationlayers
+packages=(cmake g++ make pkg-config libvulkan-dev glslc spirv-tools mesa-vulkan-drivers vulkan-validationlayers
           catch2 libcli11-dev nlohmann-json3-dev libpcre2-dev libicu-dev libpng-dev pybind11-dev python3-dev
           python3-numpy
           clang libclang-rt-14-dev)  # clang and its runtimes: the libFuzzer harnesses (scripts/fuzz.sh)

@@ -28,9 +28,18 @@ fi
 
 echo "== installed package: a consumer project builds against it =="
 cmake --install "$build_dir" >/dev/null
-cmake -S tests/consumer -B "$build_dir/consumer" -DCMAKE_PREFIX_PATH="$PWD/$build_dir/install" >/dev/null
+cmake -S tests/consumer -B "$build_dir/consumer" -DCMAKE_PREFIX_PATH="$PWD/$build_dir/install" > "$build_dir/consumer.log" 2>&1
+if grep -i -E "missing components|warning|error|not found" "$build_dir/consumer.log"; then
+    echo "configuring tests/consumer is not quiet (above): a consumer must need no shader compiler" >&2
+    exit 1
+fi
 cmake --build "$build_dir/consumer" -j "$(nproc)" >/dev/null
 "$build_dir/consumer/consumer"
+# The same program through pkg-config, against the static library (scripts/ci-shared.sh does the shared one).
+# shellcheck disable=SC2046  # the flags are meant to split
+c++ -std=c++20 -o "$build_dir/consumer/pc_consumer" tests/consumer/main.cpp \
+    $(PKG_CONFIG_PATH="$PWD/$build_dir/install/lib/pkgconfig" pkg-config --static --cflags --libs vkattn)
+"$build_dir/consumer/pc_consumer" | sed 's/^consumer/pkg-config consumer/'
 
 echo "== CLI =="
 "$build_dir/bin/vkattn" demo >/dev/null && echo "vkattn demo: ok"
@@ -38,7 +47,7 @@ echo "== CLI =="
 # The whole suite under ASan + UBSan, the [gpu] suite with synchronization validation, and the fuzzers
 # (VKATTN_CI_EXTRA=0 skips them for a quick local run; VKATTN_CI_EXTRA="sync fuzz" picks parts).
 extra="${VKATTN_CI_EXTRA:-1}"
-[[ "$extra" == 1 ]] && extra="asan sync fuzz"
+[[ "$extra" == 1 ]] && extra="shared asan sync fuzz"
 if [[ "$extra" != 0 ]]; then
     read -r -a extra_parts <<< "$extra"
     VKATTN_BUILD_DIR="$build_dir" scripts/ci-extra.sh "${extra_parts[@]}"

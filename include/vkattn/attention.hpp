@@ -13,6 +13,7 @@
 #pragma once
 
 #include <vkattn/context.hpp>
+#include <vkattn/export.hpp>
 #include <vkattn/tensor.hpp>
 
 #include <cstdint>
@@ -44,31 +45,31 @@ struct AttentionInputNames {
 // The one validation of an attention's shapes that every backend (vulkan, reference) runs first, callable
 // without a device: Q [B, H, Lq, D] or [H, Lq, D]; K [B, Hkv, Lk, D] with Q's B and D and Hkv dividing H; V with
 // K's shape; every dimension in 1 .. 2^31 - 1. Throws Error naming the input and the dimension.
-void check_attention_shapes(std::span<const int64_t> q, std::span<const int64_t> k, std::span<const int64_t> v,
+VKATTN_API void check_attention_shapes(std::span<const int64_t> q, std::span<const int64_t> k, std::span<const int64_t> v,
                             const AttentionInputNames& names = {});
 
 // The same for the scalars: scale 0 (meaning 1 / sqrt(D)) or positive and finite; window >= 0.
-void check_attention_options(float scale, int window);
+VKATTN_API void check_attention_options(float scale, int window);
 
 // Throws Error, before anything is allocated, when ctx's device cannot hold an attention of Q's shape q and K's
 // (and V's) shape k in dtype: each tensor in one allocation, all four in the largest device heap, one head's
 // slice in one storage-buffer binding and, for the naive path, the [B, H, Lq, Lk] f32 scores too. The message
 // gives the bytes needed and available.
-void check_attention_fits(const Context& ctx, std::span<const int64_t> q, std::span<const int64_t> k, DType dtype,
+VKATTN_API void check_attention_fits(const Context& ctx, std::span<const int64_t> q, std::span<const int64_t> k, DType dtype,
                           AttentionImpl impl = AttentionImpl::automatic);
 
 // out = softmax(mask(scale · Q Kᵀ)) V: fused by default, or by the three kernels below (params.impl = naive).
-void attention(Context& ctx, const TensorView& q, const TensorView& k, const TensorView& v, const TensorView& out,
+VKATTN_API void attention(Context& ctx, const TensorView& q, const TensorView& k, const TensorView& v, const TensorView& out,
                const AttentionParams& params = {});
 
 // scores [B, H, Lq, Lk] f32 = scale · Q Kᵀ (params.scale; masks are applied by attention_softmax).
-void attention_scores(Context& ctx, const TensorView& q, const TensorView& k, Tensor& scores,
+VKATTN_API void attention_scores(Context& ctx, const TensorView& q, const TensorView& k, Tensor& scores,
                       const AttentionParams& params = {});
 
 // probs [B, H, Lq, Lk] f32 = softmax over keys of masked scores [B, H, Lq, Lk] f32; probs may be scores.
-void attention_softmax(Context& ctx, const Tensor& scores, Tensor& probs, const AttentionParams& params = {});
+VKATTN_API void attention_softmax(Context& ctx, const Tensor& scores, Tensor& probs, const AttentionParams& params = {});
 
 // out [B, H, Lq, D] = probs [B, H, Lq, Lk] f32 · V [B, Hkv, Lk, D].
-void attention_values(Context& ctx, const Tensor& probs, const TensorView& v, const TensorView& out);
+VKATTN_API void attention_values(Context& ctx, const Tensor& probs, const TensorView& v, const TensorView& out);
 
 }  // namespace vkattn

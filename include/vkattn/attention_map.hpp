@@ -10,6 +10,8 @@
 // background colour, so the upper triangle of a causal map is empty.
 #pragma once
 
+#include <vkattn/export.hpp>
+
 #include <array>
 #include <cstdint>
 #include <filesystem>
@@ -40,7 +42,7 @@ constexpr std::array<uint8_t, 3> kInk = {24, 24, 24};             // text and ti
 
 // Viridis (matplotlib's default, perceptually uniform and readable in greyscale and by colour-blind
 // readers) at t in [0, 1] (clamped), as 8-bit sRGB. Its 256 levels are 256 distinct colours.
-std::array<uint8_t, 3> colormap(float t);
+VKATTN_API std::array<uint8_t, 3> colormap(float t);
 
 // How a map is drawn. Every size is in pixels.
 struct MapOptions {
@@ -58,7 +60,7 @@ struct MapOptions {
 
 // Cells of 768 / max(Lq, Lk) pixels for one head, 384 / max(Lq, Lk) per panel of a grid, clamped to [1, 48]:
 // 48-pixel cells for 4 tokens, 1-pixel cells from 768 tokens up (one head) and from 384 (grid).
-int auto_cell_size(int Lq, int Lk, bool grid);
+VKATTN_API int auto_cell_size(int Lq, int Lk, bool grid);
 
 // Where things were drawn, so callers and tests can find them.
 struct MapLayout {
@@ -85,7 +87,7 @@ struct MapLayout {
 // 1, 2, 5, 10, 20, 50, ... tokens so that neighbours never overlap. Throws vkattn::Error (one line) on an empty or
 // inconsistent input, a value that is NaN, infinite, negative or above 1.001, a head out of range, token lists
 // of the wrong length, log_decades outside [0, 38], or an image above 100 megapixels.
-Image render_attention_map(const AttentionProbs& probs, const MapOptions& options = {}, MapLayout* layout = nullptr);
+VKATTN_API Image render_attention_map(const AttentionProbs& probs, const MapOptions& options = {}, MapLayout* layout = nullptr);
 
 // How the layers × heads overview is drawn.
 struct ThumbnailOptions {
@@ -112,11 +114,11 @@ struct ThumbnailLayout {
 // Every head of every layer as a grid of thumbnails: one row per layer (labelled L0, L1, ...), one column per
 // head (H0, H1, ...), a colour bar on the right. All layers must share H, Lq and Lk. A thumbnail pixel covering
 // several tokens shows their largest probability, so a one-token diagonal stays visible at any length.
-Image render_attention_thumbnails(std::span<const AttentionProbs> layers, const ThumbnailOptions& options = {},
+VKATTN_API Image render_attention_thumbnails(std::span<const AttentionProbs> layers, const ThumbnailOptions& options = {},
                                   ThumbnailLayout* layout = nullptr);
 
 // Writes an 8-bit RGB PNG (libpng). Throws vkattn::Error naming the file when it cannot be written.
-void write_png(const std::filesystem::path& path, const Image& image);
+VKATTN_API void write_png(const std::filesystem::path& path, const Image& image);
 
 // What one head does, from its probabilities p [Lq, Lk]. Query i is at position q_i = i + Lk - Lq. A row
 // counts only when it holds some probability (a fully masked row is all zeros and is skipped).
@@ -134,6 +136,6 @@ struct HeadSummary {
 };
 
 // One summary per head. Validates probs as render_attention_map does.
-std::vector<HeadSummary> summarize_heads(const AttentionProbs& probs);
+VKATTN_API std::vector<HeadSummary> summarize_heads(const AttentionProbs& probs);
 
 }  // namespace vkattn::viz

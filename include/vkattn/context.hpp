@@ -12,6 +12,7 @@
 #pragma once
 
 #include <vkattn/device_info.hpp>
+#include <vkattn/export.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -38,7 +39,7 @@ struct KernelTiming {
     double ms = 0;
 };
 
-class Context {
+class VKATTN_API Context {
 public:
     explicit Context(const ContextOptions& options = {});
     ~Context();

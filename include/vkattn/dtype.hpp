@@ -1,6 +1,8 @@
 // Storage types of device tensors. Arithmetic is always fp32; fp16 and bf16 are storage formats.
 #pragma once
 
+#include <vkattn/export.hpp>
+
 #include <cstddef>
 #include <string_view>
 
@@ -16,6 +18,6 @@ constexpr std::string_view dtype_name(DType t) {
 }
 
 // x as the device stores it in dtype t (round to nearest even for f16 and bf16), back as float.
-float round_to_dtype(float x, DType t);
+VKATTN_API float round_to_dtype(float x, DType t);
 
 }  // namespace vkattn

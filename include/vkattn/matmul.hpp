@@ -2,11 +2,12 @@
 #pragma once
 
 #include <vkattn/context.hpp>
+#include <vkattn/export.hpp>
 #include <vkattn/tensor.hpp>
 
 namespace vkattn {
 
 // y [M, N] f32 = x [M, K] f32 · w [K, N] (f32 or f16) + bias [N] f32 (optional).
-void matmul(Context& ctx, const Tensor& x, const Tensor& w, Tensor& y, const Tensor* bias = nullptr);
+VKATTN_API void matmul(Context& ctx, const Tensor& x, const Tensor& w, Tensor& y, const Tensor* bias = nullptr);
 
 }  // namespace vkattn

@@ -1,6 +1,8 @@
 // The CPU reference on host arrays: the oracle of vkattn's tests, for users to check a GPU result against.
 #pragma once
 
+#include <vkattn/export.hpp>
+
 #include <span>
 #include <vector>
 
@@ -20,16 +22,16 @@ struct AttentionOptions {
 
 // out [B, H, Lq, D] = softmax(mask(scale · Q Kᵀ)) V for contiguous Q [B, H, Lq, D], K and V [B, Hkv, Lk, D],
 // computed in double. Same conventions and the same input checks as vkattn::attention (see attention.hpp).
-std::vector<float> attention(const AttentionShape& shape, std::span<const float> q, std::span<const float> k,
+VKATTN_API std::vector<float> attention(const AttentionShape& shape, std::span<const float> q, std::span<const float> k,
                              std::span<const float> v, const AttentionOptions& options = {});
 
 // probs [B, H, Lq, Lk] = softmax(mask(scale · Q Kᵀ)), the attention weights attention() applies to V; a row with
 // no visible key is all zeros. The oracle of attention_scores + attention_softmax.
-std::vector<float> attention_probs(const AttentionShape& shape, std::span<const float> q, std::span<const float> k,
+VKATTN_API std::vector<float> attention_probs(const AttentionShape& shape, std::span<const float> q, std::span<const float> k,
                                    const AttentionOptions& options = {});
 
 // y [M, N] = x [M, K] · w [K, N] (+ bias [N]).
-std::vector<float> matmul(int M, int K, int N, std::span<const float> x, std::span<const float> w,
+VKATTN_API std::vector<float> matmul(int M, int K, int N, std::span<const float> x, std::span<const float> w,
                           std::span<const float> bias = {});
 
 }  // namespace vkattn::reference

@@ -17,6 +17,7 @@
 
 #include <vkattn/attention.hpp>
 #include <vkattn/context.hpp>
+#include <vkattn/export.hpp>
 #include <vkattn/tensor.hpp>
 
 #include <mpi.h>
@@ -28,13 +29,13 @@
 namespace vkattn::ring {
 
 // The [begin, end) ranges of the global sequence of length L that rank `rank` of `ranks` holds, in shard order.
-std::array<std::pair<int64_t, int64_t>, 2> shard_ranges(int64_t L, int ranks, int rank);
+VKATTN_API std::array<std::pair<int64_t, int64_t>, 2> shard_ranges(int64_t L, int ranks, int rank);
 // Their total length: the shard's L.
-int64_t shard_length(int64_t L, int ranks, int rank);
+VKATTN_API int64_t shard_length(int64_t L, int ranks, int rank);
 
 // The context options of this rank: device (local rank mod the number of usable devices), the local rank from
 // MPI_Comm_split_type(MPI_COMM_TYPE_SHARED); VKATTN_DEVICE or base.device, when set, win.
-ContextOptions context_options(MPI_Comm comm, ContextOptions base = {});
+VKATTN_API ContextOptions context_options(MPI_Comm comm, ContextOptions base = {});
 
 struct RingParams {
     float scale = 0;   // <= 0: 1 / sqrt(D)
@@ -58,7 +59,7 @@ struct RingStats {
 // contiguous; Q, K, V and out share one dtype (f32, or f16 where the device stores it). Collective: every
 // rank of comm calls it with the same B, H, Hkv, D, dtype and params. Bad input on any rank throws the same
 // vkattn::Error on every rank (naming the rank), never a hang.
-RingStats ring_attention(Context& ctx, MPI_Comm comm, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
+VKATTN_API RingStats ring_attention(Context& ctx, MPI_Comm comm, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
                          const Tensor* key_padding = nullptr, const RingParams& params = {});
 
 }  // namespace vkattn::ring

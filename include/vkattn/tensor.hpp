@@ -2,6 +2,7 @@
 #pragma once
 
 #include <vkattn/dtype.hpp>
+#include <vkattn/export.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -20,7 +21,7 @@ struct Internal;
 
 // A strided window onto a tensor's elements: offset and strides in elements, row-major by default.
 // Attention takes views so that Q, K and V can be slices of one fused QKV buffer.
-struct TensorView {
+struct VKATTN_API TensorView {
     const Tensor* tensor = nullptr;
     int64_t offset = 0;
     std::vector<int64_t> shape;
@@ -31,7 +32,7 @@ struct TensorView {
     TensorView(const Tensor& t, std::vector<int64_t> shape, std::vector<int64_t> strides, int64_t offset = 0);
 };
 
-class Tensor {
+class VKATTN_API Tensor {
 public:
     // Uninitialised device storage for the shape; every dimension >= 0.
     Tensor(Context& ctx, std::vector<int64_t> shape, DType dtype = DType::f32);

@@ -150,7 +150,8 @@ int run(const Options& o) {
 }  // namespace
 
 Runner add_bench_gpt(CLI::App& bench) {
-    auto* cmd = bench.add_subcommand("gpt", "Time a GPU language model: prefill, greedy decode, GPU time per kernel");
+    auto* cmd = bench.add_subcommand("gpt", "Time a GPU language model (any family; alias: bench model): prefill, greedy decode, GPU time per kernel");
+    cmd->alias("model");
     auto o = std::make_shared<Options>();
     o->model.add_to(*cmd, false);
     cmd->add_option("--prompt-tokens", o->prompt_tokens, "prompt length N (seeded random ids)")->capture_default_str();

@@ -2,6 +2,7 @@
 // cache, streaming the text as whole UTF-8 characters.
 #pragma once
 
+#include <vkattn/export.hpp>
 #include <vkattn/model/language_model.hpp>
 #include <vkattn/model/sampler.hpp>
 
@@ -43,13 +44,13 @@ using TokenCallback = std::function<void(int id, std::string_view text)>;
 // Stops early at an end-of-sequence id, a stop string, or when the context is full (the model's
 // context_length). Throws vkattn::Error on an empty prompt, a prompt that does not fit the context, bad
 // sampling options, or stop strings without a tokenizer (or an empty one).
-GenerateResult generate(LanguageModel& model, std::span<const int> prompt, const GenerateOptions& options = {},
+VKATTN_API GenerateResult generate(LanguageModel& model, std::span<const int> prompt, const GenerateOptions& options = {},
                         const TokenCallback& on_token = {});
 
 // "max_tokens", "eos", "stop_string", "context_full".
-const char* stop_reason_name(StopReason reason);
+VKATTN_API const char* stop_reason_name(StopReason reason);
 
 // Bytes of `text` up to the start of a trailing UTF-8 sequence that still misses continuation bytes.
-size_t complete_utf8_prefix(std::string_view text);
+VKATTN_API size_t complete_utf8_prefix(std::string_view text);
 
 }  // namespace vkattn::model

@@ -2,6 +2,7 @@
 // and the `--backend cpu` path. Layout and order follow llm.c's train_gpt2.c gpt2_forward.
 #pragma once
 
+#include <vkattn/export.hpp>
 #include <vkattn/model/gpt2_weights.hpp>
 
 #include <span>
@@ -9,7 +10,7 @@
 
 namespace vkattn::model {
 
-class Gpt2Cpu {
+class VKATTN_API Gpt2Cpu {
 public:
     // Keeps a reference to w, not a copy (GPT-2 small is 500 MB): the caller keeps the weights alive and
     // unchanged while this object lives. Allocates the KV cache for n_positions tokens up front.

@@ -4,6 +4,7 @@
 
 #include <vkattn/context.hpp>
 #include <vkattn/dtype.hpp>
+#include <vkattn/export.hpp>
 #include <vkattn/model/gpt2_weights.hpp>
 
 #include <cstdint>
@@ -18,7 +19,7 @@ struct Gpt2GpuOptions {
     bool fused_attention = true;  // fused flash attention; false: the three inspectable kernels
 };
 
-class Gpt2Gpu {
+class VKATTN_API Gpt2Gpu {
 public:
     // Uploads the weights; the host copy may be freed afterwards. Throws vkattn::Error as check() does.
     // The model shares the Context's device: it may outlive the Context.

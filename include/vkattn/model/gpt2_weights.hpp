@@ -1,6 +1,8 @@
 // GPT-2 hyper-parameters and weights as plain host arrays (the layout of Hugging Face's GPT2LMHeadModel).
 #pragma once
 
+#include <vkattn/export.hpp>
+
 #include <cstdint>
 #include <filesystem>
 #include <string>
@@ -9,7 +11,7 @@
 namespace vkattn::model {
 
 // config.json of model_type "gpt2". Letters: C = n_embd, V = vocab_size, P = n_positions.
-struct Gpt2Config {
+struct VKATTN_API Gpt2Config {
     int n_embd = 768;
     int n_head = 12;
     int n_layer = 12;

@@ -4,6 +4,7 @@
 
 #include <vkattn/context.hpp>
 #include <vkattn/dtype.hpp>
+#include <vkattn/export.hpp>
 #include <vkattn/model/tokenizer.hpp>
 
 #include <cstdint>
@@ -21,7 +22,7 @@ enum class Backend {
 };
 
 // "vulkan" or "cpu" to a Backend; throws vkattn::Error naming both choices on anything else.
-Backend parse_backend(const std::string& name);
+VKATTN_API Backend parse_backend(const std::string& name);
 
 struct ModelOptions {
     // GPU storage of the matmul weights and embeddings: f32, f16 (halves memory), or bf16 (Llama family; what
@@ -36,7 +37,7 @@ struct ModelOptions {
 
 // The shape of a model as its config gives it (before any weight is read). Letters: C hidden width (n_embd),
 // V vocabulary, P the most positions, H query heads, Hkv key/value heads.
-struct ModelInfo {
+struct VKATTN_API ModelInfo {
     std::string family;         // registry name of the family, e.g. "gpt2" or "llama"
     std::string variant;        // the config's model_type within the family: "gpt2", "llama", "mistral", "qwen2"
     std::string source;         // what was opened: a directory, or the synthetic spec
@@ -70,7 +71,7 @@ struct SpecialTokens {
     std::vector<int> eos;    // any of these ends generation
 };
 
-class LanguageModel {
+class VKATTN_API LanguageModel {
 public:
     virtual ~LanguageModel() = default;
 
@@ -105,7 +106,7 @@ protected:
 
 // The shape of what spec names, reading only config.json: a Hugging Face model directory, or
 // `synthetic[:ARGS]` (see open_model). Throws vkattn::Error naming the file and field on anything wrong.
-ModelInfo inspect_model(const std::string& spec);
+VKATTN_API ModelInfo inspect_model(const std::string& spec);
 
 // Opens a model for inference.
 //   spec: a Hugging Face directory (config.json, model.safetensors or its sharded index, and the
@@ -116,9 +117,9 @@ ModelInfo inspect_model(const std::string& spec);
 //         from a fixed seed (standard deviation 0.02) so that every run is the same model.
 // On vulkan, checks that the weights and the KV cache fit the device before any weight is read or made.
 // Throws vkattn::Error with one line naming what was expected and what came.
-std::unique_ptr<LanguageModel> open_model(const std::string& spec, Backend backend, const ModelOptions& options = {});
+VKATTN_API std::unique_ptr<LanguageModel> open_model(const std::string& spec, Backend backend, const ModelOptions& options = {});
 
 // The registered families, e.g. {"gpt2", "llama"}.
-std::vector<std::string> model_families();
+VKATTN_API std::vector<std::string> model_families();
 
 }  // namespace vkattn::model

@@ -3,6 +3,8 @@
 // heads, Hkv = key/value heads, D = head_dim, V = vocab_size, L = num_hidden_layers.
 #pragma once
 
+#include <vkattn/export.hpp>
+
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -15,7 +17,7 @@ namespace vkattn::model {
 enum class LlamaFamily { llama, mistral, qwen2 };
 
 // "llama", "mistral" or "qwen2".
-const char* llama_family_name(LlamaFamily family);
+VKATTN_API const char* llama_family_name(LlamaFamily family);
 
 // rope_scaling {"rope_type": "llama3", ...} of Llama 3.1 and later: frequencies whose wavelength exceeds
 // original_max_position_embeddings / low_freq_factor are divided by factor, those below
@@ -27,7 +29,7 @@ struct Llama3RopeScaling {
     int original_max_position_embeddings = 8192;
 };
 
-struct LlamaConfig {
+struct VKATTN_API LlamaConfig {
     LlamaFamily family = LlamaFamily::llama;
     int hidden_size = 0;               // C
     int intermediate_size = 0;         // I
@@ -61,9 +63,9 @@ struct LlamaConfig {
 // model, and HF's 7B-sized defaults would only turn that into a confusing tensor shape error later.
 // Anything that would change the math in a way the forward passes do not implement is refused by name
 // (hidden_act other than silu, mlp_bias, a rope_type other than llama3). Throws vkattn::Error, one line.
-LlamaConfig parse_llama_config(std::string_view json_text, const std::string& source = "config.json");
+VKATTN_API LlamaConfig parse_llama_config(std::string_view json_text, const std::string& source = "config.json");
 
 // Reads and parses a config.json file (a regular file only); errors start with its path.
-LlamaConfig load_llama_config(const std::filesystem::path& config_json);
+VKATTN_API LlamaConfig load_llama_config(const std::filesystem::path& config_json);
 
 }  // namespace vkattn::model

@@ -3,6 +3,7 @@
 // (llama_weights.hpp); this file is only the math.
 #pragma once
 
+#include <vkattn/export.hpp>
 #include <vkattn/model/llama_weights.hpp>
 
 #include <span>
@@ -10,7 +11,7 @@
 
 namespace vkattn::model {
 
-class LlamaCpu {
+class VKATTN_API LlamaCpu {
 public:
     // Keeps a reference to w, not a copy: the caller keeps the weights alive and unchanged while this object
     // lives. Checks every tensor's size against the config (throws vkattn::Error naming the first bad one).

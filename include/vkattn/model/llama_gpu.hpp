@@ -6,6 +6,7 @@
 #include <vkattn/context.hpp>
 #include <vkattn/device_info.hpp>
 #include <vkattn/dtype.hpp>
+#include <vkattn/export.hpp>
 #include <vkattn/model/llama_weights.hpp>
 
 #include <cstdint>
@@ -27,7 +28,7 @@ struct LlamaGpuOptions {
     int max_context = 0;
 };
 
-class LlamaGpu {
+class VKATTN_API LlamaGpu {
 public:
     // Throws vkattn::Error, before anything is read or allocated, when the config cannot run on the device:
     // a dtype it cannot store, a head dim the kernels do not take, or weights (with the first KV-cache

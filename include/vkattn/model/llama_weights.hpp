@@ -2,6 +2,7 @@
 // list of tensors a config implies, and loading them from a model directory.
 #pragma once
 
+#include <vkattn/export.hpp>
 #include <vkattn/model/llama_config.hpp>
 
 #include <cstdint>
@@ -41,24 +42,24 @@ struct LlamaTensor {
 
 // Every tensor of the config's *ForCausalLM in state-dict order: embed_tokens, each layer's, model.norm,
 // then lm_head.weight unless the embeddings are tied (save_pretrained leaves a tied head out).
-std::vector<LlamaTensor> llama_tensors(const LlamaConfig& config);
+VKATTN_API std::vector<LlamaTensor> llama_tensors(const LlamaConfig& config);
 
 // The array inside w that holds the listed tensor `name`. Throws vkattn::Error for a name not of this family.
-std::vector<float>& llama_tensor_values(LlamaWeights& w, const std::string& name);
-const std::vector<float>& llama_tensor_values(const LlamaWeights& w, const std::string& name);
+VKATTN_API std::vector<float>& llama_tensor_values(LlamaWeights& w, const std::string& name);
+VKATTN_API const std::vector<float>& llama_tensor_values(const LlamaWeights& w, const std::string& name);
 
 // Throws vkattn::Error naming the first tensor whose size differs from its listed shape, or a bias the
 // config does not have.
-void check_llama_weights(const LlamaWeights& w);
+VKATTN_API void check_llama_weights(const LlamaWeights& w);
 
 // Reads config.json and model.safetensors (or the shards that model.safetensors.index.json lists) from dir.
 // F32, F16 and BF16 tensors are widened to float. Each error is one line naming the file and the tensor:
 // a missing tensor, a shape other than the config's, layers beyond num_hidden_layers, a bias the config
 // does not have. A tied checkpoint's lm_head.weight, if stored, is ignored as transformers ignores it.
-LlamaWeights load_llama_weights(const std::filesystem::path& dir);
+VKATTN_API LlamaWeights load_llama_weights(const std::filesystem::path& dir);
 
 // Weights of any Llama-family shape, uniform with standard deviation stddev (norm gains 1 + that),
 // reproducible bit for bit from the seed on every platform; each tensor draws from its own stream.
-LlamaWeights synthetic_llama(const LlamaConfig& config, uint64_t seed, float stddev = 0.02f);
+VKATTN_API LlamaWeights synthetic_llama(const LlamaConfig& config, uint64_t seed, float stddev = 0.02f);
 
 }  // namespace vkattn::model

@@ -2,6 +2,8 @@
 // temperature sampling.
 #pragma once
 
+#include <vkattn/export.hpp>
+
 #include <cstdint>
 #include <deque>
 #include <span>
@@ -22,7 +24,7 @@ struct SamplerOptions {
 // The steps run in llama.cpp's order: the repetition penalty on the raw logits, then (unless greedy) top-k, then
 // top-p and min-p on the softmax of the penalised logits, then the temperature softmax over the survivors, so the
 // temperature reshapes the candidates but does not choose them.
-class Sampler {
+class VKATTN_API Sampler {
 public:
     // Throws vkattn::Error unless temperature >= 0, top_k >= 0, 0 < top_p <= 1, 0 <= min_p <= 1,
     // repeat_penalty > 0 (finite) and repeat_last_n >= 0.

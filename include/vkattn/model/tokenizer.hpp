@@ -3,6 +3,8 @@
 // TinyLlama, Mistral), or GPT-2's original vocab.json + merges.txt.
 #pragma once
 
+#include <vkattn/export.hpp>
+
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -14,7 +16,7 @@
 namespace vkattn::model {
 
 // Immutable after loading and safe to share between threads; move-only because it owns compiled regexes.
-class Tokenizer {
+class VKATTN_API Tokenizer {
 public:
     // Reads a GPT-2 vocab.json and merges.txt; throws vkattn::Error naming the file and what was wrong.
     static Tokenizer from_files(const std::filesystem::path& vocab_json, const std::filesystem::path& merges_txt);
@@ -63,7 +65,7 @@ public:
     // One more than the largest id of the vocabulary and the added tokens.
     int vocab_size() const;
 
-    struct Impl;
+    struct VKATTN_LOCAL Impl;
 
 private:
     explicit Tokenizer(std::unique_ptr<Impl> impl);
