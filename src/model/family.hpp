@@ -11,7 +11,10 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <cstdint>
 #include <memory>
+#include <span>
+#include <utility>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,6 +61,68 @@ struct ModelAccess {
         m.tokenizer_ = std::move(tokenizer);
     }
 };
+
+// A family's GPU forward (Gpt2Gpu, LlamaGpu: a constructor from (Context&, weights, options), forward, reset,
+// position, weight_bytes) as a LanguageModel, holding the Context open_model made when the caller gave none.
+template <typename Gpu>
+class GpuModel final : public LanguageModel {
+public:
+    template <typename Weights, typename Options>
+    GpuModel(std::unique_ptr<Context> own, Context& ctx, const Weights& w, const Options& o)
+        : own_(std::move(own)), ctx_(&ctx), gpu_(ctx, w, o) {}
+
+    std::vector<float> forward(std::span<const int> tokens, bool all_logits) override {
+        return gpu_.forward(tokens, all_logits);
+    }
+    void reset() override { gpu_.reset(); }
+    int position() const override { return gpu_.position(); }
+    Context* context() override { return ctx_; }
+    uint64_t weight_bytes() const override { return gpu_.weight_bytes(); }
+
+private:
+    std::unique_ptr<Context> own_;  // declared first: destroyed after the model that runs on it
+    Context* ctx_;
+    Gpu gpu_;
+};
+
+// A family's CPU reference (Gpt2Cpu, LlamaCpu: built on a reference to weights whose config has vocab_size;
+// forward returns logits for every new position) as a LanguageModel that owns its f32 weights.
+template <typename Cpu, typename Weights>
+class CpuModel final : public LanguageModel {
+public:
+    CpuModel(Weights w, uint64_t parameters) : w_(std::move(w)), cpu_(w_), parameters_(parameters) {}
+
+    std::vector<float> forward(std::span<const int> tokens, bool all_logits) override {
+        std::vector<float> logits = cpu_.forward(tokens);
+        if (!all_logits && tokens.size() > 1) {
+            logits.erase(logits.begin(), logits.end() - std::ptrdiff_t(w_.config.vocab_size));
+        }
+        return logits;
+    }
+    void reset() override { cpu_.reset(); }
+    int position() const override { return cpu_.position(); }
+    uint64_t weight_bytes() const override { return parameters_ * sizeof(float); }
+
+private:
+    Weights w_;  // the CPU forward keeps a reference to these
+    Cpu cpu_;
+    uint64_t parameters_;
+};
+
+// The Context a GPU model runs on: options.context, or a new one from options.context_options that the
+// model will own (first) and that the family must hand to GpuModel.
+inline std::pair<std::unique_ptr<Context>, Context*> model_context(const ModelOptions& options) {
+    if (options.context != nullptr) return {nullptr, options.context};
+    auto own = std::make_unique<Context>(options.context_options);
+    Context* ctx = own.get();
+    return {std::move(own), ctx};
+}
+
+// "on vulkan (<device>), bf16 weights, fused attention"
+inline std::string gpu_description(const Context& ctx, const ModelOptions& options) {
+    return "on vulkan (" + ctx.device().name + "), " + std::string(dtype_name(options.weights)) + " weights, " +
+           (options.fused_attention ? "fused" : "naive") + " attention";
+}
 
 // "on the cpu reference, f32 weights", or "..., bf16-rounded weights in f32 arithmetic".
 inline std::string cpu_description(DType weights) {

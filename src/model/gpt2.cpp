@@ -22,45 +22,6 @@ constexpr float kSyntheticStddev = 0.02f;
 
 uint64_t gpt2_parameters(const Gpt2Config& c) { return parameter_count(gpt2_tensor_specs(c)); }
 
-class Gpt2OnGpu final : public LanguageModel {
-public:
-    Gpt2OnGpu(std::unique_ptr<Context> own, Context& ctx, const Gpt2Weights& w, const Gpt2GpuOptions& o)
-        : own_(std::move(own)), ctx_(&ctx), gpu_(ctx, w, o) {}
-
-    std::vector<float> forward(std::span<const int> tokens, bool all_logits) override {
-        return gpu_.forward(tokens, all_logits);
-    }
-    void reset() override { gpu_.reset(); }
-    int position() const override { return gpu_.position(); }
-    Context* context() override { return ctx_; }
-    uint64_t weight_bytes() const override { return gpu_.weight_bytes(); }
-
-private:
-    std::unique_ptr<Context> own_;  // the Context open_model made, when the caller gave none
-    Context* ctx_;
-    Gpt2Gpu gpu_;
-};
-
-class Gpt2OnCpu final : public LanguageModel {
-public:
-    explicit Gpt2OnCpu(Gpt2Weights w) : w_(std::move(w)), cpu_(w_) {}
-
-    std::vector<float> forward(std::span<const int> tokens, bool all_logits) override {
-        std::vector<float> logits = cpu_.forward(tokens);
-        if (!all_logits && tokens.size() > 1) {
-            logits.erase(logits.begin(), logits.end() - std::ptrdiff_t(w_.config.vocab_size));
-        }
-        return logits;
-    }
-    void reset() override { cpu_.reset(); }
-    int position() const override { return cpu_.position(); }
-    uint64_t weight_bytes() const override { return gpt2_parameters(w_.config) * sizeof(float); }
-
-private:
-    Gpt2Weights w_;  // Gpt2Cpu keeps a reference to these
-    Gpt2Cpu cpu_;
-};
-
 class Gpt2Checkpoint final : public Checkpoint {
 public:
     Gpt2Checkpoint(Gpt2Config config, std::filesystem::path dir) : config_(std::move(config)), dir_(std::move(dir)) {}
@@ -103,22 +64,16 @@ public:
             Gpt2Weights w = weights();
             gpt2_schema(config_, static_cast<Gpt2Params<std::vector<float>>&>(w),
                         [&](std::vector<float>& t, const TensorSpec& spec) { round_to_storage(t, spec, options.weights); });
-            auto m = std::make_unique<Gpt2OnCpu>(std::move(w));
+            auto m = std::make_unique<CpuModel<Gpt2Cpu, Gpt2Weights>>(std::move(w), gpt2_parameters(config_));
             ModelAccess::describe(*m, cpu_description(options.weights));
             return m;
         }
-        std::unique_ptr<Context> own;
-        Context* ctx = options.context;
-        if (ctx == nullptr) {
-            own = std::make_unique<Context>(options.context_options);
-            ctx = own.get();
-        }
+        auto [own, ctx] = model_context(options);
         const Gpt2GpuOptions gpu{options.weights, options.fused_attention};
         Gpt2Gpu::check(ctx->device(), config_, gpu);  // before gigabytes of weights are read or made
-        const std::string where = ctx->device().name;
-        auto m = std::make_unique<Gpt2OnGpu>(std::move(own), *ctx, weights(), gpu);
-        ModelAccess::describe(*m, "on vulkan (" + where + "), " + std::string(dtype_name(options.weights)) +
-                                      " weights, " + (options.fused_attention ? "fused" : "naive") + " attention");
+        const std::string description = gpu_description(*ctx, options);
+        auto m = std::make_unique<GpuModel<Gpt2Gpu>>(std::move(own), *ctx, weights(), gpu);
+        ModelAccess::describe(*m, description);
         return m;
     }
 

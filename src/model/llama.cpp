@@ -21,45 +21,6 @@ constexpr float kSyntheticStddev = 0.02f;
 
 uint64_t llama_parameters(const LlamaConfig& c) { return parameter_count(llama_tensor_specs(c)); }
 
-class LlamaOnGpu final : public LanguageModel {
-public:
-    LlamaOnGpu(std::unique_ptr<Context> own, Context& ctx, const LlamaWeights& w, const LlamaGpuOptions& o)
-        : own_(std::move(own)), ctx_(&ctx), gpu_(ctx, w, o) {}
-
-    std::vector<float> forward(std::span<const int> tokens, bool all_logits) override {
-        return gpu_.forward(tokens, all_logits);
-    }
-    void reset() override { gpu_.reset(); }
-    int position() const override { return gpu_.position(); }
-    Context* context() override { return ctx_; }
-    uint64_t weight_bytes() const override { return gpu_.weight_bytes(); }
-
-private:
-    std::unique_ptr<Context> own_;  // the Context open_model made, when the caller gave none
-    Context* ctx_;
-    LlamaGpu gpu_;
-};
-
-class LlamaOnCpu final : public LanguageModel {
-public:
-    explicit LlamaOnCpu(LlamaWeights w) : w_(std::move(w)), cpu_(w_) {}
-
-    std::vector<float> forward(std::span<const int> tokens, bool all_logits) override {
-        std::vector<float> logits = cpu_.forward(tokens);
-        if (!all_logits && tokens.size() > 1) {
-            logits.erase(logits.begin(), logits.end() - std::ptrdiff_t(w_.config.vocab_size));
-        }
-        return logits;
-    }
-    void reset() override { cpu_.reset(); }
-    int position() const override { return cpu_.position(); }
-    uint64_t weight_bytes() const override { return llama_parameters(w_.config) * sizeof(float); }
-
-private:
-    LlamaWeights w_;  // LlamaCpu keeps a reference to these
-    LlamaCpu cpu_;
-};
-
 class LlamaCheckpoint final : public Checkpoint {
 public:
     LlamaCheckpoint(LlamaConfig config, std::filesystem::path dir) : config_(std::move(config)), dir_(std::move(dir)) {}
@@ -104,23 +65,17 @@ public:
             for (const TensorSpec& t : llama_tensor_specs(config_)) {
                 round_to_storage(llama_tensor_values(w, t.name), t, options.weights);
             }
-            auto m = std::make_unique<LlamaOnCpu>(std::move(w));
+            auto m = std::make_unique<CpuModel<LlamaCpu, LlamaWeights>>(std::move(w), llama_parameters(config_));
             ModelAccess::describe(*m, cpu_description(options.weights));
             return m;
         }
-        std::unique_ptr<Context> own;
-        Context* ctx = options.context;
-        if (ctx == nullptr) {
-            own = std::make_unique<Context>(options.context_options);
-            ctx = own.get();
-        }
+        auto [own, ctx] = model_context(options);
         const LlamaGpuOptions gpu{options.weights, options.fused_attention, 0};
         LlamaGpu::check(ctx->device(), config_, gpu);  // before gigabytes of weights are read or made
         const int limit = LlamaGpu::context_limit(ctx->device(), config_, gpu);
-        const std::string where = ctx->device().name;
-        auto m = std::make_unique<LlamaOnGpu>(std::move(own), *ctx, weights(), gpu);
-        ModelAccess::describe(*m, "on vulkan (" + where + "), " + std::string(dtype_name(options.weights)) +
-                                      " weights, " + (options.fused_attention ? "fused" : "naive") + " attention");
+        const std::string description = gpu_description(*ctx, options);
+        auto m = std::make_unique<GpuModel<LlamaGpu>>(std::move(own), *ctx, weights(), gpu);
+        ModelAccess::describe(*m, description);
         ModelAccess::limit_context(*m, limit);
         return m;
     }

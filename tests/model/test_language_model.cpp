@@ -1,6 +1,7 @@
 // open_model and the LanguageModel interface: family chosen from config.json, both backends, and the
 // refusals that must come before any weight is read.
 #include "catch.hpp"
+#include "model/llama_fixtures.hpp"
 #include "model/safetensors_writer.hpp"
 #include "support.hpp"
 
@@ -17,12 +18,12 @@
 #include <sys/stat.h>
 #endif
 
-#ifndef VKATTN_FIXTURES_DIR
-#define VKATTN_FIXTURES_DIR "tests/fixtures"
-#endif
 
 using namespace vkattn;
 using vkattn::test::error_of;
+using vkattn::test::fixture;
+using vkattn::test::golden_logits;
+using vkattn::test::golden_tokens;
 using vkattn::test::TempDir;
 
 namespace {
@@ -176,34 +177,12 @@ TEST_CASE("hostile config and index files: deep nesting and named pipes", "[cpu]
 #endif
 }
 
-namespace {
-
-const char* const k_llama_fixtures[][2] = {
-    {"tiny_llama3_gqa", "llama"},     {"tiny_llama_tied_bias", "llama"}, {"tiny_llama_mqa_bf16", "llama"},
-    {"tiny_llama_head_dim_sharded", "llama"}, {"tiny_mistral_window", "mistral"}, {"tiny_qwen2_window", "qwen2"}};
-
-std::string fixture(const std::string& name) { return std::string(VKATTN_FIXTURES_DIR) + "/" + name; }
-
-std::vector<int> golden_tokens(const std::string& dir) {
-    std::vector<int> tokens;
-    std::ifstream in(dir + "/golden_tokens.txt");
-    REQUIRE(in);
-    for (int t; in >> t;) tokens.push_back(t);
-    return tokens;
-}
-
-std::vector<float> golden_logits(const std::string& dir) {
-    const NpyArray golden = read_npy(dir + "/golden_logits.npy");
-    return std::vector<float>(golden.data.begin(), golden.data.end());
-}
-
-}  // namespace
 
 TEST_CASE("open_model runs every Llama-family fixture on both backends, matching PyTorch's golden logits",
           "[gpu][model][language_model][llama]") {
     model::ModelOptions on_gpu;
     on_gpu.context = &test::gpu();
-    for (const auto& [name, variant] : k_llama_fixtures) {
+    for (const auto& [name, variant] : test::k_llama_fixtures) {
         INFO(name);
         const std::string dir = fixture(name);
         const model::ModelInfo info = model::inspect_model(dir);

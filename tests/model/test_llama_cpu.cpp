@@ -2,6 +2,7 @@
 // (scripts/golden_llama.py) for every fixture, KV-cache decoding equals a full recompute, the sliding window
 // bounds what a logit can depend on, and bad input is refused with a useful message.
 #include "catch.hpp"
+#include "model/llama_fixtures.hpp"
 #include "support.hpp"
 
 #include <vkattn/model/llama_cpu.hpp>
@@ -15,28 +16,14 @@
 #include <string>
 #include <vector>
 
-#ifndef VKATTN_FIXTURES_DIR
-#define VKATTN_FIXTURES_DIR "tests/fixtures"
-#endif
 
 using namespace vkattn;
 using namespace vkattn::model;
 using vkattn::test::error_of;
+using vkattn::test::fixture;
+using vkattn::test::golden_tokens;
 
 namespace {
-
-const char* const k_fixtures[] = {"tiny_llama3_gqa",     "tiny_llama_tied_bias", "tiny_llama_mqa_bf16",
-                                  "tiny_llama_head_dim_sharded", "tiny_mistral_window",  "tiny_qwen2_window"};
-
-std::string fixture(const std::string& name) { return std::string(VKATTN_FIXTURES_DIR) + "/" + name; }
-
-std::vector<int> golden_tokens(const std::string& dir) {
-    std::vector<int> tokens;
-    std::ifstream in(dir + "/golden_tokens.txt");
-    REQUIRE(in);
-    for (int t; in >> t;) tokens.push_back(t);
-    return tokens;
-}
 
 // Largest |a - b| over rows [row0, row0 + rows) of b [*, V] against a [rows, V].
 double max_abs_diff(const std::vector<float>& a, const std::vector<float>& b, long row0, long V) {
@@ -54,7 +41,8 @@ std::vector<int> some_tokens(int n, int V) {
 }  // namespace
 
 TEST_CASE("CPU Llama-family logits match the PyTorch golden logits", "[cpu]") {
-    for (const char* name : k_fixtures) {
+    for (const test::LlamaFixture& fx : test::k_llama_fixtures) {
+        const char* name = fx.name;
         INFO(name);
         const std::string dir = fixture(name);
         const LlamaWeights w = load_llama_weights(dir);
@@ -97,7 +85,8 @@ TEST_CASE("Llama KV-cache decoding gives the logits of a full recompute", "[cpu]
     // bounds, so float results agree to rounding: 1e-5 on logits up to ~30 is ample for that and far below
     // what a wrong position or cache row would cause.
     const double tolerance = 1e-5;
-    for (const char* name : k_fixtures) {
+    for (const test::LlamaFixture& fx : test::k_llama_fixtures) {
+        const char* name = fx.name;
         INFO(name);
         const LlamaWeights w = load_llama_weights(fixture(name));
         const std::vector<int> tokens = golden_tokens(fixture(name));

@@ -2,6 +2,7 @@
 // for every fixture and every weight storage; KV-cache decode against a full recompute; greedy generation on
 // both backends; and the refusals.
 #include "catch.hpp"
+#include "model/llama_fixtures.hpp"
 #include "support.hpp"
 
 #include <vkattn/error.hpp>
@@ -16,29 +17,16 @@
 #include <string>
 #include <vector>
 
-#ifndef VKATTN_FIXTURES_DIR
-#define VKATTN_FIXTURES_DIR "tests/fixtures"
-#endif
 
 using namespace vkattn;
 using namespace vkattn::model;
 using vkattn::test::compare;
 using vkattn::test::error_of;
+using vkattn::test::fixture;
+using vkattn::test::golden_logits;
+using vkattn::test::golden_tokens;
 
 namespace {
-
-const char* const k_fixtures[] = {"tiny_llama3_gqa",     "tiny_llama_tied_bias", "tiny_llama_mqa_bf16",
-                                  "tiny_llama_head_dim_sharded", "tiny_mistral_window",  "tiny_qwen2_window"};
-
-std::string fixture(const std::string& name) { return std::string(VKATTN_FIXTURES_DIR) + "/" + name; }
-
-std::vector<int> golden_tokens(const std::string& dir) {
-    std::vector<int> tokens;
-    std::ifstream in(dir + "/golden_tokens.txt");
-    REQUIRE(in);
-    for (int t; in >> t;) tokens.push_back(t);
-    return tokens;
-}
 
 // The weights as `t` storage holds them (what the GPU reads), so the CPU forward on these is the exact
 // math the GPU does, up to float32 summation order. Norm gains and biases stay f32 on the GPU.
@@ -54,11 +42,6 @@ LlamaWeights rounded(LlamaWeights w, DType t) {
         }
     }
     return w;
-}
-
-std::vector<float> golden_logits(const std::string& dir) {
-    const NpyArray golden = read_npy(dir + "/golden_logits.npy");
-    return std::vector<float>(golden.data.begin(), golden.data.end());
 }
 
 std::vector<int> some_tokens(int n, int V) {
@@ -92,7 +75,8 @@ TEST_CASE("GPU Llama-family logits match the CPU forward and the golden logits",
     // (storage, fused attention): every storage with the fused kernel, and the three-kernel path once.
     const auto [storage, fused] = GENERATE(std::pair{DType::f32, true}, std::pair{DType::f32, false},
                                            std::pair{DType::f16, true}, std::pair{DType::bf16, true});
-    for (const char* name : k_fixtures) {
+    for (const test::LlamaFixture& fx : test::k_llama_fixtures) {
+        const char* name = fx.name;
         INFO(name << ", " << dtype_name(storage) << " weights, " << (fused ? "fused" : "three-kernel") << " attention");
         const std::string dir = fixture(name);
         const LlamaWeights w = load_llama_weights(dir);
@@ -138,7 +122,8 @@ TEST_CASE("GPU Llama KV-cache decoding gives the logits of a full recompute", "[
     // attention for one query) whose float32 sums run in another order: measured at most 6.2e-6 on logits
     // up to 27; 3e-5 (+3e-5·|ref|) leaves ~4x room and is far below a wrong cache row or position.
     const double tolerance = 3e-5;
-    for (const char* name : k_fixtures) {
+    for (const test::LlamaFixture& fx : test::k_llama_fixtures) {
+        const char* name = fx.name;
         INFO(name);
         const LlamaWeights w = load_llama_weights(fixture(name));
         const std::vector<int> tokens = golden_tokens(fixture(name));
@@ -183,7 +168,8 @@ TEST_CASE("GPU Llama KV-cache decoding gives the logits of a full recompute", "[
 
 TEST_CASE("Greedy generation picks the same tokens on the GPU and the CPU", "[gpu][model][llama]") {
     const DType storage = GENERATE(DType::f32, DType::f16, DType::bf16);
-    for (const char* name : k_fixtures) {
+    for (const test::LlamaFixture& fx : test::k_llama_fixtures) {
+        const char* name = fx.name;
         INFO(name << ", " << dtype_name(storage) << " weights");
         const LlamaWeights w = rounded(load_llama_weights(fixture(name)), storage);
         const std::vector<int> all = golden_tokens(fixture(name));
