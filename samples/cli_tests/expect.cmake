@@ -15,7 +15,7 @@
 #            named pipe; fifo_weights and fifo_index: config_only plus model.safetensors or
 #            model.safetensors.index.json as a named pipe
 #            llama_tokenizer: <TMP>/model holds FIXTURES/tiny_llama3_gqa with FIXTURES/tokenizer_bytelevel's
-#            tokenizer.json and tokenizer_config.json
+#            tokenizer.json and tokenizer_config.json, and <TMP>/text.txt a text of its vocabulary
 #   TMP      the scratch directory
 #   FIXTURES tests/fixtures
 file(REMOVE_RECURSE "${TMP}")
@@ -35,6 +35,7 @@ elseif(SETUP STREQUAL "llama_tokenizer")
   file(COPY "${FIXTURES}/tiny_llama3_gqa/config.json" "${FIXTURES}/tiny_llama3_gqa/model.safetensors"
             "${FIXTURES}/tokenizer_bytelevel/tokenizer.json" "${FIXTURES}/tokenizer_bytelevel/tokenizer_config.json"
        DESTINATION "${TMP}/model")
+  file(WRITE "${TMP}/text.txt" "abc ab cab bc abc ab ab abc cab\nabc ab bc cab ab abc ab cab bc ab\n")
 elseif(SETUP STREQUAL "fifo")
   execute_process(COMMAND mkfifo "${TMP}/fifo.npy" RESULT_VARIABLE setup_rc)
 elseif(SETUP MATCHES "^fifo_(weights|index)$" OR SETUP STREQUAL "config_only")
