@@ -26,12 +26,6 @@ using Shape = std::vector<int64_t>;
     throw Error(path.string() + ": " + what);
 }
 
-std::string shape_str(const Shape& shape) {
-    std::string s = "[";
-    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-    return s + "]";
-}
-
 // "h.12.attn.c_attn.weight" -> 12 for names under h.N. (with or without the prefix), else -1.
 int layer_index(const std::string& name) {
     std::string_view s = name;
@@ -44,30 +38,16 @@ int layer_index(const std::string& name) {
     return digits > 0 && digits < s.size() && s[digits] == '.' ? n : -1;
 }
 
-// The checkpoint's tensors across one or more files, looked up by their name without "transformer.".
+// The checkpoint's tensors, looked up by their name without "transformer." (saved with or without it).
 class TensorSource {
 public:
-    explicit TensorSource(const std::filesystem::path& dir) : dir_(dir) {
-        const auto single = dir / "model.safetensors";
-        const auto index = dir / "model.safetensors.index.json";
-        std::error_code ec;
-        if (std::filesystem::exists(single, ec)) {
-            files_.push_back(SafetensorsFile::open(single));
-            for (const std::string& name : files_[0].names()) where_[name] = 0;
-        } else if (std::filesystem::exists(index, ec)) {
-            open_shards(index);
-        } else {
-            std::string hint;
-            if (std::filesystem::exists(dir / "pytorch_model.bin", ec)) hint = " (pytorch_model.bin is not read; save with safetensors)";
-            fail(dir, "has neither model.safetensors nor model.safetensors.index.json" + hint);
-        }
-    }
+    explicit TensorSource(const std::filesystem::path& dir) : files_(dir) {}
 
     // The name as stored ("transformer.wte.weight" or "wte.weight"), or nullptr when neither exists.
     const std::string* stored_name(const std::string& name) const {
         for (const std::string& candidate : {"transformer." + name, name}) {
-            const auto it = where_.find(candidate);
-            if (it != where_.end()) return &it->first;
+            const auto it = files_.names().find(candidate);
+            if (it != files_.names().end()) return &it->first;
         }
         return nullptr;
     }
@@ -75,61 +55,19 @@ public:
     // The tensor widened to float, after checking its shape against what the config implies.
     std::vector<float> read(const std::string& name, const Shape& expected) const {
         const std::string* stored = stored_name(name);
-        if (stored == nullptr) {
-            fail(dir_, "missing tensor '" + name + "' " + shape_str(expected) + " (looked for 'transformer." + name +
-                           "' and '" + name + "')");
-        }
-        const SafetensorsFile& file = files_[where_.at(*stored)];
-        const TensorInfo* info = file.find(*stored);
-        if (info->shape != expected) {
-            fail(file.path(), "tensor '" + *stored + "' has shape " + shape_str(info->shape) + ", expected " +
-                                  shape_str(expected) + " from config.json");
-        }
-        return file.read_f32(*stored);
+        return files_.read(stored ? *stored : name, expected,
+                           stored ? "" : " (looked for 'transformer." + name + "' and '" + name + "')");
     }
 
     // One past the highest h.N present, so a config with the wrong n_layer is caught by name.
     int layer_count() const {
         int count = 0;
-        for (const auto& [name, file] : where_) count = std::max(count, layer_index(name) + 1);
+        for (const auto& [name, file] : files_.names()) count = std::max(count, layer_index(name) + 1);
         return count;
     }
 
 private:
-    void open_shards(const std::filesystem::path& index_path) {
-        const json index = read_json_file(index_path);
-        if (!index.is_object() || !index.contains("weight_map") || !index.at("weight_map").is_object()) {
-            fail(index_path, "has no 'weight_map' object mapping tensor names to shard files");
-        }
-        std::map<std::string, size_t> shard_of_file;
-        for (const auto& [name, shard] : index.at("weight_map").items()) {
-            if (!shard.is_string()) fail(index_path, "weight_map['" + clip(name) + "'] is " + describe_json(shard) + ", expected a file name");
-            const std::string file = shard.get<std::string>();
-            // Shards sit beside the index; a path could reach outside the model directory.
-            if (file.empty() || std::filesystem::path(file).filename().string() != file || file == "..") {
-                fail(index_path, "weight_map['" + clip(name) + "'] is \"" + clip(file) +
-                                     "\", expected a file name in the same directory");
-            }
-            auto it = shard_of_file.find(file);
-            if (it == shard_of_file.end()) {
-                const auto shard_path = dir_ / file;
-                std::error_code ec;
-                if (!std::filesystem::exists(shard_path, ec)) {
-                    fail(dir_, "is missing shard " + clip(file) + " listed in model.safetensors.index.json");
-                }
-                files_.push_back(SafetensorsFile::open(shard_path));
-                it = shard_of_file.emplace(file, files_.size() - 1).first;
-            }
-            if (files_[it->second].find(name) == nullptr) {
-                fail(files_[it->second].path(), "has no tensor '" + clip(name) + "', which model.safetensors.index.json places there");
-            }
-            where_[name] = it->second;
-        }
-    }
-
-    std::filesystem::path dir_;
-    std::vector<SafetensorsFile> files_;
-    std::map<std::string, size_t> where_;  // stored tensor name -> index into files_
+    CheckpointFiles files_;
 };
 
 // SplitMix64 (Steele, Lea, Flood 2014) indexed by counter, so any element is computable on its own.
@@ -172,7 +110,7 @@ void gpt2_check_sizes(const Gpt2Weights& w) {
     const auto check = [](const std::vector<float>& t, const TensorSpec& spec) {
         if (int64_t(t.size()) != spec.numel()) {
             throw Error("GPT-2 weight " + spec.name + " has " + std::to_string(t.size()) + " values, expected " +
-                        std::to_string(spec.numel()) + " for " + shape_str(spec.shape));
+                        std::to_string(spec.numel()) + " for " + shape_text(spec.shape));
         }
     };
     gpt2_schema(c, static_cast<const Gpt2Params<std::vector<float>>&>(w), check);

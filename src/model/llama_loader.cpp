@@ -25,12 +25,6 @@ using Shape = std::vector<int64_t>;
     throw Error(path.string() + ": " + what);
 }
 
-std::string shape_str(const Shape& shape) {
-    std::string s = "[";
-    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-    return s + "]";
-}
-
 int64_t numel(const Shape& shape) {
     int64_t n = 1;
     for (int64_t d : shape) n *= d;
@@ -83,93 +77,6 @@ constexpr std::string_view k_optional_biases[] = {"self_attn.q_proj.bias", "self
                                                   "mlp.gate_proj.bias",    "mlp.up_proj.bias",
                                                   "mlp.down_proj.bias"};
 
-// The checkpoint's tensors across one or more safetensors files.
-class TensorFiles {
-public:
-    explicit TensorFiles(const std::filesystem::path& dir) : dir_(dir) {
-        const auto single = dir / "model.safetensors";
-        const auto index = dir / "model.safetensors.index.json";
-        std::error_code ec;
-        if (std::filesystem::exists(single, ec)) {
-            files_.push_back(open_file(single));
-            for (const std::string& name : files_[0].names()) where_[name] = 0;
-        } else if (std::filesystem::exists(index, ec)) {
-            open_shards(index);
-        } else {
-            std::string hint;
-            if (std::filesystem::exists(dir / "pytorch_model.bin", ec)) hint = " (pytorch_model.bin is not read; save with safetensors)";
-            fail(dir, "has neither model.safetensors nor model.safetensors.index.json" + hint);
-        }
-    }
-
-    bool contains(const std::string& name) const { return where_.count(name) != 0; }
-    const std::map<std::string, size_t>& names() const { return where_; }
-
-    // The tensor widened to float, after checking its shape against the config's.
-    std::vector<float> read(const LlamaTensor& t, const char* why) const {
-        const auto it = where_.find(t.name);
-        if (it == where_.end()) fail(dir_, "missing tensor '" + t.name + "' " + shape_str(t.shape) + why);
-        const SafetensorsFile& file = files_[it->second];
-        const TensorInfo* info = file.find(t.name);
-        if (info->shape != t.shape) {
-            fail(file.path(), "tensor '" + t.name + "' has shape " + shape_str(info->shape) + ", expected " +
-                                  shape_str(t.shape) + " from config.json");
-        }
-        return file.read_f32(t.name);
-    }
-
-private:
-    static SafetensorsFile open_file(const std::filesystem::path& path) {
-        std::error_code ec;
-        if (!std::filesystem::is_regular_file(path, ec)) {
-            fail(path, "is not a regular file, expected a .safetensors file");
-        }
-        return SafetensorsFile::open(path);
-    }
-
-    void open_shards(const std::filesystem::path& index_path) {
-        const std::string text = llama_detail::read_small_file(index_path, "model.safetensors.index.json", 64u << 20);
-        json index;
-        try {
-            index = json::parse(text);
-        } catch (const json::parse_error& e) {
-            fail(index_path, std::string("not valid JSON: ") + e.what());
-        }
-        if (!index.is_object() || !index.contains("weight_map") || !index.at("weight_map").is_object()) {
-            fail(index_path, "has no 'weight_map' object mapping tensor names to shard files");
-        }
-        std::map<std::string, size_t> shard_of_file;
-        for (const auto& [name, shard] : index.at("weight_map").items()) {
-            const std::string where = "weight_map['" + llama_detail::short_text(name) + "']";
-            if (!shard.is_string()) fail(index_path, where + " is " + llama_detail::describe(shard) + ", expected a file name");
-            const std::string& file = shard.get_ref<const std::string&>();
-            // Shards sit beside the index; a path could reach outside the model directory.
-            if (file.empty() || file == "." || file == ".." || std::filesystem::path(file).filename().string() != file) {
-                fail(index_path, where + " is \"" + llama_detail::short_text(file) +
-                                     "\", expected a file name in the same directory");
-            }
-            auto it = shard_of_file.find(file);
-            if (it == shard_of_file.end()) {
-                std::error_code ec;
-                if (!std::filesystem::exists(dir_ / file, ec)) {
-                    fail(dir_, "is missing shard " + llama_detail::short_text(file) + " listed in model.safetensors.index.json");
-                }
-                files_.push_back(open_file(dir_ / file));
-                it = shard_of_file.emplace(file, files_.size() - 1).first;
-            }
-            if (files_[it->second].find(name) == nullptr) {
-                fail(files_[it->second].path(), "has no tensor '" + llama_detail::short_text(name) +
-                                                    "', which model.safetensors.index.json places there");
-            }
-            where_[name] = it->second;
-        }
-    }
-
-    std::filesystem::path dir_;
-    std::vector<SafetensorsFile> files_;
-    std::map<std::string, size_t> where_;  // tensor name -> index into files_
-};
-
 // SplitMix64 (Steele, Lea, Flood 2014), indexed by counter so every element is computable on its own.
 uint64_t splitmix64(uint64_t x) {
     x += 0x9e3779b97f4a7c15ull;
@@ -212,7 +119,7 @@ void check_llama_weights(const LlamaWeights& w) {
         const std::vector<float>& v = llama_tensor_values(w, t.name);
         if (int64_t(v.size()) != numel(t.shape)) {
             throw Error("Llama weight '" + t.name + "' has " + std::to_string(v.size()) + " values, expected " +
-                        shape_str(t.shape) + " = " + std::to_string(numel(t.shape)));
+                        shape_text(t.shape) + " = " + std::to_string(numel(t.shape)));
         }
     }
     for (size_t l = 0; l < w.layers.size(); ++l) {
@@ -235,7 +142,7 @@ LlamaWeights load_llama_weights(const std::filesystem::path& dir) {
     w.config = load_llama_config(dir / "config.json");
     const LlamaConfig& c = w.config;
     w.layers.resize(size_t(c.num_hidden_layers));
-    const TensorFiles files(dir);
+    const CheckpointFiles files(dir);
 
     // Tensors the config does not account for: layers past num_hidden_layers, biases it does not have.
     int layers_found = 0;
@@ -264,7 +171,7 @@ LlamaWeights load_llama_weights(const std::filesystem::path& dir) {
 
     for (const LlamaTensor& t : llama_tensors(c)) {
         const char* why = t.name == "lm_head.weight" ? " (config.json has tie_word_embeddings false)" : "";
-        llama_tensor_values(w, t.name) = files.read(t, why);
+        llama_tensor_values(w, t.name) = files.read(t.name, t.shape, why);
     }
     check_llama_weights(w);
     return w;

@@ -1,6 +1,7 @@
 // Safetensors reader. The header is untrusted: every length and offset is checked against the file size
 // before any TensorInfo is handed out, so a truncated or hostile file fails in open(), never later.
 #include "model/safetensors.hpp"
+#include "model/schema.hpp"
 
 #include "cpu/half.hpp"
 #include "vkattn/error.hpp"
@@ -392,6 +393,52 @@ std::vector<float> SafetensorsFile::read_f32(const std::string& name) const {
         fail(path_, "tensor " + short_quote(name) + " has dtype " + info->dtype + "; only F32, F16 and BF16 convert to float");
     }
     return out;
+}
+
+CheckpointFiles::CheckpointFiles(const std::filesystem::path& dir) : dir_(dir) {
+    const auto single = dir / "model.safetensors";
+    const auto index = dir / "model.safetensors.index.json";
+    std::error_code ec;
+    if (std::filesystem::exists(single, ec)) {
+        files_.push_back(SafetensorsFile::open(single));
+        for (const std::string& name : files_[0].names()) where_[name] = 0;
+        return;
+    }
+    if (!std::filesystem::exists(index, ec)) {
+        const std::string hint = std::filesystem::exists(dir / "pytorch_model.bin", ec)
+                                     ? " (pytorch_model.bin is not read; save with safetensors)"
+                                     : "";
+        fail(dir, "has neither model.safetensors nor model.safetensors.index.json" + hint);
+    }
+    std::map<std::string, size_t> file_index;
+    for (const auto& [name, file] : read_safetensors_index(index)) {
+        auto it = file_index.find(file);
+        if (it == file_index.end()) {
+            if (!std::filesystem::exists(dir / file, ec)) {
+                fail(dir, "is missing shard " + short_quote(file) + " listed in model.safetensors.index.json");
+            }
+            files_.push_back(SafetensorsFile::open(dir / file));
+            it = file_index.emplace(file, files_.size() - 1).first;
+        }
+        if (files_[it->second].find(name) == nullptr) {
+            fail(files_[it->second].path(),
+                 "has no tensor " + short_quote(name) + ", which model.safetensors.index.json places there");
+        }
+        where_[name] = it->second;
+    }
+}
+
+std::vector<float> CheckpointFiles::read(const std::string& name, const std::vector<int64_t>& shape,
+                                         const std::string& missing_hint) const {
+    const auto it = where_.find(name);
+    if (it == where_.end()) fail(dir_, "missing tensor '" + name + "' " + shape_text(shape) + missing_hint);
+    const SafetensorsFile& file = files_[it->second];
+    const TensorInfo* info = file.find(name);
+    if (info->shape != shape) {
+        fail(file.path(), "tensor '" + name + "' has shape " + shape_text(info->shape) + ", expected " +
+                              shape_text(shape) + " from config.json");
+    }
+    return file.read_f32(name);
 }
 
 }  // namespace vkattn::model

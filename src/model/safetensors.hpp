@@ -61,4 +61,26 @@ private:
     std::map<std::string, TensorInfo> tensors_;
 };
 
+// A checkpoint's tensors across dir/model.safetensors, or the shards dir/model.safetensors.index.json lists
+// (each opened once). Throws vkattn::Error naming the directory or file: neither file present (with a hint for
+// pytorch_model.bin), a malformed index, a missing shard, a tensor the index places in a shard without it.
+class CheckpointFiles {
+public:
+    explicit CheckpointFiles(const std::filesystem::path& dir);
+
+    // Every stored tensor name, sorted, with the index of the file that holds it.
+    const std::map<std::string, size_t>& names() const { return where_; }
+    bool contains(const std::string& name) const { return where_.count(name) != 0; }
+
+    // The tensor widened to float, after checking that its shape is `shape` (from config.json). A missing
+    // tensor is "<dir>: missing tensor 'name' [shape]" followed by `missing_hint`.
+    std::vector<float> read(const std::string& name, const std::vector<int64_t>& shape,
+                            const std::string& missing_hint = "") const;
+
+private:
+    std::filesystem::path dir_;
+    std::vector<SafetensorsFile> files_;
+    std::map<std::string, size_t> where_;  // tensor name -> index into files_
+};
+
 }  // namespace vkattn::model

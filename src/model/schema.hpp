@@ -22,6 +22,13 @@ enum class Role {
     norm_bias,  // LayerNorm shift: f32
 };
 
+// "[768, 2304]"
+inline std::string shape_text(const std::vector<int64_t>& shape) {
+    std::string s = "[";
+    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + "]";
+}
+
 struct TensorSpec {
     std::string name;            // as Hugging Face saves it, without a wrapper prefix ("h.0.attn.c_attn.weight")
     std::vector<int64_t> shape;  // from the config

@@ -367,7 +367,7 @@ TEST_CASE("load_gpt2_weights checks sharded checkpoints", "[cpu][gpt2_loader]") 
 
     SECTION("a missing shard is named") {
         std::filesystem::remove(dir / shard_name(1, 3));
-        CHECK(has(load_error(), "is missing shard model-00002-of-00003.safetensors"));
+        CHECK(has(load_error(), "is missing shard 'model-00002-of-00003.safetensors'"));
     }
     SECTION("the index places a tensor in the wrong shard") {
         index["weight_map"]["wte.weight"] = shard_name(2, 3);

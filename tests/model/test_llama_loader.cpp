@@ -340,7 +340,7 @@ TEST_CASE("load_llama_weights: ties, extra tensors and files", "[cpu]") {
         write_checkpoint(tmp / "dirweights", w);
         std::filesystem::remove(tmp / "dirweights" / "model.safetensors");
         std::filesystem::create_directories(tmp / "dirweights" / "model.safetensors");
-        VKATTN_REQUIRE_CONTAINS(load_error(tmp / "dirweights"), "model.safetensors: is not a regular file");
+        VKATTN_REQUIRE_CONTAINS(load_error(tmp / "dirweights"), "model.safetensors: is a directory, expected a .safetensors file");
     }
     SECTION("shards") {
         const auto dir = tmp / "sharded";
@@ -357,11 +357,11 @@ TEST_CASE("load_llama_weights: ties, extra tensors and files", "[cpu]") {
         };
         json outside = index;
         outside["weight_map"]["model.norm.weight"] = "../model-00002-of-00002.safetensors";
-        VKATTN_REQUIRE_CONTAINS(with_index(outside), "weight_map['model.norm.weight'] is \"../model-00002-of-00002.safetensors\", "
+        VKATTN_REQUIRE_CONTAINS(with_index(outside), "weight_map['model.norm.weight'] is '../model-00002-of-00002.safetensors', "
                                                      "expected a file name in the same directory");
         json missing = index;
         missing["weight_map"]["model.norm.weight"] = "model-00003-of-00003.safetensors";
-        VKATTN_REQUIRE_CONTAINS(with_index(missing), "is missing shard model-00003-of-00003.safetensors");
+        VKATTN_REQUIRE_CONTAINS(with_index(missing), "is missing shard 'model-00003-of-00003.safetensors'");
         json wrong = index;
         wrong["weight_map"]["model.norm.weight"] = "model-00001-of-00002.safetensors";
         VKATTN_REQUIRE_CONTAINS(with_index(wrong), "has no tensor 'model.norm.weight', which model.safetensors.index.json places there");
