@@ -4,6 +4,7 @@
 // value is described by its type, a number by its value, a string by a short escaped prefix.
 #include <vkattn/model/llama_config.hpp>
 
+#include "model/json_file.hpp"
 #include "model/llama_json.hpp"
 #include "vkattn/error.hpp"
 
@@ -346,7 +347,7 @@ LlamaConfig parse_llama_config(std::string_view json_text, const std::string& so
     try {
         doc = json::parse(json_text.begin(), json_text.end());
     } catch (const json::parse_error& e) {
-        throw Error(source + ": not valid JSON: " + e.what());
+        throw Error(source + ": " + json_error(e));
     }
     if (!doc.is_object()) throw Error(source + ": is " + describe(doc) + ", expected a JSON object");
     const Fields f(doc, source);

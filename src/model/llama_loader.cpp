@@ -2,6 +2,7 @@
 // (model.safetensors or shards), and seeded synthetic weights for tests and benchmarks.
 #include <vkattn/model/llama_weights.hpp>
 
+#include "model/json_file.hpp"
 #include "model/llama_json.hpp"
 #include "model/safetensors.hpp"
 #include "vkattn/error.hpp"
@@ -132,7 +133,7 @@ private:
         try {
             index = json::parse(text);
         } catch (const json::parse_error& e) {
-            fail(index_path, std::string("not valid JSON: ") + e.what());
+            fail(index_path, json_error(e));
         }
         if (!index.is_object() || !index.contains("weight_map") || !index.at("weight_map").is_object()) {
             fail(index_path, "has no 'weight_map' object mapping tensor names to shard files");
