@@ -2,14 +2,16 @@
 # The CI runs after the main suite (scripts/test.sh calls this): the shared library built, installed and
 # consumed (scripts/ci-shared.sh), the whole Catch2 suite once under
 # AddressSanitizer + UBSan (build-asan/, VKATTN_SANITIZE=ON) and once on the main build with the validation
-# layer's synchronization validation, then the fuzzers (scripts/fuzz.sh). Prints the minutes of each part.
-# Usage: scripts/ci-extra.sh [shared] [asan] [sync] [fuzz]   (default: all four)
+# layer's synchronization validation, then the fuzzers (scripts/fuzz.sh), then the threading tests under
+# ThreadSanitizer (build-tsan/, VKATTN_SANITIZE=thread). Prints the minutes of each part.
+# Usage: scripts/ci-extra.sh [shared] [asan] [sync] [fuzz] [tsan]   (default: all five)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir="${VKATTN_BUILD_DIR:-build}"
 asan_dir="${VKATTN_ASAN_BUILD_DIR:-build-asan}"
+tsan_dir="${VKATTN_TSAN_BUILD_DIR:-build-tsan}"
 parts=("$@")
-((${#parts[@]})) || parts=(shared asan sync fuzz)
+((${#parts[@]})) || parts=(shared asan sync fuzz tsan)
 minutes() { awk -v s="$1" 'BEGIN { printf "%.1f", s / 60 }'; }
 
 for part in "${parts[@]}"; do
@@ -37,7 +39,22 @@ for part in "${parts[@]}"; do
         fuzz)
             VKATTN_CLI="$build_dir/bin/vkattn" VKATTN_FUZZ_CMAKE_ARGS="${VKATTN_CMAKE_ARGS:-}" scripts/fuzz.sh all
             ;;
-        *) echo "usage: $0 [shared] [asan] [sync] [fuzz]" >&2; exit 2 ;;
+        tsan)
+            echo "== threading tests under ThreadSanitizer ($tsan_dir) =="
+            cmake -S . -B "$tsan_dir" -DCMAKE_BUILD_TYPE=Release -DVKATTN_WERROR=ON -DVKATTN_SANITIZE=thread \
+                -DVKATTN_BUILD_SAMPLES=OFF -DVKATTN_PYTHON=OFF -DVKATTN_WITH_MPI=OFF ${VKATTN_CMAKE_ARGS:-} >/dev/null
+            cmake --build "$tsan_dir" -j "$(nproc)" --target vkattn_tests >/dev/null
+            echo "built in $(minutes $((SECONDS - start))) min"
+            # Every test that starts threads: one Context shared by four threads, Tensors and models outliving
+            # their Context, one Tokenizer used by several threads, the CPU matmul's worker threads, the FIFO
+            # test's unblocking thread. Reports inside Mesa and the Vulkan loader only are
+            # suppressed (scripts/tsan.supp says why); any other report fails the run (exitcode 66).
+            TSAN_OPTIONS="suppressions=$PWD/scripts/tsan.supp:halt_on_error=1:exitcode=66:second_deadlock_stack=1" \
+            VKATTN_VALIDATION=0 "$tsan_dir/bin/vkattn_tests" --reporter compact --order decl \
+                "[threads],[context],[hostile],matmul matches the triple loop on awkward shapes,Hugging Face tokenizers: one Tokenizer encodes from several threads at once" \
+                2>&1 | tail -n 30
+            ;;
+        *) echo "usage: $0 [shared] [asan] [sync] [fuzz] [tsan]" >&2; exit 2 ;;
     esac
     echo "$part: $(minutes $((SECONDS - start))) min"
 done

@@ -44,10 +44,11 @@ c++ -std=c++20 -o "$build_dir/consumer/pc_consumer" tests/consumer/main.cpp \
 echo "== CLI =="
 "$build_dir/bin/vkattn" demo >/dev/null && echo "vkattn demo: ok"
 
-# The whole suite under ASan + UBSan, the [gpu] suite with synchronization validation, and the fuzzers
-# (VKATTN_CI_EXTRA=0 skips them for a quick local run; VKATTN_CI_EXTRA="sync fuzz" picks parts).
+# The whole suite under ASan + UBSan, the [gpu] suite with synchronization validation, the fuzzers and the
+# threading tests under TSan (VKATTN_CI_EXTRA=0 skips them for a quick local run; VKATTN_CI_EXTRA="sync fuzz"
+# picks parts).
 extra="${VKATTN_CI_EXTRA:-1}"
-[[ "$extra" == 1 ]] && extra="shared asan sync fuzz"
+[[ "$extra" == 1 ]] && extra="shared asan sync fuzz tsan"
 if [[ "$extra" != 0 ]]; then
     read -r -a extra_parts <<< "$extra"
     VKATTN_BUILD_DIR="$build_dir" scripts/ci-extra.sh "${extra_parts[@]}"

@@ -111,12 +111,17 @@ void main() {
         [[unroll]] for (uint jj = 0; jj < BK; ++jj) w[jj] *= inv;
         l = sum;
         m = mx;
+        // A flagged V row adds to the rows that see it only, NaN columns included (0 · NaN would reach the
+        // others). Selected, not branched: a branch in this doubly unrolled loop is DP/TPR · BK basic blocks, on
+        // which lavapipe's coroutine lowering (LLVM's CoroSplit, every barrier a suspend point) spent over 10
+        // minutes per variant in Mesa 25.
+        bool add[BK];
+        [[unroll]] for (uint jj = 0; jj < BK; ++jj) add[jj] = !v_nan_sh[jj] || (visible & (1u << jj)) != 0;
         [[unroll]] for (uint u = 0; u < DP / TPR; ++u) {
             float a = acc[u] * (kept * inv);
             [[unroll]] for (uint jj = 0; jj < BK; ++jj) {
                 const float vj = v_sh[jj * DP + part + u * TPR];
-                // A flagged V row (uniform: shared) adds to the rows that see it only, NaN columns included.
-                if (!v_nan_sh[jj] || (visible & (1u << jj)) != 0) a = fma(w[jj], vj, a);
+                a = mix(a, fma(w[jj], vj, a), add[jj]);
             }
             acc[u] = a;
         }

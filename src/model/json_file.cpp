@@ -15,12 +15,17 @@ nlohmann::json read_json_file(const std::filesystem::path& path) {
     if (!in) throw Error(path.string() + ": cannot open for reading");
     try {
         return nlohmann::json::parse(in);
-    } catch (const nlohmann::json::parse_error& e) {
-        // nlohmann's own text ("[json.exception.parse_error.101] ...") may quote the file; the byte is enough.
-        throw Error(path.string() + ": not valid JSON (syntax error near byte " + std::to_string(e.byte) + ")");
-    } catch (const nlohmann::json::exception&) {
-        throw Error(path.string() + ": not valid JSON (a number out of range)");
+    } catch (const nlohmann::json::exception& e) {
+        throw Error(path.string() + ": " + json_error(e));
     }
+}
+
+std::string json_error(const nlohmann::json::exception& e) {
+    // nlohmann's own text ("[json.exception.parse_error.101] ...") may quote the file; the byte is enough.
+    if (const auto* p = dynamic_cast<const nlohmann::json::parse_error*>(&e)) {
+        return "not valid JSON (syntax error near byte " + std::to_string(p->byte) + ")";
+    }
+    return "not valid JSON (a number out of range)";
 }
 
 std::string clip(std::string_view s, size_t n) {

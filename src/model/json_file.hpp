@@ -14,6 +14,11 @@ namespace vkattn::model {
 // vkattn::Error "PATH: ..." when the file is missing, not regular, unreadable or not JSON.
 nlohmann::json read_json_file(const std::filesystem::path& path);
 
+// Why untrusted text did not parse, for an error message: "not valid JSON (syntax error near byte N)" or
+// "(a number out of range)". Never nlohmann's own what(), which quotes the input (control characters, invalid
+// UTF-8, a second line).
+std::string json_error(const nlohmann::json::exception& e);
+
 // A short description of an untrusted value for an error message: numbers, booleans and null as written,
 // a string quoted and cut after 40 characters, and only the kind of an object or array: a value nested
 // 100,000 levels deep must not be printed (nlohmann's dump recurses and would overflow the stack).

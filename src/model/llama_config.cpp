@@ -4,6 +4,7 @@
 // value is described by its type, a number by its value, a string by a short escaped prefix.
 #include <vkattn/model/llama_config.hpp>
 
+#include "model/json_file.hpp"
 #include "model/llama_internal.hpp"
 #include "model/llama_json.hpp"
 #include "vkattn/error.hpp"
@@ -346,11 +347,8 @@ LlamaConfig parse_llama_config(std::string_view json_text, const std::string& so
     json doc;
     try {
         doc = json::parse(json_text.begin(), json_text.end());
-    } catch (const json::parse_error& e) {
-        // nlohmann's own text ("[json.exception.parse_error.101] ...") may quote the file; the byte is enough.
-        throw Error(source + ": not valid JSON (syntax error near byte " + std::to_string(e.byte) + ")");
-    } catch (const json::exception&) {
-        throw Error(source + ": not valid JSON (a number out of range)");
+    } catch (const json::exception& e) {
+        throw Error(source + ": " + json_error(e));
     }
     return llama_config_from_json(doc, source);
 }

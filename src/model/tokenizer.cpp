@@ -2,6 +2,7 @@
 // models/bpe, pre_tokenizers, decoders), and GPT-2's vocab.json + merges.txt reader, following OpenAI's
 // gpt-2/src/encoder.py. Internally a byte-level vocabulary is kept as raw bytes: GPT-2's byte-to-unicode
 // table only exists so that the files can be text.
+#include "model/json_file.hpp"
 #include "model/tokenizer_impl.hpp"
 
 #include <unicode/bytestream.h>
@@ -868,7 +869,7 @@ std::vector<int> generation_eos(const std::filesystem::path& path, int vocab_siz
     try {
         config = nlohmann::json::parse(read_regular_file(path, "generation_config.json", ""));
     } catch (const nlohmann::json::exception& e) {
-        throw Error(name + ": expected a JSON object, but it is not valid JSON: " + std::string(e.what()).substr(0, 200));
+        throw Error(name + ": expected a JSON object, but it is " + json_error(e));
     }
     if (!config.is_object()) throw Error(name + ": expected a JSON object, found a JSON " + std::string(config.type_name()));
     const auto it = config.find("eos_token_id");

@@ -1,6 +1,7 @@
 // Reads Hugging Face's tokenizer.json (the tokenizers crate's serialization) and tokenizer_config.json into the
 // pipeline of tokenizer_impl.hpp. Only BPE models are implemented; every other component type is refused by name.
 // Untrusted values never reach an error message whole: they are named by their JSON type, or quoted cut short.
+#include "model/json_file.hpp"
 #include "model/tokenizer_impl.hpp"
 
 #include <algorithm>
@@ -30,9 +31,7 @@ json parse_file(const std::filesystem::path& path, const std::string& what) {
     try {
         return json::parse(text);
     } catch (const json::exception& e) {
-        const std::string message = e.what();
-        throw Error(path.string() + ": expected " + what + " as JSON, but it is not valid JSON: " +
-                    message.substr(0, 200));
+        throw Error(path.string() + ": expected " + what + ", but it is " + json_error(e));
     }
 }
 

@@ -447,11 +447,17 @@ Device::Device(Instance& instance, const std::string& selector) : instance_(inst
     VkFence fence = VK_NULL_HANDLE;
     VKATTN_CHECK(vkCreateFence(device_, &fence_info, nullptr, &fence));
     fence_ = UniqueFence(device_, fence);
+
+    VkPhysicalDeviceProperties props{};
+    vkGetPhysicalDeviceProperties(physical_, &props);
+    allocator_ = std::make_unique<Allocator>(device_, memory_, props.limits.nonCoherentAtomSize,
+                                             info_.max_memory_allocation);
 }
 
 Device::~Device() {
     if (device_ == VK_NULL_HANDLE) return;
     vkDeviceWaitIdle(device_);
+    allocator_.reset();
     fence_.reset();
     pool_.reset();
     vkDestroyDevice(device_, nullptr);
@@ -612,31 +618,22 @@ Buffer::Buffer(Device& device, uint64_t bytes, Placement placement) : device_(&d
     // Placement policy: unified-memory devices get mapped device memory; discrete GPUs get device-local
     // memory and reach it through host-visible staging buffers.
     const bool host_visible = info.unified_memory || placement == Placement::staging;
-    VkMemoryAllocateInfo ai{};
-    ai.sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO;
-    ai.allocationSize = req.size;
-    ai.memoryTypeIndex = device.memory_type(req.memoryTypeBits, host_visible);
-    VkDeviceMemory memory = VK_NULL_HANDLE;
-    const VkResult r = vkAllocateMemory(device.get(), &ai, nullptr, &memory);
-    if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY) {
-        throw VulkanError("out of GPU memory allocating " + std::to_string(req.size) + " bytes (" +
-                              std::to_string(device.allocated_) + " bytes already allocated by vkattn, heap " +
-                              std::to_string(info.device_heap_bytes) + " bytes)",
-                          int(r));
+    const uint32_t type = device.memory_type(req.memoryTypeBits, host_visible);
+    memory_ = device.allocator_->allocate(req, type);
+    const VkResult r = vkBindBufferMemory(device.get(), buffer, memory_.memory, memory_.offset);
+    if (r != VK_SUCCESS) {
+        device.allocator_->free(std::exchange(memory_, Allocation{}));
+        VKATTN_CHECK(r);
     }
-    VKATTN_CHECK(r);
-    memory_ = UniqueMemory(device.get(), memory);
-    VKATTN_CHECK(vkBindBufferMemory(device.get(), buffer, memory, 0));
-    if (device.memory_.memoryTypes[ai.memoryTypeIndex].propertyFlags & VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT) {
-        VKATTN_CHECK(vkMapMemory(device.get(), memory, 0, VK_WHOLE_SIZE, 0, &mapped_));
-    }
+    mapped_ = memory_.mapped;
     device.allocated_ += req.size;
     device.peak_ = std::max(device.peak_, device.allocated_);
     accounted_ = req.size;
 }
 
 Buffer::Buffer(Buffer&& o) noexcept
-    : device_(std::exchange(o.device_, nullptr)), buffer_(std::move(o.buffer_)), memory_(std::move(o.memory_)),
+    : device_(std::exchange(o.device_, nullptr)), buffer_(std::move(o.buffer_)),
+      memory_(std::exchange(o.memory_, Allocation{})),
       size_(std::exchange(o.size_, 0)), mapped_(std::exchange(o.mapped_, nullptr)),
       accounted_(std::exchange(o.accounted_, 0)) {}
 
@@ -645,7 +642,7 @@ Buffer& Buffer::operator=(Buffer&& o) noexcept {
         release();
         device_ = std::exchange(o.device_, nullptr);
         buffer_ = std::move(o.buffer_);
-        memory_ = std::move(o.memory_);
+        memory_ = std::exchange(o.memory_, Allocation{});
         size_ = std::exchange(o.size_, 0);
         mapped_ = std::exchange(o.mapped_, nullptr);
         accounted_ = std::exchange(o.accounted_, 0);
@@ -660,8 +657,8 @@ void Buffer::release() noexcept {
     std::lock_guard lock(device_->mutex_);
     device_->allocated_ -= accounted_;
     accounted_ = 0;
-    buffer_.reset();
-    memory_.reset();  // unmapped implicitly by vkFreeMemory
+    buffer_.reset();  // before its memory goes back to the allocator
+    device_->allocator_->free(std::exchange(memory_, Allocation{}));
     mapped_ = nullptr;
 }
 

@@ -3,12 +3,14 @@
 
 #include "vulkan/handle.hpp"
 #include "vulkan/instance.hpp"
+#include "vulkan/memory.hpp"
 
 #include <vkattn/device_info.hpp>
 
 #include <vulkan/vulkan.h>
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -39,7 +41,8 @@ class Device;
 // staging: host-visible memory for copies to and from device-local buffers.
 enum class Placement { device, staging };
 
-// A buffer and its memory. Host-visible buffers stay mapped; device-local ones are reached by staging.
+// A buffer and its range of device memory (sub-allocated by the device's Allocator). Host-visible buffers
+// stay mapped; device-local ones are reached by staging.
 class Buffer {
 public:
     Buffer() = default;
@@ -57,7 +60,7 @@ private:
 
     Device* device_ = nullptr;
     UniqueBuffer buffer_;
-    UniqueMemory memory_;
+    Allocation memory_;
     uint64_t size_ = 0;
     void* mapped_ = nullptr;
     uint64_t accounted_ = 0;  // bytes counted in the device's allocation total
@@ -85,10 +88,14 @@ public:
     VkCommandPool command_pool() const { return pool_.get(); }
     uint32_t timestamp_valid_bits() const { return timestamp_bits_; }
 
-    // Device memory accounting, in bytes, of the buffers this device has allocated.
+    // Device memory accounting, in bytes: the sum of the live buffers' VkMemoryRequirements::size (what the
+    // tensors, weights, activations and transient staging copies take), now and at most since reset_peak().
+    // The VkDeviceMemory behind them is held in blocks (memory_allocator().reserved_bytes()), which add up to
+    // one partly used 64 MiB block per memory type in use, plus a kept empty one.
     uint64_t allocated_bytes() const;
     uint64_t peak_allocated_bytes() const;
     void reset_peak();
+    const Allocator& memory_allocator() const { return *allocator_; }
 
     // The lock that makes one Device safe to share between threads. Held by everything that uses the command
     // pool or the queue (submit_and_wait, upload, download, fill_zero, a Recorder's life), by buffer
@@ -113,6 +120,7 @@ private:
     VkQueue queue_ = VK_NULL_HANDLE;
     UniqueCommandPool pool_;
     UniqueFence fence_;
+    std::unique_ptr<Allocator> allocator_;  // outlived by nothing that holds its memory: buffers keep the device
     uint64_t allocated_ = 0;
     uint64_t peak_ = 0;
     mutable std::recursive_mutex mutex_;

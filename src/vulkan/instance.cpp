@@ -42,6 +42,15 @@ bool has_extension(const std::vector<VkExtensionProperties>& exts, const char* n
     return false;
 }
 
+// The instance-level Vulkan version the loader offers (1.0 when it predates vkEnumerateInstanceVersion).
+uint32_t loader_version() {
+    auto enumerate = reinterpret_cast<PFN_vkEnumerateInstanceVersion>(
+        vkGetInstanceProcAddr(VK_NULL_HANDLE, "vkEnumerateInstanceVersion"));
+    uint32_t version = VK_API_VERSION_1_0;
+    if (enumerate != nullptr && enumerate(&version) != VK_SUCCESS) version = VK_API_VERSION_1_0;
+    return version;
+}
+
 }  // namespace
 
 uint64_t validation_message_count() { return g_validation_messages.load(); }
@@ -63,7 +72,10 @@ Instance::Instance(bool validation) {
         enabled_exts.push_back(VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME);
         portability_enumeration_ = true;
     }
-    if (has_extension(exts, VK_KHR_GET_PHYSICAL_DEVICE_PROPERTIES_2_EXTENSION_NAME)) {
+    // vkGetPhysicalDeviceProperties2 and friends are core from Vulkan 1.1; the KHR extension is only for a
+    // 1.0 loader (enabling it on a newer one is a deprecated-extension warning under best-practices validation).
+    if (loader_version() < VK_API_VERSION_1_1 &&
+        has_extension(exts, VK_KHR_GET_PHYSICAL_DEVICE_PROPERTIES_2_EXTENSION_NAME)) {
         enabled_exts.push_back(VK_KHR_GET_PHYSICAL_DEVICE_PROPERTIES_2_EXTENSION_NAME);
     }
     if (validation) {
@@ -147,6 +159,12 @@ std::vector<std::string> Instance::take_messages() {
 
 VkBool32 Instance::on_message(VkDebugUtilsMessageSeverityFlagBitsEXT severity, VkDebugUtilsMessageTypeFlagsEXT,
                               const VkDebugUtilsMessengerCallbackDataEXT* data, void* self) {
+    // Best-practices validation advises against VK_EXT_debug_utils, a debugging extension; vkattn enables it
+    // only while validating, to receive these very messages, so that advice is the one message not counted.
+    if (data->pMessageIdName != nullptr &&
+        std::string_view(data->pMessageIdName) == "UNASSIGNED-BestPractices-vkCreateInstance-specialuse-extension-debugging") {
+        return VK_FALSE;
+    }
     const char* level = (severity & VK_DEBUG_UTILS_MESSAGE_SEVERITY_ERROR_BIT_EXT) ? "error" : "warning";
     std::string msg = std::string("Vulkan validation ") + level + ": " + (data->pMessage ? data->pMessage : "");
     std::fprintf(stderr, "%s\n", msg.c_str());

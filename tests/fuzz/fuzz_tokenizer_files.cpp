@@ -1,5 +1,5 @@
 // vocab.json and merges.txt through Tokenizer::from_files: the input is vocab.json, a NUL byte, merges.txt.
-// Re-point here when the tokenizer's entry point changes (tokenizer.json).
+// tokenizer.json has its own harness (fuzz_tokenizer_json.cpp).
 #include "fuzz_common.hpp"
 
 #include <vkattn/model/tokenizer.hpp>

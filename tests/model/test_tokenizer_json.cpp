@@ -224,6 +224,14 @@ TEST_CASE("tokenizer.json: malformed files and unsupported components are one-li
     using nlohmann::json;
 
     check(error_for("{\"model\": "), {"tokenizer.json", "not valid JSON"});
+    {
+        // Found by fuzz_tokenizer_json: nlohmann's parse error quoted the bytes it read (here an escape
+        // character and a byte that is not UTF-8) into the message; only the byte position is given now.
+        const std::string message = error_for("{\"added_tokens\": [{\"single_wrd\x1b\xff\": 1}]}");
+        check(message, {"tokenizer.json", "not valid JSON", "near byte"});
+        CHECK_FALSE(contains(message, "json.exception"));
+        CHECK(std::none_of(message.begin(), message.end(), [](char c) { return c == '\x1b' || c == '\xff'; }));
+    }
     check(error_for("[1, 2]"), {"tokenizer.json", "JSON array", "JSON object"});
     check(error_for(with_value("/model/type", "WordPiece")), {"tokenizer.json", "\"WordPiece\"", "BPE"});
     check(error_for(with_value("/model/type", "Unigram")), {"tokenizer.json", "\"Unigram\""});
