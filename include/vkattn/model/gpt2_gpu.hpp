@@ -44,7 +44,7 @@ public:
     uint64_t weight_bytes() const;  // device bytes held by the weights
 
 private:
-    struct Impl;
+    struct VKATTN_LOCAL Impl;
     std::unique_ptr<Impl> impl_;
 };
 

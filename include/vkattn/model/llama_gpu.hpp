@@ -60,7 +60,7 @@ public:
     uint64_t cache_bytes() const;   // device bytes held by the KV cache now (it grows with the context)
 
 private:
-    struct Impl;
+    struct VKATTN_LOCAL Impl;
     std::unique_ptr<Impl> impl_;
 };
 
