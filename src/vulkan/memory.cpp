@@ -19,7 +19,7 @@ uint64_t sane_alignment(uint64_t a) { return a == 0 ? 1 : a; }
 Allocator::Allocator(VkDevice device, const VkPhysicalDeviceMemoryProperties& memory, uint64_t non_coherent_atom,
                      uint64_t max_allocation, uint64_t block_bytes)
     : device_(device), memory_(memory), non_coherent_atom_(sane_alignment(non_coherent_atom)),
-      max_allocation_(max_allocation), block_bytes_(std::min(block_bytes, max_allocation)) {}
+      block_bytes_(std::min(block_bytes, max_allocation)) {}
 
 Allocator::~Allocator() {
     std::lock_guard lock(mutex_);

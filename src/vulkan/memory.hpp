@@ -74,7 +74,6 @@ private:
     VkDevice device_;
     VkPhysicalDeviceMemoryProperties memory_;
     uint64_t non_coherent_atom_;
-    uint64_t max_allocation_;
     uint64_t block_bytes_;
     mutable std::mutex mutex_;
     std::vector<std::unique_ptr<Block>> blocks_;
