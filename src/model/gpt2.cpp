@@ -38,9 +38,9 @@ public:
         i.intermediate = 4 * config_.n_embd;
         i.vocab_size = config_.vocab_size;
         i.context_length = config_.n_positions;
-        i.parameters = gpt2_parameters(config_);
         i.variant = "gpt2";
         const std::vector<TensorSpec> schema = gpt2_tensor_specs(config_);
+        i.parameters = parameter_count(schema);
         for (const DType t : {DType::f32, DType::f16}) i.weight_bytes.push_back({t, device_bytes(schema, t)});
         i.cache_bytes_per_token = gpt2_cache_bytes_per_token(config_);
         return i;

@@ -35,10 +35,10 @@ public:
         i.intermediate = config_.intermediate_size;
         i.vocab_size = config_.vocab_size;
         i.context_length = config_.max_position_embeddings;
-        i.parameters = llama_parameters(config_);
         i.variant = llama_family_name(config_.family);
         for (int l = 0; l < config_.num_hidden_layers; ++l) i.window = std::max(i.window, config_.window(l));
         const std::vector<TensorSpec> schema = llama_tensor_specs(config_);
+        i.parameters = parameter_count(schema);
         for (const DType t : {DType::f32, DType::f16, DType::bf16}) i.weight_bytes.push_back({t, device_bytes(schema, t)});
         i.cache_bytes_per_token = uint64_t(config_.num_hidden_layers) * 2 * uint64_t(config_.num_key_value_heads) *
                                   uint64_t(config_.head_dim) * 4;
