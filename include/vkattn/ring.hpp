@@ -18,12 +18,15 @@
 #include <vkattn/attention.hpp>
 #include <vkattn/context.hpp>
 #include <vkattn/export.hpp>
+#include <vkattn/model/language_model.hpp>
 #include <vkattn/tensor.hpp>
 
 #include <mpi.h>
 
 #include <array>
 #include <cstdint>
+#include <functional>
+#include <span>
 #include <utility>
 
 namespace vkattn::ring {
@@ -61,5 +64,25 @@ struct RingStats {
 // vkattn::Error on every rank (naming the rank), never a hang.
 VKATTN_API RingStats ring_attention(Context& ctx, MPI_Comm comm, const Tensor& q, const Tensor& k, const Tensor& v, Tensor& out,
                          const Tensor* key_padding = nullptr, const RingParams& params = {});
+
+// Where a rank's time went in one ring_forward call.
+struct RingForwardStats {
+    double total_s = 0;     // the whole call
+    double attention_s = 0; // inside the layers' ring attentions (compute, transfers, waits)
+    RingStats attention;    // the ring attentions' figures, summed over the layers
+    int64_t rows = 0;       // this rank's positions
+};
+
+// A model's forward over a sequence split across the ranks of comm (sequence parallelism): rank r runs its
+// zig-zag shard of `tokens` (shard_ranges(L, N, r); the whole sequence, the same on every rank) through every
+// layer of lm, each layer's attention a ring attention over comm, and hands on_logits(position, logits [V])
+// the logits of each of its positions, ascending. Weights are replicated (every rank opened the same model on
+// its own device: see context_options); activations and keys/values exist only for a rank's own positions, so
+// L may exceed what one device's KV cache holds. The logits equal a single device's forward of the whole
+// sequence to the attention's tolerance. Empties lm's KV cache. Collective: every rank calls it with the same
+// tokens and model. An error on any rank (bad input, a device failure, a throwing on_logits) throws the same
+// vkattn::Error on every rank, naming the rank, never a hang. Needs L >= 2N and the vulkan backend.
+VKATTN_API RingForwardStats ring_forward(model::LanguageModel& lm, MPI_Comm comm, std::span<const int> tokens,
+                                         const std::function<void(int64_t position, std::span<const float> logits)>& on_logits);
 
 }  // namespace vkattn::ring

@@ -3,6 +3,7 @@
 // into a running fp64 state on the host.
 #include "ops/runtime.hpp"
 #include "ops/flash_partial.hpp"
+#include "dist/agree.hpp"
 
 #include <vkattn/error.hpp>
 #include <vkattn/ring.hpp>
@@ -23,23 +24,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-// Every rank learns whether any rank failed; all throw the first failing rank's message, so none hangs in a
-// collective the failing one never reaches.
-void agree(MPI_Comm comm, const std::string& error) {
-    int rank = 0;
-    MPI_Comm_rank(comm, &rank);
-    int mine = error.empty() ? INT_MAX : rank;
-    int first = INT_MAX;
-    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
-    if (first == INT_MAX) return;
-    int len = rank == first ? int(std::min<size_t>(error.size(), 4096)) : 0;
-    MPI_Bcast(&len, 1, MPI_INT, first, comm);
-    std::string message(size_t(len), ' ');
-    if (rank == first) std::memcpy(message.data(), error.data(), size_t(len));
-    MPI_Bcast(message.data(), len, MPI_CHAR, first, comm);
-    throw Error("ring attention: rank " + std::to_string(first) + ": " + message);
-}
 
 std::string shape_str(const std::vector<int64_t>& s) {
     std::string out = "[";
@@ -289,6 +273,21 @@ void compute_block(Context& ctx, const Problem& p, const Tensor& q, const Tensor
 }
 
 }  // namespace
+
+void agree(MPI_Comm comm, const std::string& error) {
+    int rank = 0;
+    MPI_Comm_rank(comm, &rank);
+    int mine = error.empty() ? INT_MAX : rank;
+    int first = INT_MAX;
+    MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+    if (first == INT_MAX) return;
+    int len = rank == first ? int(std::min<size_t>(error.size(), 4096)) : 0;
+    MPI_Bcast(&len, 1, MPI_INT, first, comm);
+    std::string message(size_t(len), ' ');
+    if (rank == first) std::memcpy(message.data(), error.data(), size_t(len));
+    MPI_Bcast(message.data(), len, MPI_CHAR, first, comm);
+    throw AgreedError("ring attention: rank " + std::to_string(first) + ": " + message);
+}
 
 std::array<std::pair<int64_t, int64_t>, 2> shard_ranges(int64_t L, int ranks, int rank) {
     const int64_t n = 2 * int64_t(ranks);

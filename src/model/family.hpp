@@ -62,8 +62,8 @@ struct ModelAccess {
     }
 };
 
-// A family's GPU forward (Gpt2Gpu, LlamaGpu: a constructor from (Context&, weights, options), forward, reset,
-// position, weight_bytes) as a LanguageModel, holding the Context open_model made when the caller gave none.
+// A family's GPU forward (Gpt2Gpu, LlamaGpu: a constructor from (Context&, weights, options), forward,
+// forward_shard, reset, position, weight_bytes) as a LanguageModel, holding the Context open_model made when the caller gave none.
 template <typename Gpu>
 class GpuModel final : public LanguageModel {
 public:
@@ -76,6 +76,7 @@ public:
     }
     void reset() override { gpu_.reset(); }
     int position() const override { return gpu_.position(); }
+    void forward_shard(const ShardForward& shard) override { gpu_.forward_shard(shard); }
     Context* context() override { return ctx_; }
     uint64_t weight_bytes() const override { return gpu_.weight_bytes(); }
 

@@ -13,6 +13,7 @@
 #include "model/family.hpp"
 #include "model/gpt2_internal.hpp"
 #include "model/gpt2_schema.hpp"
+#include "model/shard.hpp"
 #include "ops/runtime.hpp"
 #include "ops/transformer.hpp"
 
@@ -25,9 +26,6 @@
 #include <string>
 
 namespace vkattn::model {
-namespace {
-
-}  // namespace
 
 struct Gpt2Gpu::Impl {
     std::shared_ptr<ops::Runtime> runtime;  // shared with the Context: the model may outlive it
@@ -76,6 +74,85 @@ struct Gpt2Gpu::Impl {
         if (n_logits > logits_rows) {
             logits = vk::Buffer(device, uint64_t(n_logits) * uint64_t(cfg.vocab_size) * 4);
             logits_rows = n_logits;
+        }
+    }
+
+    // One pass of T rows through the layers: activations in rows [0, T), their Q|K|V rows written to cache
+    // rows [pos, pos + T), each run's rows embedded at its positions; the device attention (when the model
+    // does it) sees cache rows [0, pos + T).
+    struct Run {
+        uint32_t row0, position, count;
+    };
+    struct Pass {
+        uint32_t T = 0, pos = 0;
+        std::vector<Run> runs;
+        std::optional<vk::Buffer> scores;  // the three-kernel path's [H, T, Lk] scores
+    };
+
+    void record_embed(ops::Encoder& enc, const Pass& p, std::span<const int> tokens) {
+        for (const Run& r : p.runs) {
+            ops::record_embedding(enc, tokens.subspan(r.row0, r.count), int(r.position), uint32_t(cfg.n_embd), wdt,
+                                  params.wte, params.wpe, rows, x, r.row0);
+        }
+    }
+
+    // h = ln_1(x); qkv rows [pos, pos + T) = h · W_attn + b.
+    void record_pre_attention(ops::Encoder& enc, const Pass& p, size_t li) {
+        const Gpt2LayerParams<vk::Buffer>& l = params.layers[li];
+        const uint32_t C = uint32_t(cfg.n_embd);
+        ops::record_layernorm(enc, p.T, C, {&x, 0, C}, l.ln_1_w, l.ln_1_b, {&h, 0, C}, cfg.layer_norm_epsilon);
+        const ops::MatrixRef qkv_rows{&qkv[li], DType::f32, uint64_t(p.pos) * 3 * C, p.T, 3 * C, 3 * C};
+        ops::record_matmul(enc, ops::matrix(h, DType::f32, p.T, C), ops::matrix(l.attn_w, wdt, C, 3 * C), false,
+                           qkv_rows, {.bias = &l.attn_b});
+    }
+
+    // attn = causal attention(Q, K, V) over cache rows [0, pos + T).
+    void record_attention(ops::Encoder& enc, const Pass& p, size_t li) {
+        const uint32_t C = uint32_t(cfg.n_embd), H = uint32_t(cfg.n_head), D = uint32_t(cfg.head_dim());
+        const uint32_t Lk = p.pos + p.T;
+        const ops::AttentionDims dims{1, H, H, p.T, Lk, D};
+        const int64_t row = 3 * int64_t(C);
+        const ops::TensorRef q{&qkv[li], DType::f32, uint64_t(p.pos) * 3 * C, {1, H, p.T, D}, {0, D, row, 1}};
+        const ops::TensorRef k{&qkv[li], DType::f32, C, {1, H, Lk, D}, {0, D, row, 1}};
+        const ops::TensorRef v{&qkv[li], DType::f32, 2 * uint64_t(C), {1, H, Lk, D}, {0, D, row, 1}};
+        const ops::TensorRef o{&attn, DType::f32, 0, {1, H, p.T, D}, {0, D, C, 1}};
+        const ops::MaskArgs mask{.causal = true};
+        const float scale = float(1.0 / std::sqrt(double(D)));
+        if (options.fused_attention) {
+            ops::record_flash(enc, dims, q, k, v, o, mask, scale);
+        } else {
+            ops::record_qk(enc, dims, q, k, *p.scores, scale);
+            ops::record_softmax(enc, dims, *p.scores, *p.scores, mask);
+            ops::record_pv(enc, dims, *p.scores, v, o);
+        }
+    }
+
+    // x += attn · W_proj + b; h = ln_2(x); x += gelu(h · W_fc + b) · W_fcproj + b.
+    void record_post_attention(ops::Encoder& enc, const Pass& p, size_t li) {
+        const Gpt2LayerParams<vk::Buffer>& l = params.layers[li];
+        const uint32_t C = uint32_t(cfg.n_embd);
+        using ops::matrix;
+        ops::record_matmul(enc, matrix(attn, DType::f32, p.T, C), matrix(l.attn_proj_w, wdt, C, C), false,
+                           matrix(x, DType::f32, p.T, C), {.bias = &l.attn_proj_b, .accumulate = true});
+        ops::record_layernorm(enc, p.T, C, {&x, 0, C}, l.ln_2_w, l.ln_2_b, {&h, 0, C}, cfg.layer_norm_epsilon);
+        ops::record_matmul(enc, matrix(h, DType::f32, p.T, C), matrix(l.fc_w, wdt, C, 4 * C), false,
+                           matrix(mlp, DType::f32, p.T, 4 * C), {.bias = &l.fc_b, .gelu = true});
+        ops::record_matmul(enc, matrix(mlp, DType::f32, p.T, 4 * C), matrix(l.fc_proj_w, wdt, 4 * C, C), false,
+                           matrix(x, DType::f32, p.T, C), {.bias = &l.fc_proj_b, .accumulate = true});
+    }
+
+    // logits rows [0, n) = ln_f(x rows [first, first + n)) · wteᵀ, in chunks that fit one binding.
+    void record_head(ops::Encoder& enc, uint32_t first, uint32_t n) {
+        const uint32_t C = uint32_t(cfg.n_embd), V = uint32_t(cfg.vocab_size);
+        const uint64_t max_range = device.info().max_storage_buffer_range;
+        const uint32_t chunk = uint32_t(std::max<uint64_t>(1, (max_range - 256) / (uint64_t(V) * 4)));
+        using ops::matrix;
+        ops::record_layernorm(enc, n, C, {&x, first * C, C}, params.ln_f_w, params.ln_f_b, {&h, 0, C},
+                              cfg.layer_norm_epsilon);
+        for (uint32_t r0 = 0; r0 < n; r0 += chunk) {  // [rows, V] of logits per binding
+            const uint32_t rc = std::min(chunk, n - r0);
+            ops::record_matmul(enc, matrix(h, DType::f32, rc, C, uint64_t(r0) * C), matrix(params.wte, wdt, V, C), true,
+                               matrix(logits, DType::f32, rc, V, uint64_t(r0) * V));
         }
     }
 };
@@ -141,80 +218,80 @@ std::vector<float> Gpt2Gpu::forward(std::span<const int> tokens, bool all_logits
     const Gpt2Config& cfg = m.cfg;
     const uint32_t T = uint32_t(tokens.size());
     if (T == 0) return {};
-    for (size_t i = 0; i < tokens.size(); ++i) {
-        if (tokens[i] < 0 || tokens[i] >= cfg.vocab_size) {
-            throw Error("token " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
-                        " is out of range: the vocabulary has V = " + std::to_string(cfg.vocab_size) + " tokens");
-        }
-    }
+    check_tokens(tokens, cfg.vocab_size);
     if (uint64_t(m.pos) + T > uint64_t(cfg.n_positions)) {
         throw Error("context of " + std::to_string(m.pos + T) + " tokens (" + std::to_string(m.pos) + " cached + " +
                     std::to_string(T) + " new) exceeds n_positions = " + std::to_string(cfg.n_positions));
     }
-    const uint32_t C = uint32_t(cfg.n_embd), H = uint32_t(cfg.n_head), D = uint32_t(cfg.head_dim());
-    const uint32_t V = uint32_t(cfg.vocab_size);
+    const uint32_t H = uint32_t(cfg.n_head), V = uint32_t(cfg.vocab_size);
     const uint32_t pos = uint32_t(m.pos);
-    const uint32_t Lk = pos + T;
     const uint32_t n_logits = all_logits ? T : 1;
     m.ensure_capacity(T, n_logits);
 
-    const ops::AttentionDims dims{1, H, H, T, Lk, D};
-    std::optional<vk::Buffer> scores;  // the three-kernel path's [H, T, Lk] scores
-    if (!m.options.fused_attention) scores.emplace(m.device, uint64_t(H) * T * Lk * 4);
-
-    const uint64_t max_range = m.device.info().max_storage_buffer_range;
-    const uint32_t logit_chunk = uint32_t(std::max<uint64_t>(1, (max_range - 256) / (uint64_t(V) * 4)));
-    const DType wdt = m.wdt;
-    const float eps = cfg.layer_norm_epsilon;
-    using ops::matrix;
-
+    Impl::Pass p{.T = T, .pos = pos, .runs = {{0, pos, T}}, .scores = {}};
+    if (!m.options.fused_attention) p.scores.emplace(m.device, uint64_t(H) * T * (pos + T) * 4);
     m.runtime->run([&](ops::Encoder& enc) {
-        ops::record_embedding(enc, tokens, int(pos), C, wdt, m.params.wte, m.params.wpe, m.rows, m.x);
-        for (size_t li = 0; li < m.params.layers.size(); ++li) {
-            const Gpt2LayerParams<vk::Buffer>& l = m.params.layers[li];
-            vk::Buffer& qkv = m.qkv[li];
-            ops::record_layernorm(enc, T, C, {&m.x, 0, C}, l.ln_1_w, l.ln_1_b, {&m.h, 0, C}, eps);
-            const ops::MatrixRef qkv_rows{&qkv, DType::f32, uint64_t(pos) * 3 * C, T, 3 * C, 3 * C};
-            ops::record_matmul(enc, matrix(m.h, DType::f32, T, C), matrix(l.attn_w, wdt, C, 3 * C), false, qkv_rows,
-                               {.bias = &l.attn_b});
-
-            const int64_t row = 3 * int64_t(C);
-            const ops::TensorRef q{&qkv, DType::f32, uint64_t(pos) * 3 * C, {1, H, T, D}, {0, D, row, 1}};
-            const ops::TensorRef k{&qkv, DType::f32, C, {1, H, Lk, D}, {0, D, row, 1}};
-            const ops::TensorRef v{&qkv, DType::f32, 2 * uint64_t(C), {1, H, Lk, D}, {0, D, row, 1}};
-            const ops::TensorRef o{&m.attn, DType::f32, 0, {1, H, T, D}, {0, D, C, 1}};
-            const ops::MaskArgs mask{.causal = true};
-            const float scale = float(1.0 / std::sqrt(double(D)));
-            if (m.options.fused_attention) {
-                ops::record_flash(enc, dims, q, k, v, o, mask, scale);
-            } else {
-                ops::record_qk(enc, dims, q, k, *scores, scale);
-                ops::record_softmax(enc, dims, *scores, *scores, mask);
-                ops::record_pv(enc, dims, *scores, v, o);
-            }
-
-            ops::record_matmul(enc, matrix(m.attn, DType::f32, T, C), matrix(l.attn_proj_w, wdt, C, C), false,
-                               matrix(m.x, DType::f32, T, C), {.bias = &l.attn_proj_b, .accumulate = true});
-            ops::record_layernorm(enc, T, C, {&m.x, 0, C}, l.ln_2_w, l.ln_2_b, {&m.h, 0, C}, eps);
-            ops::record_matmul(enc, matrix(m.h, DType::f32, T, C), matrix(l.fc_w, wdt, C, 4 * C), false,
-                               matrix(m.mlp, DType::f32, T, 4 * C), {.bias = &l.fc_b, .gelu = true});
-            ops::record_matmul(enc, matrix(m.mlp, DType::f32, T, 4 * C), matrix(l.fc_proj_w, wdt, 4 * C, C), false,
-                               matrix(m.x, DType::f32, T, C), {.bias = &l.fc_proj_b, .accumulate = true});
+        m.record_embed(enc, p, tokens);
+        for (size_t l = 0; l < m.params.layers.size(); ++l) {
+            m.record_pre_attention(enc, p, l);
+            m.record_attention(enc, p, l);
+            m.record_post_attention(enc, p, l);
         }
-        // Only the rows whose logits are wanted go through ln_f and the LM head.
-        const uint32_t first = T - n_logits;
-        ops::record_layernorm(enc, n_logits, C, {&m.x, first * C, C}, m.params.ln_f_w, m.params.ln_f_b, {&m.h, 0, C}, eps);
-        for (uint32_t r0 = 0; r0 < n_logits; r0 += logit_chunk) {  // [rows, V] of logits per binding
-            const uint32_t rc = std::min(logit_chunk, n_logits - r0);
-            ops::record_matmul(enc, matrix(m.h, DType::f32, rc, C, uint64_t(r0) * C), matrix(m.params.wte, wdt, V, C), true,
-                               matrix(m.logits, DType::f32, rc, V, uint64_t(r0) * V));
-        }
+        m.record_head(enc, T - n_logits, n_logits);  // only the rows whose logits are wanted
     });
     m.pos += int(T);
 
     std::vector<float> out(size_t(n_logits) * V);
     m.device.download(m.logits, 0, out.data(), out.size() * 4);
     return out;
+}
+
+void Gpt2Gpu::forward_shard(const ShardForward& shard) {
+    Impl& m = *impl_;
+    const Gpt2Config& cfg = m.cfg;
+    const uint32_t T = uint32_t(check_shard(shard, cfg.vocab_size, cfg.n_positions, cfg.n_positions));
+    const uint32_t C = uint32_t(cfg.n_embd), H = uint32_t(cfg.n_head), D = uint32_t(cfg.head_dim());
+    const uint32_t V = uint32_t(cfg.vocab_size);
+    m.pos = 0;
+    const uint32_t chunk = std::min(T, shard_logit_rows(V));
+    m.ensure_capacity(T, chunk);
+
+    Impl::Pass p{.T = T, .pos = 0, .runs = {}, .scores = {}};
+    for (uint32_t row = 0; const auto& [b, e] : shard.runs) {
+        p.runs.push_back({row, uint32_t(b), uint32_t(e - b)});
+        row += uint32_t(e - b);
+    }
+    // The layer's fused Q|K|V rows [T, 3C] as the device holds them, its [H, T, D] head-major views, and the
+    // attention's output rows [T, C].
+    std::vector<float> qkv_rows(size_t(T) * 3 * C), attn_rows(size_t(T) * C);
+    std::vector<float> qh(size_t(T) * C), kh(qh.size()), vh(qh.size()), oh(qh.size());
+    for (size_t l = 0; l < m.params.layers.size(); ++l) {
+        m.runtime->run([&](ops::Encoder& enc) {
+            if (l == 0) m.record_embed(enc, p, shard.tokens);
+            else m.record_post_attention(enc, p, l - 1);
+            m.record_pre_attention(enc, p, l);
+        });
+        m.device.download(m.qkv[l], 0, qkv_rows.data(), qkv_rows.size() * 4);
+        to_heads(qkv_rows, T, H, D, 3 * C, 0, qh);
+        to_heads(qkv_rows, T, H, D, 3 * C, C, kh);
+        to_heads(qkv_rows, T, H, D, 3 * C, 2 * C, vh);
+        const ShardLayer layer{.layer = int(l), .heads = int(H), .kv_heads = int(H), .head_dim = int(D),
+                               .rows = int(T), .window = 0, .scale = float(1.0 / std::sqrt(double(D)))};
+        shard.attention->attend(layer, qh, kh, vh, oh);
+        from_heads(oh, T, H, D, attn_rows);
+        m.device.upload(m.attn, 0, attn_rows.data(), attn_rows.size() * 4);
+    }
+    std::vector<float> out;
+    for (uint32_t r0 = 0; r0 < T; r0 += chunk) {
+        const uint32_t n = std::min(chunk, T - r0);
+        m.runtime->run([&](ops::Encoder& enc) {
+            if (r0 == 0) m.record_post_attention(enc, p, m.params.layers.size() - 1);
+            m.record_head(enc, r0, n);
+        });
+        out.resize(size_t(n) * V);
+        m.device.download(m.logits, 0, out.data(), out.size() * 4);
+        if (shard.logits) shard.logits(int(r0), out);
+    }
 }
 
 }  // namespace vkattn::model

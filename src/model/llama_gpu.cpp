@@ -21,6 +21,7 @@
 #include "cpu/half.hpp"
 #include "model/family.hpp"
 #include "model/llama_internal.hpp"
+#include "model/shard.hpp"
 #include "ops/attention.hpp"
 #include "ops/llama_ops.hpp"
 #include "ops/matmul.hpp"
@@ -180,6 +181,112 @@ struct LlamaGpu::Impl {
             logits_rows = n_logits;
         }
     }
+
+    // One pass of T rows through the layers: activations in rows [0, T), their keys and values written to
+    // cache rows [pos, pos + T), RoPE at each run's positions; the device attention (when the model does it)
+    // sees cache rows [0, pos + T).
+    struct Run {
+        uint32_t row0, position, count;
+    };
+    struct Pass {
+        uint32_t T = 0, pos = 0;
+        std::vector<Run> runs;
+        std::optional<vk::Buffer> scores;  // the three-kernel path's [H, T, Lk] scores
+    };
+
+    void record_embed(ops::Encoder& enc, std::span<const int> tokens) {
+        // Embedding rows gathered by copies (the table may exceed one binding); 16-bit rows are widened to
+        // f32 by a matmul with the identity, exact: each output is 1 · w plus exact zeros.
+        const uint32_t T = uint32_t(tokens.size()), C = uint32_t(cfg.hidden_size);
+        const uint64_t row_bytes = uint64_t(C) * dtype_size(wdt);
+        std::vector<VkBufferCopy> regions(T);
+        for (uint32_t t = 0; t < T; ++t) regions[t] = {uint64_t(tokens[t]) * row_bytes, t * row_bytes, row_bytes};
+        if (wdt == DType::f32) {
+            enc.recorder.copy(embed.get(), x->get(), regions);
+            return;
+        }
+        enc.recorder.copy(embed.get(), rows->get(), regions);
+        for (uint32_t r0 = 0; r0 < T; r0 += kWidenRows) {
+            const uint32_t rc = std::min(kWidenRows, T - r0);
+            ops::record_matmul(enc, ops::MatrixRef{&*ident, DType::f32, 0, rc, rc, kWidenRows},
+                               ops::matrix(*rows, wdt, rc, C, uint64_t(r0) * C), false,
+                               ops::matrix(*x, DType::f32, rc, C, uint64_t(r0) * C));
+        }
+    }
+
+    // h = rmsnorm(x); q = h · Wqᵀ; the new keys and values into the cache; RoPE on both.
+    void record_pre_attention(ops::Encoder& enc, const Pass& p, size_t l) {
+        const LayerBuffers& b = layers[l];
+        const uint32_t C = uint32_t(cfg.hidden_size), H = uint32_t(cfg.num_attention_heads);
+        const uint32_t Hkv = uint32_t(cfg.num_key_value_heads), D = uint32_t(cfg.head_dim);
+        const uint32_t HD = H * D, KV = 2 * Hkv * D;
+        using ops::matrix;
+        ops::record_rmsnorm(enc, p.T, C, {&*x, 0, C}, b.input_norm, {&*h, 0, C}, float(cfg.rms_norm_eps));
+        ops::record_matmul(enc, matrix(*h, DType::f32, p.T, C), matrix(b.q_w, wdt, HD, C), true,
+                           matrix(*q, DType::f32, p.T, HD), {.bias = b.q_b ? &*b.q_b : nullptr});
+        const ops::MatrixRef kv_rows{&b.kv, DType::f32, uint64_t(p.pos) * KV, p.T, KV, KV};
+        ops::record_matmul(enc, matrix(*h, DType::f32, p.T, C), matrix(b.kv_w, wdt, KV, C), true, kv_rows,
+                           {.bias = b.kv_b ? &*b.kv_b : nullptr});
+        for (const Run& r : p.runs) {
+            const int64_t n = r.count;
+            const ops::TensorRef qv{&*q, DType::f32, uint64_t(r.row0) * HD, {1, H, n, D}, {0, D, HD, 1}};
+            const ops::TensorRef k_new{&b.kv, DType::f32, uint64_t(p.pos + r.row0) * KV, {1, Hkv, n, D}, {0, D, KV, 1}};
+            ops::record_rope(enc, r.position, inv_freq, qv, k_new);
+        }
+    }
+
+    // attn = attention(q, K, V) over cache rows [0, pos + T): GQA, causal bottom-right, the layer's window.
+    void record_attention(ops::Encoder& enc, const Pass& p, size_t l) {
+        const LayerBuffers& b = layers[l];
+        const uint32_t H = uint32_t(cfg.num_attention_heads), Hkv = uint32_t(cfg.num_key_value_heads);
+        const uint32_t D = uint32_t(cfg.head_dim), HD = H * D, KD = Hkv * D, KV = 2 * KD;
+        const uint32_t Lk = p.pos + p.T;
+        const ops::AttentionDims dims{1, H, Hkv, p.T, Lk, D};
+        const ops::TensorRef qv{&*q, DType::f32, 0, {1, H, p.T, D}, {0, D, HD, 1}};
+        const ops::TensorRef k{&b.kv, DType::f32, 0, {1, Hkv, Lk, D}, {0, D, KV, 1}};
+        const ops::TensorRef v{&b.kv, DType::f32, KD, {1, Hkv, Lk, D}, {0, D, KV, 1}};
+        const ops::TensorRef o{&*attn, DType::f32, 0, {1, H, p.T, D}, {0, D, HD, 1}};
+        const ops::MaskArgs mask{.causal = true, .window = uint32_t(cfg.window(int(l)))};
+        const float scale = float(1.0 / std::sqrt(double(D)));
+        if (options.fused_attention) {
+            ops::record_flash(enc, dims, qv, k, v, o, mask, scale);
+        } else {
+            ops::record_qk(enc, dims, qv, k, *p.scores, scale);
+            ops::record_softmax(enc, dims, *p.scores, *p.scores, mask);
+            ops::record_pv(enc, dims, *p.scores, v, o);
+        }
+    }
+
+    // x += attn · Woᵀ; x += MLP(rmsnorm(x)).
+    void record_post_attention(ops::Encoder& enc, const Pass& p, size_t l) {
+        const LayerBuffers& b = layers[l];
+        const uint32_t C = uint32_t(cfg.hidden_size), I = uint32_t(cfg.intermediate_size);
+        const uint32_t HD = uint32_t(cfg.num_attention_heads) * uint32_t(cfg.head_dim);
+        using ops::matrix;
+        ops::record_matmul(enc, matrix(*attn, DType::f32, p.T, HD), matrix(b.o_w, wdt, C, HD), true,
+                           matrix(*x, DType::f32, p.T, C), {.bias = b.o_b ? &*b.o_b : nullptr, .accumulate = true});
+        ops::record_rmsnorm(enc, p.T, C, {&*x, 0, C}, b.post_norm, {&*h, 0, C}, float(cfg.rms_norm_eps));
+        ops::record_matmul(enc, matrix(*h, DType::f32, p.T, C), matrix(b.gate_up_w, wdt, 2 * I, C), true,
+                           matrix(*mlp, DType::f32, p.T, 2 * I));
+        ops::record_swiglu(enc, p.T, I, {&*mlp, 0, 2 * I}, {&*mlp, I, 2 * I}, {&*mlp, 0, 2 * I});
+        ops::record_matmul(enc, ops::MatrixRef{&*mlp, DType::f32, 0, p.T, I, 2 * I}, matrix(b.down_w, wdt, C, I), true,
+                           matrix(*x, DType::f32, p.T, C), {.accumulate = true});
+    }
+
+    // logits rows [0, n) = norm(x rows [first, first + n)) · lm_headᵀ, in chunks that fit one binding.
+    void record_head(ops::Encoder& enc, uint32_t first, uint32_t n) {
+        const uint32_t C = uint32_t(cfg.hidden_size), V = uint32_t(cfg.vocab_size);
+        const uint64_t max_range = device.info().max_storage_buffer_range;
+        const uint32_t chunk = uint32_t(std::max<uint64_t>(1, (max_range - 256) / (uint64_t(V) * 4)));
+        const vk::Buffer& head = lm_head ? *lm_head : embed;
+        using ops::matrix;
+        ops::record_rmsnorm(enc, n, C, {&*x, first * C, C}, norm, {&*h, 0, C}, float(cfg.rms_norm_eps));
+        for (uint32_t r0 = 0; r0 < n; r0 += chunk) {  // [rows, V] of logits per binding
+            const uint32_t rc = std::min(chunk, n - r0);
+            ops::record_matmul(enc, matrix(*h, DType::f32, rc, C, uint64_t(r0) * C), matrix(head, wdt, V, C), true,
+                               matrix(*logits, DType::f32, rc, V, uint64_t(r0) * V));
+        }
+    }
 };
 
 int LlamaGpu::context_limit(const DeviceInfo& info, const LlamaConfig& cfg, const LlamaGpuOptions& options) {
@@ -275,12 +382,7 @@ std::vector<float> LlamaGpu::forward(std::span<const int> tokens, bool all_logit
     Impl& m = *impl_;
     const LlamaConfig& cfg = m.cfg;
     // Validate everything before touching the cache, so a bad call leaves the model usable.
-    for (size_t i = 0; i < tokens.size(); ++i) {
-        if (tokens[i] < 0 || tokens[i] >= cfg.vocab_size) {
-            throw Error("token " + std::to_string(tokens[i]) + " at index " + std::to_string(i) +
-                        " is out of range: the vocabulary has V = " + std::to_string(cfg.vocab_size) + " tokens");
-        }
-    }
+    check_tokens(tokens, cfg.vocab_size);
     if (uint64_t(m.pos) + tokens.size() > uint64_t(m.max_ctx)) {
         throw Error("context of " + std::to_string(uint64_t(m.pos) + tokens.size()) + " tokens (" +
                     std::to_string(m.pos) + " cached + " + std::to_string(tokens.size()) +
@@ -288,93 +390,79 @@ std::vector<float> LlamaGpu::forward(std::span<const int> tokens, bool all_logit
     }
     const uint32_t T = uint32_t(tokens.size());
     if (T == 0) return {};
-    const uint32_t C = uint32_t(cfg.hidden_size), I = uint32_t(cfg.intermediate_size), V = uint32_t(cfg.vocab_size);
-    const uint32_t H = uint32_t(cfg.num_attention_heads), Hkv = uint32_t(cfg.num_key_value_heads);
-    const uint32_t D = uint32_t(cfg.head_dim), HD = H * D, KD = Hkv * D, KV = 2 * KD;
+    const uint32_t H = uint32_t(cfg.num_attention_heads), V = uint32_t(cfg.vocab_size);
     const uint32_t pos = uint32_t(m.pos);
-    const uint32_t Lk = pos + T;
     const uint32_t n_logits = all_logits ? T : 1;
     m.ensure_cache(pos + T);
     m.ensure_capacity(T, n_logits);
 
-    const ops::AttentionDims dims{1, H, Hkv, T, Lk, D};
-    std::optional<vk::Buffer> scores;  // the three-kernel path's [H, T, Lk] scores
-    if (!m.options.fused_attention) scores.emplace(m.device, uint64_t(H) * T * Lk * 4);
-
-    const uint64_t max_range = m.device.info().max_storage_buffer_range;
-    const uint32_t logit_chunk = uint32_t(std::max<uint64_t>(1, (max_range - 256) / (uint64_t(V) * 4)));
-    const DType wdt = m.wdt;
-    const float eps = float(cfg.rms_norm_eps);
-    const float scale = float(1.0 / std::sqrt(double(D)));
-    const vk::Buffer& head = m.lm_head ? *m.lm_head : m.embed;
-    using ops::matrix;
-    const vk::Buffer &x = *m.x, &h = *m.h, &q = *m.q, &attn = *m.attn, &mlp = *m.mlp;
-
+    Impl::Pass p{.T = T, .pos = pos, .runs = {{0, pos, T}}, .scores = {}};
+    if (!m.options.fused_attention) p.scores.emplace(m.device, uint64_t(H) * T * (pos + T) * 4);
     m.run([&](ops::Encoder& enc) {
-        // Embedding rows gathered by copies (the table may exceed one binding); 16-bit rows are widened to
-        // f32 by a matmul with the identity, exact: each output is 1 · w plus exact zeros.
-        const uint64_t row_bytes = uint64_t(C) * dtype_size(wdt);
-        std::vector<VkBufferCopy> regions(T);
-        for (uint32_t t = 0; t < T; ++t) regions[t] = {uint64_t(tokens[t]) * row_bytes, t * row_bytes, row_bytes};
-        if (wdt == DType::f32) {
-            enc.recorder.copy(m.embed.get(), x.get(), regions);
-        } else {
-            enc.recorder.copy(m.embed.get(), m.rows->get(), regions);
-            for (uint32_t r0 = 0; r0 < T; r0 += kWidenRows) {
-                const uint32_t rc = std::min(kWidenRows, T - r0);
-                ops::record_matmul(enc, ops::MatrixRef{&*m.ident, DType::f32, 0, rc, rc, kWidenRows},
-                                   matrix(*m.rows, wdt, rc, C, uint64_t(r0) * C), false,
-                                   matrix(x, DType::f32, rc, C, uint64_t(r0) * C));
-            }
-        }
+        m.record_embed(enc, tokens);
         for (size_t l = 0; l < m.layers.size(); ++l) {
-            LayerBuffers& b = m.layers[l];
-            ops::record_rmsnorm(enc, T, C, {&x, 0, C}, b.input_norm, {&h, 0, C}, eps);
-            ops::record_matmul(enc, matrix(h, DType::f32, T, C), matrix(b.q_w, wdt, HD, C), true,
-                               matrix(q, DType::f32, T, HD), {.bias = b.q_b ? &*b.q_b : nullptr});
-            const ops::MatrixRef kv_rows{&b.kv, DType::f32, uint64_t(pos) * KV, T, KV, KV};
-            ops::record_matmul(enc, matrix(h, DType::f32, T, C), matrix(b.kv_w, wdt, KV, C), true, kv_rows,
-                               {.bias = b.kv_b ? &*b.kv_b : nullptr});
-
-            const ops::TensorRef qv{&q, DType::f32, 0, {1, H, T, D}, {0, D, HD, 1}};
-            const ops::TensorRef k_new{&b.kv, DType::f32, uint64_t(pos) * KV, {1, Hkv, T, D}, {0, D, KV, 1}};
-            ops::record_rope(enc, pos, m.inv_freq, qv, k_new);
-
-            const ops::TensorRef k{&b.kv, DType::f32, 0, {1, Hkv, Lk, D}, {0, D, KV, 1}};
-            const ops::TensorRef v{&b.kv, DType::f32, KD, {1, Hkv, Lk, D}, {0, D, KV, 1}};
-            const ops::TensorRef o{&attn, DType::f32, 0, {1, H, T, D}, {0, D, HD, 1}};
-            const ops::MaskArgs mask{.causal = true, .window = uint32_t(cfg.window(int(l)))};
-            if (m.options.fused_attention) {
-                ops::record_flash(enc, dims, qv, k, v, o, mask, scale);
-            } else {
-                ops::record_qk(enc, dims, qv, k, *scores, scale);
-                ops::record_softmax(enc, dims, *scores, *scores, mask);
-                ops::record_pv(enc, dims, *scores, v, o);
-            }
-            ops::record_matmul(enc, matrix(attn, DType::f32, T, HD), matrix(b.o_w, wdt, C, HD), true,
-                               matrix(x, DType::f32, T, C), {.bias = b.o_b ? &*b.o_b : nullptr, .accumulate = true});
-
-            ops::record_rmsnorm(enc, T, C, {&x, 0, C}, b.post_norm, {&h, 0, C}, eps);
-            ops::record_matmul(enc, matrix(h, DType::f32, T, C), matrix(b.gate_up_w, wdt, 2 * I, C), true,
-                               matrix(mlp, DType::f32, T, 2 * I));
-            ops::record_swiglu(enc, T, I, {&mlp, 0, 2 * I}, {&mlp, I, 2 * I}, {&mlp, 0, 2 * I});
-            ops::record_matmul(enc, ops::MatrixRef{&mlp, DType::f32, 0, T, I, 2 * I}, matrix(b.down_w, wdt, C, I), true,
-                               matrix(x, DType::f32, T, C), {.accumulate = true});
+            m.record_pre_attention(enc, p, l);
+            m.record_attention(enc, p, l);
+            m.record_post_attention(enc, p, l);
         }
-        // Only the rows whose logits are wanted go through the final norm and the LM head.
-        const uint32_t first = T - n_logits;
-        ops::record_rmsnorm(enc, n_logits, C, {&x, first * C, C}, m.norm, {&h, 0, C}, eps);
-        for (uint32_t r0 = 0; r0 < n_logits; r0 += logit_chunk) {  // [rows, V] of logits per binding
-            const uint32_t rc = std::min(logit_chunk, n_logits - r0);
-            ops::record_matmul(enc, matrix(h, DType::f32, rc, C, uint64_t(r0) * C), matrix(head, wdt, V, C), true,
-                               matrix(*m.logits, DType::f32, rc, V, uint64_t(r0) * V));
-        }
+        m.record_head(enc, T - n_logits, n_logits);  // only the rows whose logits are wanted
     });
     m.pos += int(T);
 
     std::vector<float> out(size_t(n_logits) * V);
     m.device.download(*m.logits, 0, out.data(), out.size() * 4);
     return out;
+}
+
+void LlamaGpu::forward_shard(const ShardForward& shard) {
+    Impl& m = *impl_;
+    const LlamaConfig& cfg = m.cfg;
+    const uint32_t T = uint32_t(check_shard(shard, cfg.vocab_size, cfg.max_position_embeddings, m.max_ctx));
+    const uint32_t H = uint32_t(cfg.num_attention_heads), Hkv = uint32_t(cfg.num_key_value_heads);
+    const uint32_t D = uint32_t(cfg.head_dim), HD = H * D, KD = Hkv * D, KV = 2 * KD, V = uint32_t(cfg.vocab_size);
+    m.pos = 0;
+    m.ensure_cache(T);
+    const uint32_t chunk = std::min(T, shard_logit_rows(V));
+    m.ensure_capacity(T, chunk);
+
+    Impl::Pass p{.T = T, .pos = 0, .runs = {}, .scores = {}};
+    for (uint32_t row = 0; const auto& [b, e] : shard.runs) {
+        p.runs.push_back({row, uint32_t(b), uint32_t(e - b)});
+        row += uint32_t(e - b);
+    }
+    // Host copies of the layer's rows, [T, H·D] and [T, 2·Hkv·D] as the device holds them, and the
+    // attention's [H, T, D] / [Hkv, T, D] head-major views.
+    std::vector<float> q_rows(size_t(T) * HD), kv_rows(size_t(T) * KV), attn_rows(size_t(T) * HD);
+    std::vector<float> qh(q_rows.size()), kh(size_t(T) * KD), vh(size_t(T) * KD), oh(q_rows.size());
+    for (size_t l = 0; l < m.layers.size(); ++l) {
+        m.run([&](ops::Encoder& enc) {
+            if (l == 0) m.record_embed(enc, shard.tokens);
+            else m.record_post_attention(enc, p, l - 1);
+            m.record_pre_attention(enc, p, l);
+        });
+        m.device.download(*m.q, 0, q_rows.data(), q_rows.size() * 4);
+        m.device.download(m.layers[l].kv, 0, kv_rows.data(), kv_rows.size() * 4);
+        to_heads(q_rows, T, H, D, HD, 0, qh);
+        to_heads(kv_rows, T, Hkv, D, KV, 0, kh);
+        to_heads(kv_rows, T, Hkv, D, KV, KD, vh);
+        const ShardLayer layer{.layer = int(l), .heads = int(H), .kv_heads = int(Hkv), .head_dim = int(D),
+                               .rows = int(T), .window = cfg.window(int(l)),
+                               .scale = float(1.0 / std::sqrt(double(D)))};
+        shard.attention->attend(layer, qh, kh, vh, oh);
+        from_heads(oh, T, H, D, attn_rows);
+        m.device.upload(*m.attn, 0, attn_rows.data(), attn_rows.size() * 4);
+    }
+    std::vector<float> out;
+    for (uint32_t r0 = 0; r0 < T; r0 += chunk) {
+        const uint32_t n = std::min(chunk, T - r0);
+        m.run([&](ops::Encoder& enc) {
+            if (r0 == 0) m.record_post_attention(enc, p, m.layers.size() - 1);
+            m.record_head(enc, r0, n);
+        });
+        out.resize(size_t(n) * V);
+        m.device.download(*m.logits, 0, out.data(), out.size() * 4);
+        if (shard.logits) shard.logits(int(r0), out);
+    }
 }
 
 }  // namespace vkattn::model

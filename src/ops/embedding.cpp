@@ -8,11 +8,14 @@
 namespace vkattn::ops {
 
 void record_embedding(Encoder& enc, std::span<const int> tokens, int pos0, uint32_t C, DType dtype,
-                      const vk::Buffer& wte, const vk::Buffer& wpe, const vk::Buffer& rows, const vk::Buffer& x) {
+                      const vk::Buffer& wte, const vk::Buffer& wpe, const vk::Buffer& rows, const vk::Buffer& x,
+                      uint32_t row0) {
     const uint32_t T = uint32_t(tokens.size());
     const uint64_t row_bytes = uint64_t(C) * dtype_size(dtype);
     std::vector<VkBufferCopy> regions(T);
-    for (uint32_t t = 0; t < T; ++t) regions[t] = {uint64_t(tokens[t]) * row_bytes, t * row_bytes, row_bytes};
+    for (uint32_t t = 0; t < T; ++t) {
+        regions[t] = {uint64_t(tokens[t]) * row_bytes, (uint64_t(row0) + t) * row_bytes, row_bytes};
+    }
     enc.recorder.copy(wte.get(), rows.get(), regions);
 
     const char* name = dtype == DType::f16 ? "embedding_f16" : "embedding_f32";
@@ -20,8 +23,8 @@ void record_embedding(Encoder& enc, std::span<const int> tokens, int pos0, uint3
     glsl::EmbeddingParams p{};
     p.T = T;
     p.C = C;
-    p.rows_offset = 0;
-    p.x_offset = 0;
+    p.rows_offset = row0 * C;
+    p.x_offset = row0 * C;
     // Bind wpe from the first position used; rows of f16 may start mid-word, so keep an element remainder.
     const TensorRef wpe_ref{&wpe, dtype, uint64_t(pos0) * C, {1, 1, int64_t(T), int64_t(C)}, {0, 0, int64_t(C), 1}};
     const BoundView bw = bind_view(enc.device, wpe_ref, 1, 0, 1);

@@ -7,10 +7,12 @@
 
 namespace vkattn::ops {
 
-// x [T, C] f32 = wte [tokens[t]] + wpe [pos0 + t]; wte [V, C] and wpe [P, C] in dtype. rows is [T, C] dtype
-// scratch: the token rows are gathered into it by buffer copies, so wte may exceed one binding.
+// x [row0 + t, C] f32 = wte [tokens[t]] + wpe [pos0 + t] for t < T; wte [V, C] and wpe [P, C] in dtype. rows
+// is [row0 + T, C] dtype scratch (the same rows are used): the token rows are gathered into it by buffer
+// copies, so wte may exceed one binding.
 void record_embedding(Encoder& enc, std::span<const int> tokens, int pos0, uint32_t C, DType dtype,
-                      const vk::Buffer& wte, const vk::Buffer& wpe, const vk::Buffer& rows, const vk::Buffer& x);
+                      const vk::Buffer& wte, const vk::Buffer& wpe, const vk::Buffer& rows, const vk::Buffer& x,
+                      uint32_t row0 = 0);
 
 // y [T, C] = layernorm(x [T, C]) · w [C] + b [C], f32; offsets and row strides in elements.
 struct RowsRef {

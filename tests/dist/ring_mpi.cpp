@@ -4,11 +4,14 @@
 // rows with the single-device result and the fp64 reference; the ranks agree on the verdict.
 #include <vkattn/attention.hpp>
 #include <vkattn/error.hpp>
+#include <vkattn/model/language_model.hpp>
 #include <vkattn/reference.hpp>
 #include <vkattn/ring.hpp>
 
 #include <cmath>
 #include <cstdint>
+#include <limits>
+#include <memory>
 #include <cstdio>
 #include <random>
 #include <string>
@@ -122,6 +125,110 @@ size_t run_case(vkattn::Context& ctx, MPI_Comm comm, const Case& c, int rank, in
     return vs_ref.bad + vs_single.bad;
 }
 
+
+// -log softmax(logits)[target], in double.
+double nll(std::span<const float> logits, int target) {
+    double mx = -std::numeric_limits<double>::infinity();
+    for (const float x : logits) mx = std::max(mx, double(x));
+    double sum = 0;
+    for (const float x : logits) sum += std::exp(double(x) - mx);
+    return std::log(sum) + mx - double(logits[size_t(target)]);
+}
+
+// A model's forward over the ranks (ring_forward) against the same model's single-device forward of the whole
+// sequence on this rank: the logits of this rank's positions, and the summed NLL of every next token (the
+// perplexity's numerator) gathered over the ranks. Returns the number of failures on this rank.
+size_t run_model_case(vkattn::Context& ctx, MPI_Comm comm, const char* name, const std::string& dir, int L,
+                      bool fused, int rank, int N) {
+    namespace model = vkattn::model;
+    model::ModelOptions mo;
+    mo.context = &ctx;
+    mo.fused_attention = fused;
+    const std::unique_ptr<model::LanguageModel> lm = model::open_model(std::string(VKATTN_FIXTURES_DIR) + "/" + dir,
+                                                                       model::Backend::vulkan, mo);
+    const int V = lm->vocab_size();
+    std::vector<int> tokens(static_cast<size_t>(L));
+    for (int i = 0; i < L; ++i) tokens[size_t(i)] = (i * 37 + 11) % V;
+    const std::vector<float> single = lm->forward(tokens);
+    double single_nll = 0;
+    for (int p = 0; p + 1 < L; ++p) {
+        single_nll += nll(std::span<const float>(single).subspan(size_t(p) * V, size_t(V)), tokens[size_t(p + 1)]);
+    }
+
+    Diff d;
+    double ring_nll = 0;
+    int64_t rows = 0, last = -1;
+    bool ordered = true;
+    const vkattn::ring::RingForwardStats st =
+        vkattn::ring::ring_forward(*lm, comm, tokens, [&](int64_t pos, std::span<const float> logits) {
+            ordered = ordered && pos > last;
+            last = pos;
+            ++rows;
+            const std::vector<float> got(logits.begin(), logits.end());
+            const std::vector<float> want(single.begin() + pos * V, single.begin() + (pos + 1) * V);
+            const Diff r = compare(got, want, 1e-4, 1e-4);
+            d.bad += r.bad;
+            d.max_abs = std::max(d.max_abs, r.max_abs);
+            if (pos + 1 < L) ring_nll += nll(logits, tokens[size_t(pos + 1)]);
+        });
+    double total = 0;
+    MPI_Allreduce(&ring_nll, &total, 1, MPI_DOUBLE, MPI_SUM, comm);
+    const double rel = std::abs(total - single_nll) / single_nll;
+    const size_t bad = d.bad + (rel > 1e-6 ? 1 : 0) + (rows != vkattn::ring::shard_length(L, N, rank) || !ordered ? 1 : 0) +
+                       (lm->position() != 0 ? 1 : 0);
+    std::printf("rank %d/%d model %-24s L %d rows %lld  logits vs single device max|d| %.2e bad %zu  "
+                "PPL %.6f vs %.6f (rel %.1e)\n",
+                rank, N, name, L, (long long)rows, d.max_abs, d.bad, std::exp(total / (L - 1)),
+                std::exp(single_nll / (L - 1)), rel);
+    (void)st;
+    return bad;
+}
+
+// A failure on one rank in the middle of a model's forward (its on_logits throws) reaches every rank as the
+// same error; a rank with other tokens is refused before any compute.
+size_t run_model_failures(vkattn::Context& ctx, MPI_Comm comm, int rank, int N) {
+    namespace model = vkattn::model;
+    model::ModelOptions mo;
+    mo.context = &ctx;
+    const auto lm = model::open_model(std::string(VKATTN_FIXTURES_DIR) + "/tiny_llama3_gqa", model::Backend::vulkan, mo);
+    std::vector<int> tokens(40, 5);
+    size_t bad = 0;
+    const auto expect = [&](const char* what, const std::string& needle, const auto& run) {
+        std::string message;
+        try {
+            run();
+        } catch (const vkattn::Error& e) {
+            message = e.what();
+        }
+        if (message.find(needle) == std::string::npos) {
+            std::printf("rank %d: %s gave '%s', expected '%s'\n", rank, what, message.c_str(), needle.c_str());
+            ++bad;
+        }
+    };
+    expect("a throwing on_logits on the last rank", "rank " + std::to_string(N - 1) + ": no room for logits", [&] {
+        vkattn::ring::ring_forward(*lm, comm, tokens, [&](int64_t, std::span<const float>) {
+            if (rank == N - 1) throw vkattn::Error("no room for logits");
+        });
+    });
+    if (N > 1) {
+        std::vector<int> other = tokens;
+        if (rank == N - 1) other[3] = 6;
+        expect("other tokens on the last rank", "rank " + std::to_string(N - 1) + ": its tokens or model differ", [&] {
+            vkattn::ring::ring_forward(*lm, comm, other, [](int64_t, std::span<const float>) {});
+        });
+    }
+    expect("a token outside the vocabulary", "is out of range", [&] {
+        std::vector<int> wrong = tokens;
+        wrong[7] = 1000;
+        vkattn::ring::ring_forward(*lm, comm, wrong, [](int64_t, std::span<const float>) {});
+    });
+    // The model still works after every failure.
+    tokens[0] = 1;
+    const std::vector<float> again = lm->forward(tokens);
+    if (again.size() != tokens.size() * size_t(lm->vocab_size())) ++bad;
+    return bad;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -147,6 +254,14 @@ int main(int argc, char** argv) {
     try {
         vkattn::Context ctx(vkattn::ring::context_options(MPI_COMM_WORLD));
         for (const Case& c : cases) bad += run_case(ctx, MPI_COMM_WORLD, c, rank, N);
+
+        // Models over the ranks: GPT-2 (learned positions, MHA), Llama 3 (RoPE, GQA; both attention paths),
+        // Mistral (a sliding window of 6, shorter than most shards).
+        bad += run_model_case(ctx, MPI_COMM_WORLD, "gpt2", "tiny_gpt2", 45, true, rank, N);
+        bad += run_model_case(ctx, MPI_COMM_WORLD, "llama3 GQA", "tiny_llama3_gqa", 101, true, rank, N);
+        bad += run_model_case(ctx, MPI_COMM_WORLD, "llama3 GQA naive", "tiny_llama3_gqa", 37, false, rank, N);
+        bad += run_model_case(ctx, MPI_COMM_WORLD, "mistral window 6", "tiny_mistral_window", 50, true, rank, N);
+        bad += run_model_failures(ctx, MPI_COMM_WORLD, rank, N);
 
         // Bad input on one rank: every rank gets the same one-line error, nobody hangs.
         // (rank N - 1 gives K and V 3 heads, which do not divide Q's 2).

@@ -5,6 +5,7 @@
 #include <vkattn/context.hpp>
 #include <vkattn/dtype.hpp>
 #include <vkattn/export.hpp>
+#include <vkattn/model/language_model.hpp>
 #include <vkattn/model/gpt2_weights.hpp>
 
 #include <cstdint>
@@ -37,6 +38,10 @@ public:
     // Throws vkattn::Error, leaving the cache untouched, on a token id outside [0, V) or a context beyond
     // n_positions.
     std::vector<float> forward(std::span<const int> tokens, bool all_logits = true);
+    // This rank's rows of a sequence split across processes, every layer's attention done by
+    // shard.attention (LanguageModel::forward_shard). Uses the KV cache as scratch: empties it first and
+    // leaves it empty.
+    void forward_shard(const ShardForward& shard);
 
     void reset();               // empties the KV cache
     int position() const;       // tokens in the KV cache

@@ -8,10 +8,12 @@
 #include <vkattn/model/tokenizer.hpp>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace vkattn::model {
@@ -71,6 +73,38 @@ struct SpecialTokens {
     std::vector<int> eos;    // any of these ends generation
 };
 
+// One layer's attention in a sequence-parallel forward (LanguageModel::forward_shard), which the model hands
+// out because it needs keys and values that other processes hold: ring attention over MPI ranks implements it
+// (vkattn/ring.hpp). Shapes: this rank's `rows` rows, in the order of ShardForward::runs.
+struct ShardLayer {
+    int layer = 0;
+    int heads = 0;       // H
+    int kv_heads = 0;    // Hkv (divides H)
+    int head_dim = 0;    // D
+    int rows = 0;        // this rank's rows
+    int window = 0;      // the layer's sliding window; 0: none
+    float scale = 0;     // the softmax scale, 1/sqrt(D)
+};
+class VKATTN_API ShardAttention {
+public:
+    virtual ~ShardAttention() = default;
+    // out [H, rows, D] = causal softmax(scale · q Kᵀ + window) V for this rank's query rows q [H, rows, D],
+    // where K and V are the keys and values of every rank (k and v [Hkv, rows, D] are this rank's), the mask
+    // taken over the positions of the whole sequence. f32. Collective: every rank calls it for every layer,
+    // in order.
+    virtual void attend(const ShardLayer& layer, std::span<const float> q, std::span<const float> k,
+                        std::span<const float> v, std::span<float> out) = 0;
+};
+
+// This rank's part of a forward over a sequence split by position across processes.
+struct ShardForward {
+    std::span<const int> tokens;               // this rank's tokens: the runs' tokens, concatenated
+    std::vector<std::pair<int, int>> runs;     // [begin, end) positions of each run, in order
+    ShardAttention* attention = nullptr;       // every layer's attention over the whole sequence
+    // Receives this rank's logits in order: rows [row0, row0 + n) as [n, V] f32, in chunks of rows.
+    std::function<void(int row0, std::span<const float> logits)> logits;
+};
+
 class VKATTN_API LanguageModel {
 public:
     virtual ~LanguageModel() = default;
@@ -81,6 +115,13 @@ public:
     virtual std::vector<float> forward(std::span<const int> tokens, bool all_logits = true) = 0;
     virtual void reset() = 0;          // empties the KV cache
     virtual int position() const = 0;  // tokens in the KV cache: the position of the next token
+
+    // Sequence parallelism: runs this rank's rows of a longer sequence through every layer, the attention
+    // computed by shard.attention (which sees the other ranks' keys and values), and hands the logits of its
+    // rows to shard.logits. Empties the KV cache first and leaves it empty. The runs must be non-empty,
+    // ascending, disjoint and within the context length. Throws vkattn::Error on bad input, and on the cpu
+    // backend (sequence-parallel runs are for devices).
+    virtual void forward_shard(const ShardForward& shard);
 
     const ModelInfo& info() const { return info_; }
     int vocab_size() const { return info_.vocab_size; }

@@ -7,6 +7,7 @@
 #include <vkattn/device_info.hpp>
 #include <vkattn/dtype.hpp>
 #include <vkattn/export.hpp>
+#include <vkattn/model/language_model.hpp>
 #include <vkattn/model/llama_weights.hpp>
 
 #include <cstdint>
@@ -51,6 +52,10 @@ public:
     // [1, V] for the last one when all_logits is false. Throws vkattn::Error, leaving the cache untouched,
     // on a token id outside [0, V) or a context beyond max_context().
     std::vector<float> forward(std::span<const int> tokens, bool all_logits = true);
+    // This rank's rows of a sequence split across processes, every layer's attention done by
+    // shard.attention (LanguageModel::forward_shard). Uses the KV cache as scratch: empties it first and
+    // leaves it empty.
+    void forward_shard(const ShardForward& shard);
 
     void reset();               // empties the KV cache; the next forward starts at position 0
     int position() const;       // tokens in the KV cache: the position the next token takes
