@@ -13,6 +13,9 @@
 // limit gives a finite O, where an unnormalized sum would overflow. Blocks that the causal or window rule hides
 // from every row of the workgroup are never visited.
 // Needs subgroup shuffles with KB <= the subgroup size (lavapipe and SwiftShader have them; GPUs run flash_tiled).
+// Built a second time with VKATTN_ROW_STATE=1 (flash_rows_state_*): it also writes each row's softmax state,
+// row_state[z · Lq + i] = (m, l), the base-2 max of the scaled scores and the sum of exp2(s − m) (m NaN for a row
+// that saw a NaN score; (−inf, 0) for a row that saw no key), so a caller can merge blocks of keys (ring attention).
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
@@ -31,6 +34,10 @@ layout(constant_id = 4) const bool VEC = true;  // rows start on 16 bytes: vecto
 layout(push_constant) uniform Push { FlashParams p; };
 
 #include "flash_common.glsl"
+
+#if VKATTN_ROW_STATE
+layout(std430, binding = 6) writeonly buffer StateBuf { vec2 row_state[]; };
+#endif
 
 const uint D4 = DP / 4;
 const uint NW = (DP + 31) / 32;  // words of one bit per head-dim column
@@ -144,5 +151,8 @@ void main() {
             acc[r][c] = mix(acc[r][c], vec4(QUIET_NAN), notEqual(bit, uvec4(0)));
         }
         if (i < p.Lq) STORE_ROW(row_of(p.o, b, h, i), acc[r], nan_seen[r] ? QUIET_NAN : 1.0);
+#if VKATTN_ROW_STATE
+        if (i < p.Lq) row_state[z * p.Lq + i] = vec2(nan_seen[r] ? QUIET_NAN : m[r], l[r]);
+#endif
     }
 }

@@ -9,7 +9,8 @@
 // Each rank keeps its queries; the K/V shards travel around the ring (rank r sends to r+1, receives from r−1)
 // with non-blocking MPI sends and receives that overlap the attention of the block in hand. For each visiting
 // block a rank computes, per pair of (its query chunk, the block's key chunk), the partial softmax state
-// (row max, row sum, normalised output) on its device with the split-KV kernels, and folds it into a running
+// (row max, row sum, normalised output) on its device with the fused kernels (the row kernel writing each row's
+// state on CPU devices, split-KV on GPUs: ops/flash_partial), and folds it into a running
 // state in fp64 on the host exactly as split-KV merges slices. Masks are those of vkattn::attention over the
 // whole sequence (bottom-right aligned: global query i sees global key j iff j <= i + Lk − Lq, and the window
 // likewise); pairs wholly outside them are skipped, not computed and masked.

@@ -253,8 +253,8 @@ void compute_block(Context& ctx, const Problem& p, const Tensor& q, const Tensor
                     padding.emplace(ctx, std::vector<int64_t>{p.B, lkc}, pm);
                     mask.key_padding = &ops::buffer(*padding);
                 }
-                const ops::FlashPartialLayout layout = ops::flash_partial_layout(ctx.device(), dims);
-                Tensor out_b(ctx, {p.B, p.H, lqc, p.D}, DType::f32);
+                const ops::FlashPartialLayout layout = ops::flash_partial_layout(ctx.device(), dims, p.dtype);
+                Tensor out_b(ctx, {p.B, p.H, lqc, p.D}, layout.out_dtype);
                 Tensor ml(ctx, {int64_t(layout.ml_floats)}, DType::f32);
                 const ops::TensorRef qref = ref_rows(q, p.H, p.lq, q0, lqc, p.B, p.D);
                 const ops::TensorRef kref = ref_rows(*k0, p.Hkv, lk, k0row, lkc, p.B, p.D);

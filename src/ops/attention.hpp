@@ -48,6 +48,9 @@ FlashVariant flash_variant(const DeviceInfo& device, const AttentionDims& dims);
 struct FlashConfig {
     FlashVariant variant = FlashVariant::automatic;
     uint32_t splits = 0;  // split: key slices; 0 lets the tuning table choose
+    // rows only: also write each row's softmax state [B·H, Lq] × (base-2 max, sum) f32 here, for callers that
+    // merge key blocks themselves (flash_partial); see shaders/flash_rows.comp.
+    const vk::Buffer* row_state = nullptr;
 };
 void record_flash(Encoder& enc, const AttentionDims& dims, const TensorRef& q, const TensorRef& k, const TensorRef& v,
                   const TensorRef& out, const MaskArgs& mask, float scale, const FlashConfig& config);

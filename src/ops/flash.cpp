@@ -82,9 +82,10 @@ uint32_t choose_splits(const Tuning& t, const AttentionDims& d, uint32_t qn) {
 void record_rows_or_tiled(Encoder& enc, const Tuning& tune, const FlashTiles& tiles, bool rows,
                           const AttentionDims& d, const TensorRef& q, const TensorRef& k, const TensorRef& v,
                           const TensorRef& o, const MaskArgs& mask, float scale, const vk::Binding& additive,
-                          const vk::Binding& padding) {
+                          const vk::Binding& padding, const vk::Buffer* row_state) {
     const DeviceInfo& info = enc.device.info();
-    const std::string name = kernel_name(rows ? "flash_rows" : "flash_tiled", q.dtype);
+    const char* kernel = row_state != nullptr ? "flash_rows_state" : rows ? "flash_rows" : "flash_tiled";
+    const std::string name = kernel_name(kernel, q.dtype);
     const TensorRef* views[] = {&q, &k, &v, &o};
     for (auto [z0, z1] : plan_chunks(enc.device, d.B * d.H, d.H, views, "fused attention")) {
         const Bound b = bind_all(enc, d, q, k, v, o, z0, z1);
@@ -97,11 +98,14 @@ void record_rows_or_tiled(Encoder& enc, const Tuning& tune, const FlashTiles& ti
             spec = {tiles.bq * tiles.tpr, padded_dim(d.D), tiles.bq, tiles.bk, tiles.tpr};
             rows_per_wg = tiles.bq;
         }
+        const uint32_t n_bindings = row_state != nullptr ? 7 : 6;
         const vk::Pipeline& pipeline =
-            enc.pipelines.get({name, spirv(name), 6, sizeof(glsl::FlashParams), std::move(spec)});
+            enc.pipelines.get({name, spirv(name), n_bindings, sizeof(glsl::FlashParams), std::move(spec)});
         const glsl::FlashParams p = flash_params(d, mask, scale, b, q, k, v, o, z0);
-        const vk::Binding bindings[] = {b.q.binding, b.k.binding, b.v.binding, b.o.binding, additive, padding};
-        enc.recorder.dispatch(pipeline, bindings, &p, sizeof(p),
+        const vk::Binding bindings[] = {b.q.binding, b.k.binding, b.v.binding, b.o.binding, additive, padding,
+                                        row_state != nullptr ? bind_whole(enc.device, *row_state, "the row states")
+                                                             : vk::Binding{}};
+        enc.recorder.dispatch(pipeline, std::span(bindings, n_bindings), &p, sizeof(p),
                               folded_grid(info, ceil_div(d.Lq, rows_per_wg), z1 - z0, "fused attention"), name);
     }
 }
@@ -203,11 +207,14 @@ void record_flash(Encoder& enc, const AttentionDims& d, const TensorRef& q, cons
         mask.key_padding ? bind_whole(enc.device, *mask.key_padding, "the key-padding mask") : unused;
     FlashVariant variant = config.variant;
     if (variant == FlashVariant::automatic) variant = flash_variant(info, d);
+    if (config.row_state != nullptr && variant != FlashVariant::rows) {
+        throw Error("flash: row states come only from the rows variant");
+    }
     if (variant == FlashVariant::split) {
         record_split(enc, tune, tiles, config.splits, d, q, k, v, out, mask, scale, additive, padding);
     } else {
         record_rows_or_tiled(enc, tune, tiles, variant == FlashVariant::rows, d, q, k, v, out, mask, scale, additive,
-                             padding);
+                             padding, config.row_state);
     }
 }
 

@@ -30,13 +30,16 @@ uint32_t ceil_div(uint64_t a, uint64_t b) { return uint32_t((a + b - 1) / b); }
 
 }  // namespace
 
-FlashPartialLayout flash_partial_layout(const DeviceInfo& device, const AttentionDims& d) {
+FlashPartialLayout flash_partial_layout(const DeviceInfo& device, const AttentionDims& d, DType dtype) {
     const Tuning tune = tuning_for(device);
     FlashPartialLayout l;
-    l.parts = tune.flash_split_wg;  // one slice: each invocation of the workgroup keeps its own state
+    l.rows = tune.flash_rows;
+    // split: one slice, each invocation of the workgroup keeping its own state.
+    l.parts = l.rows ? 1 : tune.flash_split_wg;
     const uint64_t rows = uint64_t(d.B) * d.H * d.Lq * l.parts;
     l.ml_floats = rows * 2;
-    l.scratch_bytes = rows * (padded_dim(d.D) + 2) * 4;
+    l.scratch_bytes = l.rows ? 0 : rows * (padded_dim(d.D) + 2) * 4;
+    l.out_dtype = l.rows ? dtype : DType::f32;
     return l;
 }
 
@@ -47,8 +50,16 @@ void record_flash_partial(Encoder& enc, const AttentionDims& d, const TensorRef&
     const Tuning tune = tuning_for(info);
     const uint32_t dp = padded_dim(d.D);
     const FlashTiles tiles = flash_tiles(tune, info, dp);
-    const FlashPartialLayout layout = flash_partial_layout(info, d);
+    const FlashPartialLayout layout = flash_partial_layout(info, d, q.dtype);
     const uint32_t Z = d.B * d.H;
+    if (layout.rows) {  // CPU devices: the fused row kernel, which also writes each row's state
+        if (ml.size() < layout.ml_floats * 4 || out.size() < uint64_t(Z) * d.Lq * d.D * dtype_size(q.dtype)) {
+            throw Error("flash_partial: output buffers are smaller than the block's state");
+        }
+        const TensorRef o = contiguous(out, q.dtype, {d.B, d.H, d.Lq, d.D});
+        record_flash(enc, d, q, k, v, o, mask, scale, FlashConfig{.variant = FlashVariant::rows, .splits = 0, .row_state = &ml});
+        return;
+    }
     if (layout.scratch_bytes > info.max_storage_buffer_range) {
         throw Error("a ring attention block needs " + std::to_string(layout.scratch_bytes) +
                     " bytes of partial states, over the device's " + std::to_string(info.max_storage_buffer_range) +
