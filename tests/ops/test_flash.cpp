@@ -6,6 +6,7 @@
 #include "cpu/attention.hpp"
 #include "cpu/half.hpp"
 #include "ops/attention.hpp"
+#include "ops/flash_partial.hpp"
 #include "ops/tuning.hpp"
 #include "vulkan/device.hpp"
 #include "attention_cases.hpp"
@@ -134,6 +135,85 @@ TEST_CASE("split-KV matches the CPU reference over awkward shapes", "[gpu][atten
     // Three key slices, so most rows merge partials from slices that saw keys and slices that saw none.
     const Case c = GENERATE(from_range(std::begin(kGrid), std::end(kGrid)));
     check_variant(c, {ops::FlashVariant::split, 3});
+}
+
+TEST_CASE("flash_rows with row states: the output, and each row's log-sum-exp as the CPU's", "[gpu][attention][flash]") {
+    // flash_partial on a CPU device (lavapipe) runs flash_rows_state: the normalised output plus, per row, the
+    // base-2 max m and the sum l of 2^(s - m) of its visible scores. m + log2(l) must be the row's base-2
+    // log-sum-exp (scores scaled by scale · log2 e, the additive mask by log2 e), computed here in double.
+    Context& ctx = gpu();
+    const ops::AttentionDims probe{1, 1, 1, 1, 1, 8};
+    if (!ops::flash_partial_layout(ctx.device(), probe, DType::f32).rows) {
+        WARN("flash_partial uses split-KV on " << ctx.device().name << ": the row-state kernel is for CPU devices");
+        return;
+    }
+    const Case c = GENERATE(from_range(std::begin(kGrid), std::end(kGrid)));
+    INFO(c.name());
+    const Inputs in = make_inputs(c);
+    Tensor q(ctx, {c.B, c.H, c.Lq, c.D}, in.q, c.dtype);
+    Tensor k(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.k, c.dtype);
+    Tensor v(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.v, c.dtype);
+    std::optional<Tensor> additive, padding;
+    ops::MaskArgs mask;
+    mask.causal = c.causal;
+    mask.window = uint32_t(c.window);
+    if (c.additive) mask.additive = &ops::buffer(additive.emplace(ctx, std::vector<int64_t>{c.Lq, c.Lk}, in.additive));
+    if (c.padding) mask.key_padding = &ops::buffer(padding.emplace(ctx, std::vector<int64_t>{c.B, c.Lk}, in.padding));
+    const ops::AttentionDims dims{uint32_t(c.B), uint32_t(c.H), uint32_t(c.Hkv), uint32_t(c.Lq), uint32_t(c.Lk),
+                                  uint32_t(c.D)};
+    const ops::FlashPartialLayout layout = ops::flash_partial_layout(ctx.device(), dims, c.dtype);
+    REQUIRE(layout.parts == 1);
+    REQUIRE(layout.out_dtype == c.dtype);
+    Tensor out(ctx, {c.B, c.H, c.Lq, c.D}, layout.out_dtype);
+    Tensor ml(ctx, {int64_t(layout.ml_floats)});
+    const double scale = 1.0 / std::sqrt(double(c.D));
+    const std::array<int64_t, 4> q_shape{c.B, c.H, c.Lq, c.D}, kv_shape{c.B, c.Hkv, c.Lk, c.D};
+    ops::runtime(ctx).run([&](ops::Encoder& enc) {
+        ops::record_flash_partial(enc, dims, ops::contiguous(ops::buffer(q), c.dtype, q_shape),
+                                  ops::contiguous(ops::buffer(k), c.dtype, kv_shape),
+                                  ops::contiguous(ops::buffer(v), c.dtype, kv_shape), mask, float(scale),
+                                  ops::buffer(out), ops::buffer(ml));
+    });
+    const auto cmp = compare(out.download(), in.ref, atol_for(c.dtype), rtol_for(c.dtype));
+    INFO(cmp.describe());
+    CHECK(cmp.ok);
+
+    const std::vector<float> state = ml.download();
+    const double log2e = 1.4426950408889634;
+    size_t bad = 0;
+    double worst = 0;
+    for (int b = 0; b < c.B; ++b)
+        for (int h = 0; h < c.H; ++h)
+            for (int i = 0; i < c.Lq; ++i) {
+                const int hk = h / (c.H / c.Hkv);
+                double mx = -std::numeric_limits<double>::infinity();
+                std::vector<double> s;
+                for (int j = 0; j < c.Lk; ++j) {
+                    if (!cpu::key_visible(in.shape, in.mask, b, i, j)) continue;
+                    const double add = c.additive ? double(in.additive[size_t(i) * c.Lk + j]) : 0.0;
+                    if (std::isinf(add)) continue;
+                    double dot = 0;
+                    for (int d = 0; d < c.D; ++d) {
+                        dot += double(in.q[((size_t(b) * c.H + h) * c.Lq + i) * c.D + d]) *
+                               double(in.k[((size_t(b) * c.Hkv + hk) * c.Lk + j) * c.D + d]);
+                    }
+                    s.push_back((dot * scale + add) * log2e);
+                    mx = std::max(mx, s.back());
+                }
+                const size_t row = (size_t(b) * c.H + h) * c.Lq + i;
+                const double m = state[2 * row], l = state[2 * row + 1];
+                if (s.empty()) {  // no visible key: (-inf, 0)
+                    if (!(std::isinf(m) && m < 0 && l == 0)) ++bad;
+                    continue;
+                }
+                double sum = 0;
+                for (const double x : s) sum += std::exp2(x - mx);
+                const double err = std::abs((m + std::log2(l)) - (mx + std::log2(sum)));
+                worst = std::max(worst, err);
+                if (!(err <= 1e-4 * std::max(1.0, std::abs(mx)))) ++bad;
+            }
+    INFO("worst |log-sum-exp error| " << worst);
+    CHECK(bad == 0);
 }
 
 TEST_CASE("every fused kernel takes any head dim from 1 to 256", "[gpu][attention][flash][headdim]") {
