@@ -10,6 +10,7 @@
 #include "cpu/half.hpp"
 #include "ops/attention.hpp"
 #include "ops/matmul.hpp"
+#include "model/attention_capture.hpp"
 #include "model/family.hpp"
 #include "model/gpt2_internal.hpp"
 #include "model/gpt2_schema.hpp"
@@ -137,8 +138,14 @@ const Gpt2Config& Gpt2Gpu::config() const { return impl_->cfg; }
 uint64_t Gpt2Gpu::weight_bytes() const { return impl_->weight_bytes; }
 
 std::vector<float> Gpt2Gpu::forward(std::span<const int> tokens, bool all_logits) {
+    return forward(tokens, all_logits, {}, nullptr);
+}
+
+std::vector<float> Gpt2Gpu::forward(std::span<const int> tokens, bool all_logits, std::span<const int> layers,
+                                    std::vector<LayerAttention>* attention) {
     Impl& m = *impl_;
     const Gpt2Config& cfg = m.cfg;
+    check_capture_layers(layers, cfg.n_layer);
     const uint32_t T = uint32_t(tokens.size());
     if (T == 0) return {};
     for (size_t i = 0; i < tokens.size(); ++i) {
@@ -159,8 +166,11 @@ std::vector<float> Gpt2Gpu::forward(std::span<const int> tokens, bool all_logits
     m.ensure_capacity(T, n_logits);
 
     const ops::AttentionDims dims{1, H, H, T, Lk, D};
+    const uint64_t scores_bytes = uint64_t(H) * T * Lk * 4;
+    GpuAttentionCapture capture(m.device, attention ? layers : std::span<const int>{}, cfg.n_layer, H, T, Lk,
+                                m.weight_bytes + kv_cache_bytes(cfg) + scores_bytes);
     std::optional<vk::Buffer> scores;  // the three-kernel path's [H, T, Lk] scores
-    if (!m.options.fused_attention) scores.emplace(m.device, uint64_t(H) * T * Lk * 4);
+    if (!m.options.fused_attention || capture.any()) scores.emplace(m.device, scores_bytes);
 
     const uint64_t max_range = m.device.info().max_storage_buffer_range;
     const uint32_t logit_chunk = uint32_t(std::max<uint64_t>(1, (max_range - 256) / (uint64_t(V) * 4)));
@@ -185,11 +195,12 @@ std::vector<float> Gpt2Gpu::forward(std::span<const int> tokens, bool all_logits
             const ops::TensorRef o{&m.attn, DType::f32, 0, {1, H, T, D}, {0, D, C, 1}};
             const ops::MaskArgs mask{.causal = true};
             const float scale = float(1.0 / std::sqrt(double(D)));
-            if (m.options.fused_attention) {
+            if (m.options.fused_attention && !capture.wants(li)) {
                 ops::record_flash(enc, dims, q, k, v, o, mask, scale);
             } else {
                 ops::record_qk(enc, dims, q, k, *scores, scale);
                 ops::record_softmax(enc, dims, *scores, *scores, mask);
+                capture.record(enc, li, *scores);  // the probabilities, before the next layer's scores replace them
                 ops::record_pv(enc, dims, *scores, v, o);
             }
 
@@ -214,6 +225,7 @@ std::vector<float> Gpt2Gpu::forward(std::span<const int> tokens, bool all_logits
 
     std::vector<float> out(size_t(n_logits) * V);
     m.device.download(m.logits, 0, out.data(), out.size() * 4);
+    if (attention) *attention = capture.download();
     return out;
 }
 

@@ -19,6 +19,7 @@
 // ops::Runtime touches two lines.
 #include "ops/runtime.hpp"
 #include "cpu/half.hpp"
+#include "model/attention_capture.hpp"
 #include "model/family.hpp"
 #include "model/llama_internal.hpp"
 #include "ops/attention.hpp"
@@ -272,8 +273,14 @@ uint64_t LlamaGpu::weight_bytes() const { return impl_->weight_bytes; }
 uint64_t LlamaGpu::cache_bytes() const { return impl_->cache_bytes; }
 
 std::vector<float> LlamaGpu::forward(std::span<const int> tokens, bool all_logits) {
+    return forward(tokens, all_logits, {}, nullptr);
+}
+
+std::vector<float> LlamaGpu::forward(std::span<const int> tokens, bool all_logits, std::span<const int> layers,
+                                     std::vector<LayerAttention>* attention) {
     Impl& m = *impl_;
     const LlamaConfig& cfg = m.cfg;
+    check_capture_layers(layers, cfg.num_hidden_layers);
     // Validate everything before touching the cache, so a bad call leaves the model usable.
     for (size_t i = 0; i < tokens.size(); ++i) {
         if (tokens[i] < 0 || tokens[i] >= cfg.vocab_size) {
@@ -298,8 +305,11 @@ std::vector<float> LlamaGpu::forward(std::span<const int> tokens, bool all_logit
     m.ensure_capacity(T, n_logits);
 
     const ops::AttentionDims dims{1, H, Hkv, T, Lk, D};
+    const uint64_t scores_bytes = uint64_t(H) * T * Lk * 4;
+    GpuAttentionCapture capture(m.device, attention ? layers : std::span<const int>{}, cfg.num_hidden_layers, H, T, Lk,
+                                m.weight_bytes + m.cache_bytes + scores_bytes);
     std::optional<vk::Buffer> scores;  // the three-kernel path's [H, T, Lk] scores
-    if (!m.options.fused_attention) scores.emplace(m.device, uint64_t(H) * T * Lk * 4);
+    if (!m.options.fused_attention || capture.any()) scores.emplace(m.device, scores_bytes);
 
     const uint64_t max_range = m.device.info().max_storage_buffer_range;
     const uint32_t logit_chunk = uint32_t(std::max<uint64_t>(1, (max_range - 256) / (uint64_t(V) * 4)));
@@ -344,11 +354,12 @@ std::vector<float> LlamaGpu::forward(std::span<const int> tokens, bool all_logit
             const ops::TensorRef v{&b.kv, DType::f32, KD, {1, Hkv, Lk, D}, {0, D, KV, 1}};
             const ops::TensorRef o{&attn, DType::f32, 0, {1, H, T, D}, {0, D, HD, 1}};
             const ops::MaskArgs mask{.causal = true, .window = uint32_t(cfg.window(int(l)))};
-            if (m.options.fused_attention) {
+            if (m.options.fused_attention && !capture.wants(l)) {
                 ops::record_flash(enc, dims, qv, k, v, o, mask, scale);
             } else {
                 ops::record_qk(enc, dims, qv, k, *scores, scale);
                 ops::record_softmax(enc, dims, *scores, *scores, mask);
+                capture.record(enc, l, *scores);  // the probabilities, before the next layer's scores replace them
                 ops::record_pv(enc, dims, *scores, v, o);
             }
             ops::record_matmul(enc, matrix(attn, DType::f32, T, HD), matrix(b.o_w, wdt, C, HD), true,
@@ -374,6 +385,7 @@ std::vector<float> LlamaGpu::forward(std::span<const int> tokens, bool all_logit
 
     std::vector<float> out(size_t(n_logits) * V);
     m.device.download(*m.logits, 0, out.data(), out.size() * 4);
+    if (attention) *attention = capture.download();
     return out;
 }
 
