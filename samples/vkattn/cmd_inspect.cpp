@@ -45,6 +45,7 @@ void check_flags(const Options& o) {
     const int sources = int(given(c, "--text")) + int(given(c, "--tokens")) + int(given(c, "--file"));
     if (sources != 1) throw Error("give the prompt as exactly one of --text, --tokens or --file");
     if (o.head && !o.layer) throw Error("--head draws one head of a layer; give --layer too");
+    if (o.head && o.png.empty()) throw Error("--head chooses the head that --png draws; give --png too");
     if (!o.layer && given(c, "--impl")) {
         throw Error("--impl chooses the kernels of the layers not inspected, and without --layer every layer is: they "
                     "all run the three inspectable kernels");
