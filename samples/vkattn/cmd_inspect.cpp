@@ -105,8 +105,8 @@ struct Run {
 Run capture(model::LanguageModel& lm, const std::vector<int>& ids, const std::vector<int>& layers) {
     const auto t0 = std::chrono::steady_clock::now();
     Run r{lm.forward_with_attention(ids, layers), lm.description(), lm.context()};
-    std::fprintf(stderr, "the forward of %zu tokens with the attention of %zu layers took %s\n", ids.size(),
-                 layers.size(), duration_str(ms_since(t0) / 1e3).c_str());
+    std::fprintf(stderr, "the forward of %zu tokens with the attention of %zu layer%s took %s\n", ids.size(),
+                 layers.size(), layers.size() == 1 ? "" : "s", duration_str(ms_since(t0) / 1e3).c_str());
     return r;
 }
 
@@ -183,7 +183,8 @@ int run(const Options& o) {
     // Host memory: the probabilities, twice with --check (both backends' copies), refused before any compute.
     const uint64_t bytes = model::capture_bytes(int(layers.size()), info.n_head, int(ids.size()), int(ids.size()));
     check_host_memory(o.check ? 2 * bytes : bytes, "the attention probabilities of " + std::to_string(layers.size()) +
-                                                       " layers over " + std::to_string(ids.size()) + " tokens");
+                                                       (layers.size() == 1 ? " layer" : " layers") + " over " +
+                                                       std::to_string(ids.size()) + " tokens");
     print_loaded(loaded);  // once the prompt is accepted, so that a refusal stays one line on stderr
     const Run main = capture(*lm, ids, layers);
     const model::Tokenizer* tokenizer = own_tokenizer ? &*own_tokenizer : lm->tokenizer();

@@ -45,7 +45,8 @@ GpuAttentionCapture::GpuAttentionCapture(vk::Device& device, std::span<const int
     const uint64_t bytes = capture_bytes(int(layers_.size()), int(H), int(Lq), int(Lk));
     const DeviceInfo& info = device.info();
     if (resident + bytes > info.device_heap_bytes) {
-        throw Error("capturing the attention of " + std::to_string(layers_.size()) + " layers over " + std::to_string(Lq) +
+        throw Error("capturing the attention of " + std::to_string(layers_.size()) +
+                    (layers_.size() == 1 ? " layer" : " layers") + " over " + std::to_string(Lq) +
                     " queries and " + std::to_string(Lk) + " keys needs " + mib(bytes) + " of device memory, and with the " +
                     mib(resident) + " the model holds that exceeds the " + mib(info.device_heap_bytes) + " heap of " +
                     info.name + "; capture fewer layers or fewer tokens per step");

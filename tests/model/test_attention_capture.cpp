@@ -8,6 +8,8 @@
 
 #include <vkattn/error.hpp>
 #include <vkattn/model/language_model.hpp>
+#include <vkattn/model/llama_gpu.hpp>
+#include <vkattn/model/llama_weights.hpp>
 
 #include <cmath>
 #include <numeric>
@@ -189,6 +191,37 @@ TEST_CASE("forward_with_attention refuses a bad layer before it changes anything
         CHECK(none.logits.size() == 3 * size_t(m->vocab_size()));
         CHECK(m->position() == 6);
     }
+}
+
+TEST_CASE("a capture larger than the device heap is refused before anything runs", "[gpu][model][capture]") {
+    // 32 query heads of head dim 2 over one kv head: a tiny model whose capture of N tokens, 4 · 32 · N² bytes, is
+    // made to exceed whatever heap this device has, while its weights, KV cache and activations stay small.
+    model::LlamaConfig c;
+    c.hidden_size = 64;
+    c.intermediate_size = 16;
+    c.num_hidden_layers = 1;
+    c.num_attention_heads = 32;
+    c.num_key_value_heads = 1;
+    c.head_dim = 2;
+    c.vocab_size = 16;
+    const uint64_t heap = test::gpu().device().device_heap_bytes;
+    const int N = int(std::sqrt(double(heap) / (4.0 * 32))) + 2;
+    REQUIRE(model::capture_bytes(1, 32, N, N) > heap);
+    c.max_position_embeddings = N;
+    const model::LlamaWeights w = model::synthetic_llama(c, 5);
+    model::LlamaGpu gpu(test::gpu(), w);
+    REQUIRE(gpu.max_context() >= N);
+    const std::vector<int> tokens = some_tokens(N, c.vocab_size), layer0 = {0};
+    std::vector<model::LayerAttention> attention;
+    VKATTN_REQUIRE_CONTAINS(error_message([&] { gpu.forward(tokens, false, layer0, &attention); }),
+                            "capturing the attention of 1 layer over " + std::to_string(N) + " queries");
+    CHECK(gpu.position() == 0);
+    CHECK(attention.empty());
+    // A step that fits captures as usual.
+    const std::vector<int> few(tokens.begin(), tokens.begin() + 5);
+    CHECK(gpu.forward(few, false, layer0, &attention).size() == 16);
+    REQUIRE(attention.size() == 1);
+    CHECK((attention[0].H == 32 && attention[0].Lq == 5 && attention[0].Lk == 5));
 }
 
 TEST_CASE("a LanguageModel that cannot capture says so", "[cpu][model][capture]") {
