@@ -16,7 +16,8 @@ set(expected
   "bench/gpt|--dtype|{f32,f16,bf16}" "bench/gpt|--impl|{fused,naive}"
   "forward|--backend|{vulkan,cpu}" "forward|--dtype|{f32,f16,bf16}" "forward|--impl|{fused,naive}"
   "generate|--backend|{vulkan,cpu}" "generate|--dtype|{f32,f16,bf16}" "generate|--impl|{fused,naive}"
-  "perplexity|--backend|{vulkan,cpu}" "perplexity|--dtype|{f32,f16,bf16}" "perplexity|--impl|{fused,naive}")
+  "perplexity|--backend|{vulkan,cpu}" "perplexity|--dtype|{f32,f16,bf16}" "perplexity|--impl|{fused,naive}"
+  "inspect|--backend|{vulkan,cpu}" "inspect|--dtype|{f32,f16,bf16}" "inspect|--impl|{fused,naive}")
 foreach(entry IN LISTS expected)
   string(REPLACE "|" ";" fields "${entry}")
   list(GET fields 0 command)

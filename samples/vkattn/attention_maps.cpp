@@ -76,6 +76,19 @@ void print_head_summaries(const std::vector<viz::HeadSummary>& heads) {
     }
 }
 
+void print_layer_summaries(const std::vector<LayerSummaries>& layers) {
+    std::printf("per-head summary: mean probability on the previous and on the first token, mean distance attended "
+                "(tokens), entropy (nats)\n");
+    std::printf("%6s %6s %10s %10s %10s %10s\n", "layer", "head", "previous", "first", "distance", "entropy");
+    for (const auto& l : layers) {
+        for (const auto& h : l.heads) {
+            std::printf("%6d %6d %10s %10s %10s %10s\n", l.layer, h.head, cell(h.previous_token, "%.3f").c_str(),
+                        cell(h.first_token, "%.3f").c_str(), cell(h.mean_distance, "%.2f").c_str(),
+                        cell(h.entropy, "%.3f").c_str());
+        }
+    }
+}
+
 nlohmann::ordered_json head_summaries_json(const std::vector<viz::HeadSummary>& heads) {
     nlohmann::ordered_json out = nlohmann::ordered_json::array();
     for (const auto& h : heads) {

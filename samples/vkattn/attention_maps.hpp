@@ -54,6 +54,12 @@ int write_attention_maps(const AttentionMapOptions& options, const AttentionMapI
 
 // The per-head summaries as a table on stdout, one row per head, "-" where a mean has no rows.
 void print_head_summaries(const std::vector<viz::HeadSummary>& heads);
+// The summaries of several layers (vkattn inspect) as one table on stdout, one row per layer and head.
+struct LayerSummaries {
+    int layer = 0;
+    std::vector<viz::HeadSummary> heads;
+};
+void print_layer_summaries(const std::vector<LayerSummaries>& layers);
 // ... and as JSON: [{"head": 0, "previous_token": ..., "first_token": ..., "mean_distance": ..., "entropy": ...}].
 nlohmann::ordered_json head_summaries_json(const std::vector<viz::HeadSummary>& heads);
 

@@ -34,6 +34,7 @@ Runner add_generate(CLI::App& app);
 Runner add_perplexity(CLI::App& app);
 Runner add_tokenize(CLI::App& app);
 Runner add_info(CLI::App& app);
+Runner add_inspect(CLI::App& app);
 Runner add_bench(CLI::App& app);
 Runner add_bench_gpt(CLI::App& bench);  // `bench gpt`, registered by add_bench
 

@@ -99,6 +99,7 @@ int main(int argc, char** argv) {
         {"perplexity", vkattn::cli::add_perplexity(app)},
         {"tokenize", vkattn::cli::add_tokenize(app)},
         {"info", vkattn::cli::add_info(app)},
+        {"inspect", vkattn::cli::add_inspect(app)},
         {"bench", vkattn::cli::add_bench(app)},
 #ifdef VKATTN_HAS_MPI
         {"ring-attention", vkattn::cli::add_ring_attention(app)},

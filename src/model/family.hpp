@@ -74,6 +74,12 @@ public:
     std::vector<float> forward(std::span<const int> tokens, bool all_logits) override {
         return gpu_.forward(tokens, all_logits);
     }
+    ForwardAttention forward_with_attention(std::span<const int> tokens, std::span<const int> layers,
+                                            bool all_logits) override {
+        ForwardAttention out;
+        out.logits = gpu_.forward(tokens, all_logits, layers, &out.attention);
+        return out;
+    }
     void reset() override { gpu_.reset(); }
     int position() const override { return gpu_.position(); }
     void forward_shard(const ShardForward& shard) override { gpu_.forward_shard(shard); }
@@ -94,17 +100,25 @@ public:
     CpuModel(Weights w, uint64_t parameters) : w_(std::move(w)), cpu_(w_), parameters_(parameters) {}
 
     std::vector<float> forward(std::span<const int> tokens, bool all_logits) override {
-        std::vector<float> logits = cpu_.forward(tokens);
-        if (!all_logits && tokens.size() > 1) {
-            logits.erase(logits.begin(), logits.end() - std::ptrdiff_t(w_.config.vocab_size));
-        }
-        return logits;
+        return last_rows(cpu_.forward(tokens), tokens.size(), all_logits);
+    }
+    ForwardAttention forward_with_attention(std::span<const int> tokens, std::span<const int> layers,
+                                            bool all_logits) override {
+        ForwardAttention out;
+        out.logits = last_rows(cpu_.forward(tokens, layers, &out.attention), tokens.size(), all_logits);
+        return out;
     }
     void reset() override { cpu_.reset(); }
     int position() const override { return cpu_.position(); }
     uint64_t weight_bytes() const override { return parameters_ * sizeof(float); }
 
 private:
+    // logits [T, V], or its last row alone unless all_logits.
+    std::vector<float> last_rows(std::vector<float> logits, size_t T, bool all_logits) const {
+        if (!all_logits && T > 1) logits.erase(logits.begin(), logits.end() - std::ptrdiff_t(w_.config.vocab_size));
+        return logits;
+    }
+
     Weights w_;  // the CPU forward keeps a reference to these
     Cpu cpu_;
     uint64_t parameters_;

@@ -6,6 +6,7 @@
 #include "cpu/gelu.hpp"
 #include "cpu/layernorm.hpp"
 #include "cpu/matmul.hpp"
+#include "model/attention_capture.hpp"
 #include "model/gpt2_schema.hpp"
 #include "vkattn/error.hpp"
 
@@ -32,7 +33,10 @@ Gpt2Cpu::Gpt2Cpu(const Gpt2Weights& w) : w_(w) {
 
 void Gpt2Cpu::reset() { position_ = 0; }
 
-std::vector<float> Gpt2Cpu::forward(std::span<const int> tokens) {
+std::vector<float> Gpt2Cpu::forward(std::span<const int> tokens) { return forward(tokens, {}, nullptr); }
+
+std::vector<float> Gpt2Cpu::forward(std::span<const int> tokens, std::span<const int> layers,
+                                    std::vector<LayerAttention>* attention) {
     const Gpt2Config& cfg = w_.config;
     const int T = static_cast<int>(tokens.size());
     const int C = cfg.n_embd, V = cfg.vocab_size, P = cfg.n_positions;
@@ -52,6 +56,7 @@ std::vector<float> Gpt2Cpu::forward(std::span<const int> tokens) {
                     std::to_string(pos0) + " cached + " + std::to_string(T) + " new) exceeds n_positions = " +
                     std::to_string(P));
     }
+    CpuAttentionCapture capture(attention ? layers : std::span<const int>{}, cfg.n_layer, H, T, Lk);
     if (T == 0) return {};
 
     const long TC = static_cast<long>(T) * C;
@@ -106,6 +111,7 @@ std::vector<float> Gpt2Cpu::forward(std::span<const int> tokens) {
         for (int h = 0; h < H; ++h) {
             cpu::attention(shape, mask, q.data() + static_cast<long>(h) * T * D, k_cache + h * PD,
                            v_cache + h * PD, 0.0f /* 1/sqrt(D) */, att.data() + static_cast<long>(h) * T * D);
+            capture.record(l, h, shape, mask, q.data() + static_cast<long>(h) * T * D, k_cache + h * PD);
         }
 
         for (int h = 0; h < H; ++h)
@@ -128,6 +134,7 @@ std::vector<float> Gpt2Cpu::forward(std::span<const int> tokens) {
     cpu::matmul_transposed_b(T, C, V, ln.data(), w_.lm_head_weights().data(), logits.data());
 
     position_ = Lk;
+    if (attention) *attention = capture.take();
     return logits;
 }
 

@@ -10,6 +10,7 @@
 #include "cpu/half.hpp"
 #include "ops/attention.hpp"
 #include "ops/matmul.hpp"
+#include "model/attention_capture.hpp"
 #include "model/family.hpp"
 #include "model/gpt2_internal.hpp"
 #include "model/gpt2_schema.hpp"
@@ -87,6 +88,7 @@ struct Gpt2Gpu::Impl {
         uint32_t T = 0, pos = 0;
         std::vector<Run> runs;
         std::optional<vk::Buffer> scores;  // the three-kernel path's [H, T, Lk] scores
+        GpuAttentionCapture* capture = nullptr;  // layers whose probabilities forward_with_attention returns
     };
 
     void record_embed(ops::Encoder& enc, const Pass& p, std::span<const int> tokens) {
@@ -118,11 +120,13 @@ struct Gpt2Gpu::Impl {
         const ops::TensorRef o{&attn, DType::f32, 0, {1, H, p.T, D}, {0, D, C, 1}};
         const ops::MaskArgs mask{.causal = true};
         const float scale = float(1.0 / std::sqrt(double(D)));
-        if (options.fused_attention) {
+        if (options.fused_attention && !(p.capture && p.capture->wants(li))) {
             ops::record_flash(enc, dims, q, k, v, o, mask, scale);
         } else {
             ops::record_qk(enc, dims, q, k, *p.scores, scale);
             ops::record_softmax(enc, dims, *p.scores, *p.scores, mask);
+            // The probabilities, before the next layer's scores replace them.
+            if (p.capture) p.capture->record(enc, li, *p.scores);
             ops::record_pv(enc, dims, *p.scores, v, o);
         }
     }
@@ -214,8 +218,14 @@ const Gpt2Config& Gpt2Gpu::config() const { return impl_->cfg; }
 uint64_t Gpt2Gpu::weight_bytes() const { return impl_->weight_bytes; }
 
 std::vector<float> Gpt2Gpu::forward(std::span<const int> tokens, bool all_logits) {
+    return forward(tokens, all_logits, {}, nullptr);
+}
+
+std::vector<float> Gpt2Gpu::forward(std::span<const int> tokens, bool all_logits, std::span<const int> layers,
+                                    std::vector<LayerAttention>* attention) {
     Impl& m = *impl_;
     const Gpt2Config& cfg = m.cfg;
+    check_capture_layers(layers, cfg.n_layer);
     const uint32_t T = uint32_t(tokens.size());
     if (T == 0) return {};
     check_tokens(tokens, cfg.vocab_size);
@@ -228,8 +238,12 @@ std::vector<float> Gpt2Gpu::forward(std::span<const int> tokens, bool all_logits
     const uint32_t n_logits = all_logits ? T : 1;
     m.ensure_capacity(T, n_logits);
 
-    Impl::Pass p{.T = T, .pos = pos, .runs = {{0, pos, T}}, .scores = {}};
-    if (!m.options.fused_attention) p.scores.emplace(m.device, uint64_t(H) * T * (pos + T) * 4);
+    const uint32_t Lk = pos + T;
+    const uint64_t scores_bytes = uint64_t(H) * T * Lk * 4;
+    GpuAttentionCapture capture(m.device, attention ? layers : std::span<const int>{}, cfg.n_layer, H, T, Lk,
+                                m.weight_bytes + kv_cache_bytes(cfg) + scores_bytes);
+    Impl::Pass p{.T = T, .pos = pos, .runs = {{0, pos, T}}, .scores = {}, .capture = &capture};
+    if (!m.options.fused_attention || capture.any()) p.scores.emplace(m.device, scores_bytes);
     m.runtime->run([&](ops::Encoder& enc) {
         m.record_embed(enc, p, tokens);
         for (size_t l = 0; l < m.params.layers.size(); ++l) {
@@ -243,6 +257,7 @@ std::vector<float> Gpt2Gpu::forward(std::span<const int> tokens, bool all_logits
 
     std::vector<float> out(size_t(n_logits) * V);
     m.device.download(m.logits, 0, out.data(), out.size() * 4);
+    if (attention) *attention = capture.download();
     return out;
 }
 

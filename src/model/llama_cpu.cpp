@@ -1,6 +1,7 @@
 #include <vkattn/model/llama_cpu.hpp>
 
 #include "model/llama_internal.hpp"
+#include "model/attention_capture.hpp"
 #include "cpu/add.hpp"
 #include "cpu/attention.hpp"
 #include "cpu/matmul.hpp"
@@ -62,7 +63,10 @@ void LlamaCpu::grow_cache(int needed) {
     capacity_ = capacity;
 }
 
-std::vector<float> LlamaCpu::forward(std::span<const int> tokens) {
+std::vector<float> LlamaCpu::forward(std::span<const int> tokens) { return forward(tokens, {}, nullptr); }
+
+std::vector<float> LlamaCpu::forward(std::span<const int> tokens, std::span<const int> layers,
+                                     std::vector<LayerAttention>* attention) {
     const LlamaConfig& cfg = w_.config;
     const int T = static_cast<int>(tokens.size());
     const int C = cfg.hidden_size, I = cfg.intermediate_size, V = cfg.vocab_size;
@@ -83,6 +87,7 @@ std::vector<float> LlamaCpu::forward(std::span<const int> tokens) {
         throw Error("context of " + std::to_string(static_cast<long>(pos0) + T) + " tokens (" + std::to_string(pos0) +
                     " cached + " + std::to_string(T) + " new) exceeds the maximum context of " + std::to_string(max_context_));
     }
+    CpuAttentionCapture capture(attention ? layers : std::span<const int>{}, cfg.num_hidden_layers, H, T, pos0 + T);
     if (T == 0) return {};
     grow_cache(pos0 + T);
     const int Lk = pos0 + T;  // keys after this call: the cached ones and the new ones
@@ -148,6 +153,7 @@ std::vector<float> LlamaCpu::forward(std::span<const int> tokens) {
         for (int g = 0; g < Hkv; ++g) {
             cpu::attention(shape, mask, q_heads.data() + g * group_block, k_cache + g * P * D, v_cache + g * P * D,
                            0.0f /* 1/sqrt(D) */, att_heads.data() + g * group_block);
+            capture.record(l, g * group, shape, mask, q_heads.data() + g * group_block, k_cache + g * P * D);
         }
         for (int hh = 0; hh < H; ++hh) {
             for (int t = 0; t < T; ++t) {
@@ -170,6 +176,7 @@ std::vector<float> LlamaCpu::forward(std::span<const int> tokens) {
     linear(T, C, V, h.data(), w_.lm_head_weights(), {}, logits.data());
 
     position_ = Lk;
+    if (attention) *attention = capture.take();
     return logits;
 }
 

@@ -19,6 +19,7 @@
 // ops::Runtime touches two lines.
 #include "ops/runtime.hpp"
 #include "cpu/half.hpp"
+#include "model/attention_capture.hpp"
 #include "model/family.hpp"
 #include "model/llama_internal.hpp"
 #include "model/shard.hpp"
@@ -192,6 +193,7 @@ struct LlamaGpu::Impl {
         uint32_t T = 0, pos = 0;
         std::vector<Run> runs;
         std::optional<vk::Buffer> scores;  // the three-kernel path's [H, T, Lk] scores
+        GpuAttentionCapture* capture = nullptr;  // layers whose probabilities forward_with_attention returns
     };
 
     void record_embed(ops::Encoder& enc, std::span<const int> tokens) {
@@ -248,11 +250,13 @@ struct LlamaGpu::Impl {
         const ops::TensorRef o{&*attn, DType::f32, 0, {1, H, p.T, D}, {0, D, HD, 1}};
         const ops::MaskArgs mask{.causal = true, .window = uint32_t(cfg.window(int(l)))};
         const float scale = float(1.0 / std::sqrt(double(D)));
-        if (options.fused_attention) {
+        if (options.fused_attention && !(p.capture && p.capture->wants(l))) {
             ops::record_flash(enc, dims, qv, k, v, o, mask, scale);
         } else {
             ops::record_qk(enc, dims, qv, k, *p.scores, scale);
             ops::record_softmax(enc, dims, *p.scores, *p.scores, mask);
+            // The probabilities, before the next layer's scores replace them.
+            if (p.capture) p.capture->record(enc, l, *p.scores);
             ops::record_pv(enc, dims, *p.scores, v, o);
         }
     }
@@ -379,8 +383,14 @@ uint64_t LlamaGpu::weight_bytes() const { return impl_->weight_bytes; }
 uint64_t LlamaGpu::cache_bytes() const { return impl_->cache_bytes; }
 
 std::vector<float> LlamaGpu::forward(std::span<const int> tokens, bool all_logits) {
+    return forward(tokens, all_logits, {}, nullptr);
+}
+
+std::vector<float> LlamaGpu::forward(std::span<const int> tokens, bool all_logits, std::span<const int> layers,
+                                     std::vector<LayerAttention>* attention) {
     Impl& m = *impl_;
     const LlamaConfig& cfg = m.cfg;
+    check_capture_layers(layers, cfg.num_hidden_layers);
     // Validate everything before touching the cache, so a bad call leaves the model usable.
     check_tokens(tokens, cfg.vocab_size);
     if (uint64_t(m.pos) + tokens.size() > uint64_t(m.max_ctx)) {
@@ -396,8 +406,12 @@ std::vector<float> LlamaGpu::forward(std::span<const int> tokens, bool all_logit
     m.ensure_cache(pos + T);
     m.ensure_capacity(T, n_logits);
 
-    Impl::Pass p{.T = T, .pos = pos, .runs = {{0, pos, T}}, .scores = {}};
-    if (!m.options.fused_attention) p.scores.emplace(m.device, uint64_t(H) * T * (pos + T) * 4);
+    const uint32_t Lk = pos + T;
+    const uint64_t scores_bytes = uint64_t(H) * T * Lk * 4;
+    GpuAttentionCapture capture(m.device, attention ? layers : std::span<const int>{}, cfg.num_hidden_layers, H, T, Lk,
+                                m.weight_bytes + m.cache_bytes + scores_bytes);
+    Impl::Pass p{.T = T, .pos = pos, .runs = {{0, pos, T}}, .scores = {}, .capture = &capture};
+    if (!m.options.fused_attention || capture.any()) p.scores.emplace(m.device, scores_bytes);
     m.run([&](ops::Encoder& enc) {
         m.record_embed(enc, tokens);
         for (size_t l = 0; l < m.layers.size(); ++l) {
@@ -411,6 +425,7 @@ std::vector<float> LlamaGpu::forward(std::span<const int> tokens, bool all_logit
 
     std::vector<float> out(size_t(n_logits) * V);
     m.device.download(*m.logits, 0, out.data(), out.size() * 4);
+    if (attention) *attention = capture.download();
     return out;
 }
 

@@ -6,6 +6,7 @@
 #include <vkattn/dtype.hpp>
 #include <vkattn/export.hpp>
 #include <vkattn/model/language_model.hpp>
+#include <vkattn/model/attention_capture.hpp>
 #include <vkattn/model/gpt2_weights.hpp>
 
 #include <cstdint>
@@ -42,6 +43,12 @@ public:
     // shard.attention (LanguageModel::forward_shard). Uses the KV cache as scratch: empties it first and
     // leaves it empty.
     void forward_shard(const ShardForward& shard);
+    // The same, and the attention probabilities of `layers` into *attention (one per layer, in that order,
+    // probs [H, T, pos + T]; see attention_capture.hpp): those layers run the three inspectable kernels and
+    // their softmax output is copied out within the step's command buffer. Also throws, leaving the cache
+    // untouched, on a layer out of range or given twice, or a capture that does not fit the device.
+    std::vector<float> forward(std::span<const int> tokens, bool all_logits, std::span<const int> layers,
+                               std::vector<LayerAttention>* attention);
 
     void reset();               // empties the KV cache
     int position() const;       // tokens in the KV cache

@@ -5,6 +5,7 @@
 #include <vkattn/context.hpp>
 #include <vkattn/dtype.hpp>
 #include <vkattn/export.hpp>
+#include <vkattn/model/attention_capture.hpp>
 #include <vkattn/model/tokenizer.hpp>
 
 #include <cstdint>
@@ -105,6 +106,12 @@ struct ShardForward {
     std::function<void(int row0, std::span<const float> logits)> logits;
 };
 
+// What forward_with_attention returns.
+struct ForwardAttention {
+    std::vector<float> logits;              // as forward returns them: [T, V], or [1, V] without all_logits
+    std::vector<LayerAttention> attention;  // one per layer asked for, in that order; probs [H, T, pos + T]
+};
+
 class VKATTN_API LanguageModel {
 public:
     virtual ~LanguageModel() = default;
@@ -113,6 +120,14 @@ public:
     // logits [T, V] for every new position, or [1, V] for the last one when all_logits is false. Throws
     // vkattn::Error, leaving the cache untouched, on a token id outside [0, V) or a context beyond P.
     virtual std::vector<float> forward(std::span<const int> tokens, bool all_logits = true) = 0;
+    // forward, and the attention probabilities of each of `layers` (indices in [0, n_layer), any order, each at
+    // most once; empty: none) for the step's T queries over all pos + T keys, cached ones included (see
+    // attention_capture.hpp for the shape and the memory it takes). On vulkan the captured layers run the three
+    // inspectable kernels, whatever ModelOptions::fused_attention says; the other layers are unchanged. Throws
+    // vkattn::Error, leaving the cache untouched, on what forward refuses, a layer out of range or given twice,
+    // or a capture that does not fit the device; and on a model type that cannot capture (the base class).
+    virtual ForwardAttention forward_with_attention(std::span<const int> tokens, std::span<const int> layers,
+                                                    bool all_logits = true);
     virtual void reset() = 0;          // empties the KV cache
     virtual int position() const = 0;  // tokens in the KV cache: the position of the next token
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <vkattn/export.hpp>
+#include <vkattn/model/attention_capture.hpp>
 #include <vkattn/model/llama_weights.hpp>
 
 #include <span>
@@ -24,6 +25,11 @@ public:
     // returns their logits [T, V]. Throws vkattn::Error, leaving the cache untouched, on a token id outside
     // [0, V) or when the context would exceed max_context().
     std::vector<float> forward(std::span<const int> tokens);
+    // The same, and the attention probabilities of `layers` into *attention (one per layer, in that order,
+    // probs [H, T, pos + T]; see attention_capture.hpp), from the reference's own softmax of the queries and
+    // keys the layer attends with. Also throws, leaving the cache untouched, on a layer out of range or twice.
+    std::vector<float> forward(std::span<const int> tokens, std::span<const int> layers,
+                               std::vector<LayerAttention>* attention);
 
     // Forgets the cached tokens; the next forward starts at position 0.
     void reset() { position_ = 0; }

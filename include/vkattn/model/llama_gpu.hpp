@@ -8,6 +8,7 @@
 #include <vkattn/dtype.hpp>
 #include <vkattn/export.hpp>
 #include <vkattn/model/language_model.hpp>
+#include <vkattn/model/attention_capture.hpp>
 #include <vkattn/model/llama_weights.hpp>
 
 #include <cstdint>
@@ -56,6 +57,12 @@ public:
     // shard.attention (LanguageModel::forward_shard). Uses the KV cache as scratch: empties it first and
     // leaves it empty.
     void forward_shard(const ShardForward& shard);
+    // The same, and the attention probabilities of `layers` into *attention (one per layer, in that order,
+    // probs [H, T, pos + T]; see attention_capture.hpp): those layers run the three inspectable kernels and
+    // their softmax output is copied out within the step's command buffer. Also throws, leaving the cache
+    // untouched, on a layer out of range or given twice, or a capture that does not fit the device.
+    std::vector<float> forward(std::span<const int> tokens, bool all_logits, std::span<const int> layers,
+                               std::vector<LayerAttention>* attention);
 
     void reset();               // empties the KV cache; the next forward starts at position 0
     int position() const;       // tokens in the KV cache: the position the next token takes
