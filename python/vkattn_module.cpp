@@ -610,9 +610,20 @@ DType parse_weights(const std::string& dtype) {
     throw Error("dtype must be f32, f16 or bf16, got '" + dtype.substr(0, 40) + "'");
 }
 
-std::unique_ptr<ModelBox> open_model(const std::string& spec, const std::string& backend, const std::string& dtype,
+// model=: a str, or an os.PathLike such as pathlib.Path.
+std::string model_spec(const py::object& model) {
+    if (py::isinstance<py::str>(model)) return model.cast<std::string>();
+    if (py::hasattr(model, "__fspath__")) {
+        const py::object path = py::module_::import("os").attr("fspath")(model);
+        if (py::isinstance<py::str>(path)) return path.cast<std::string>();
+    }
+    throw Error("model must be a model directory (str or os.PathLike) or 'synthetic[:...]', got " + type_name(model));
+}
+
+std::unique_ptr<ModelBox> open_model(const py::object& model, const std::string& backend, const std::string& dtype,
                                      const std::optional<std::string>& impl, std::optional<py::object> device,
                                      std::optional<ContextPtr> context) {
+    const std::string spec = model_spec(model);
     const mdl::Backend which = mdl::parse_backend(backend);
     mdl::ModelOptions options;
     options.weights = parse_weights(dtype);

@@ -167,6 +167,9 @@ class ModelTest(unittest.TestCase):
             self.assertIn("llama on vulkan", r)
             self.assertTrue(r.endswith("position 0>"), r)
         self.assertEqual(repr(m), "<vkattn.Model closed>")
+        import pathlib
+        with vkattn.Model(pathlib.Path(TINY_GPT2), backend="cpu") as p:
+            self.assertEqual(p.info["source"], TINY_GPT2)
         with vkattn.Model("synthetic:2,2,64", backend="cpu") as s:
             self.assertTrue(s.info["synthetic"])
             self.assertIsNone(s.impl)
@@ -302,6 +305,8 @@ class ModelTest(unittest.TestCase):
             vkattn.Model(TINY_GPT2, backend="cpu", impl="naive")
         with self.assertRaisesRegex(vkattn.Error, "device= sets up the GPU model"):
             vkattn.Model(TINY_GPT2, backend="cpu", device=0)
+        with self.assertRaisesRegex(vkattn.Error, r"model must be a model directory \(str or os.PathLike\)"):
+            vkattn.Model(3)
         with self.assertRaisesRegex(vkattn.Error, "config.json"):
             vkattn.Model(os.path.join(self.tmp, "no-such-dir"))
         self.assertTrue(issubclass(vkattn.Error, ValueError))
