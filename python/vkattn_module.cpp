@@ -1,6 +1,7 @@
 // The Python module `vkattn`: attention, its three stages and the CPU reference on numpy float32 / float16 arrays,
-// the Vulkan devices and contexts. Errors are vkattn.Error (a ValueError) with the C++ library's one-line message;
-// a failed Vulkan call is vkattn.VulkanError, also a RuntimeError.
+// the Vulkan devices and contexts, and language models (vkattn.Model: forward, tokenize, generate). Errors are
+// vkattn.Error (a ValueError) with the C++ library's one-line message; a failed Vulkan call is vkattn.VulkanError,
+// also a RuntimeError.
 //
 // Arrays: Q [B, H, Lq, D] or [H, Lq, D]; K, V [B, Hkv, Lk, D] or [Hkv, Lk, D]; results keep Q's rank (the stages
 // keep their first argument's). Non-contiguous arrays are copied; float64 and integer arrays are refused rather
@@ -12,16 +13,22 @@
 #include <vkattn/attention.hpp>
 #include <vkattn/context.hpp>
 #include <vkattn/error.hpp>
+#include <vkattn/model/generate.hpp>
+#include <vkattn/model/language_model.hpp>
 #include <vkattn/reference.hpp>
 #include <vkattn/tensor.hpp>
 
+#include <atomic>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <span>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -38,6 +45,7 @@ namespace {
 struct ContextBox {
     std::unique_ptr<vkattn::Context> ctx;
     std::mutex mutex;
+    int models = 0;  // vkattn.Model objects running on this context (changed with the GIL held)
 
     vkattn::Context& get() {
         if (!ctx) throw Error("this vkattn.Context is closed");
@@ -51,21 +59,23 @@ ContextPtr& default_slot() {
     return slot;
 }
 
+// device=: an index or a name substring, as ContextOptions::device takes it ("" for None: the environment's choice).
+std::string device_choice(const std::optional<py::object>& device) {
+    if (!device || device->is_none()) return "";
+    if (py::isinstance<py::bool_>(*device)) throw Error("device must be an index or a name substring, got a bool");
+    if (py::isinstance<py::int_>(*device)) {
+        const long long index = device->cast<long long>();
+        if (index < 0) throw Error("device index must be >= 0, got " + std::to_string(index));
+        return std::to_string(index);
+    }
+    if (py::isinstance<py::str>(*device)) return device->cast<std::string>();
+    throw Error("device must be an index (int) or a name substring (str), got " +
+                std::string(py::str(py::type::of(*device).attr("__name__"))));
+}
+
 ContextPtr make_context(std::optional<py::object> device, std::optional<bool> validation, bool profile) {
     vkattn::ContextOptions options;
-    if (device && !device->is_none()) {
-        if (py::isinstance<py::bool_>(*device)) throw Error("device must be an index or a name substring, got a bool");
-        if (py::isinstance<py::int_>(*device)) {
-            const long long index = device->cast<long long>();
-            if (index < 0) throw Error("device index must be >= 0, got " + std::to_string(index));
-            options.device = std::to_string(index);
-        } else if (py::isinstance<py::str>(*device)) {
-            options.device = device->cast<std::string>();
-        } else {
-            throw Error("device must be an index (int) or a name substring (str), got " +
-                        std::string(py::str(py::type::of(*device).attr("__name__"))));
-        }
-    }
+    options.device = device_choice(device);
     options.validation = validation;
     options.profile = profile;
     auto c = std::make_shared<ContextBox>();
@@ -84,12 +94,24 @@ ContextPtr default_context() {
 }
 
 // Destroys the default context's device (a Python reference to it sees it closed) and forgets it.
+// A context that models still run on is only forgotten here: the last of them destroys it.
 void close_default() {
     ContextPtr slot = std::exchange(default_slot(), nullptr);
-    if (!slot) return;
+    if (!slot || slot->models > 0) return;
     py::gil_scoped_release release;
     std::lock_guard lock(slot->mutex);
     slot->ctx.reset();
+}
+
+// Context.close(): refused while a vkattn.Model runs on the context (the model's buffers live on its device).
+void close_context(ContextBox& c) {
+    if (c.models > 0) {
+        throw Error("this vkattn.Context is used by " + std::to_string(c.models) + " vkattn.Model" +
+                    (c.models == 1 ? "" : "s") + "; close the model" + (c.models == 1 ? "" : "s") + " first");
+    }
+    py::gil_scoped_release release;
+    std::lock_guard lock(c.mutex);
+    c.ctx.reset();
 }
 
 ContextPtr resolve(const std::optional<ContextPtr>& context) {
@@ -483,6 +505,321 @@ py::array reference_matmul(const py::object& x_obj, const py::object& w_obj, con
     return to_numpy(y, {M, N}, DType::f32);
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Language models. A Python Model owns a vkattn::model::LanguageModel until close(); calls on it are serialised by
+// its mutex and run with the GIL released. With context=, it runs on that vkattn.Context, which cannot be closed
+// while the model lives; otherwise it owns a Context of its own, made from device=.
+
+namespace mdl = vkattn::model;
+
+struct ModelBox {
+    std::unique_ptr<mdl::LanguageModel> lm;
+    ContextPtr shared;  // context=: kept open while the model lives
+    std::string backend, dtype, impl;
+    // What does not change while the model is open, read with the GIL held and without the lock.
+    mdl::ModelInfo info;
+    mdl::SpecialTokens special;
+    std::string description;
+    std::atomic<bool> closed{false};
+    std::mutex mutex;
+    std::atomic<std::thread::id> generating{};  // the thread inside generate(): its on_token may not call back in
+
+    ModelBox() = default;
+    ModelBox(const ModelBox&) = delete;
+    ModelBox& operator=(const ModelBox&) = delete;
+    ~ModelBox() { release(); }
+
+    // Frees the model (with the GIL held: it is the last reference, or close() holds the lock).
+    void release() {
+        closed = true;
+        lm.reset();
+        if (shared) --shared->models;
+        shared.reset();
+    }
+};
+
+// Runs f(model) holding the model's lock, with the GIL released.
+template <class F>
+auto with_model(ModelBox& m, const char* what, F&& f) {
+    if (m.generating.load() == std::this_thread::get_id()) {
+        throw Error(std::string("Model.") + what + " was called from generate's on_token callback; the model is busy "
+                    "generating (collect the tokens and call it afterwards)");
+    }
+    py::gil_scoped_release release;
+    std::lock_guard lock(m.mutex);
+    if (!m.lm) throw Error("this vkattn.Model is closed");
+    return f(*m.lm);
+}
+
+// Text from the library (UTF-8, or bytes a token left invalid) as a Python str; invalid bytes become U+FFFD.
+py::str text_to_python(std::string_view text) {
+    PyObject* s = PyUnicode_DecodeUTF8(text.data(), py::ssize_t(text.size()), "replace");
+    if (s == nullptr) throw py::error_already_set();
+    return py::reinterpret_steal<py::str>(s);
+}
+
+// Token ids from a Python int or a sequence of ints (a list, a tuple, a numpy integer array); bool, float and
+// str entries are refused, an id beyond the C int range gets the library's out-of-range message.
+std::vector<int> token_ids(const py::handle& obj, const char* name, int vocab) {
+    const auto one = [&](const py::handle& item, size_t i) {
+        if (py::isinstance<py::bool_>(item) || PyBool_Check(item.ptr()) ||
+            (py::hasattr(item, "dtype") && py::str(item.attr("dtype").attr("kind")).cast<std::string>() == "b")) {
+            throw Error(std::string(name) + " holds token ids (ints), but entry " + std::to_string(i) + " is a bool");
+        }
+        PyObject* index = PyNumber_Index(item.ptr());
+        if (index == nullptr) {
+            PyErr_Clear();
+            throw Error(std::string(name) + " holds token ids (ints), but entry " + std::to_string(i) + " is a " +
+                        type_name(item));
+        }
+        int overflow = 0;
+        const long long v = PyLong_AsLongLongAndOverflow(index, &overflow);
+        std::string shown = py::str(index);
+        Py_DECREF(index);
+        if (overflow != 0 || v < INT_MIN || v > INT_MAX) {
+            throw Error("token " + shown + " at index " + std::to_string(i) +
+                        " is out of range: the vocabulary has V = " + std::to_string(vocab) + " tokens");
+        }
+        return int(v);
+    };
+    if (py::isinstance<py::str>(obj) || py::isinstance<py::bytes>(obj)) {
+        throw Error(std::string(name) + " must be token ids (ints), got a " + type_name(obj) +
+                    "; turn text into ids with Model.tokenize");
+    }
+    std::vector<int> ids;
+    if (PyIndex_Check(obj.ptr()) && !py::isinstance<py::sequence>(obj)) {
+        ids.push_back(one(obj, 0));
+        return ids;
+    }
+    if (!py::isinstance<py::iterable>(obj)) {
+        throw Error(std::string(name) + " must be a token id or a sequence of token ids, got " + type_name(obj));
+    }
+    if (py::isinstance<py::array>(obj) && py::reinterpret_borrow<py::array>(obj).ndim() != 1) {
+        throw Error(std::string(name) + " must be one-dimensional, got an array of shape " +
+                    py::str(obj.attr("shape")).cast<std::string>());
+    }
+    size_t i = 0;
+    for (const py::handle item : obj) ids.push_back(one(item, i++));
+    return ids;
+}
+
+DType parse_weights(const std::string& dtype) {
+    if (dtype == "f32") return DType::f32;
+    if (dtype == "f16") return DType::f16;
+    if (dtype == "bf16") return DType::bf16;
+    throw Error("dtype must be f32, f16 or bf16, got '" + dtype.substr(0, 40) + "'");
+}
+
+// model=: a str, or an os.PathLike such as pathlib.Path.
+std::string model_spec(const py::object& model) {
+    if (py::isinstance<py::str>(model)) return model.cast<std::string>();
+    if (py::hasattr(model, "__fspath__")) {
+        const py::object path = py::module_::import("os").attr("fspath")(model);
+        if (py::isinstance<py::str>(path)) return path.cast<std::string>();
+    }
+    throw Error("model must be a model directory (str or os.PathLike) or 'synthetic[:...]', got " + type_name(model));
+}
+
+std::unique_ptr<ModelBox> open_model(const py::object& model, const std::string& backend, const std::string& dtype,
+                                     const std::optional<std::string>& impl, std::optional<py::object> device,
+                                     std::optional<ContextPtr> context) {
+    const std::string spec = model_spec(model);
+    const mdl::Backend which = mdl::parse_backend(backend);
+    mdl::ModelOptions options;
+    options.weights = parse_weights(dtype);
+    options.fused_attention = parse_impl(impl.value_or("fused")) == vkattn::AttentionImpl::fused;
+    const bool has_device = device && !device->is_none();
+    const bool has_context = context && *context;
+    if (which == mdl::Backend::cpu) {
+        // As the CLI does: options that set up the GPU model are refused, not ignored, on the CPU reference.
+        for (const auto& [given, name] : {std::pair{impl.has_value(), "impl"}, std::pair{has_device, "device"},
+                                          std::pair{has_context, "context"}}) {
+            if (given) {
+                throw Error(std::string(name) + "= sets up the GPU model and cannot be used with backend='cpu': the "
+                            "CPU reference runs its own attention on the host");
+            }
+        }
+    }
+    if (has_device && has_context) {
+        throw Error("give device= or context=, not both: a vkattn.Context has chosen its device already");
+    }
+    auto box = std::make_unique<ModelBox>();
+    box->backend = backend;
+    box->dtype = dtype;
+    box->impl = which == mdl::Backend::cpu ? "" : impl.value_or("fused");
+    if (has_context) {
+        box->shared = *context;
+        options.context = &box->shared->get();  // raises on a closed context
+        ++box->shared->models;
+    } else {
+        options.context_options.device = device_choice(device);
+    }
+    {
+        py::gil_scoped_release release;
+        box->lm = mdl::open_model(spec, which, options);
+    }
+    box->info = box->lm->info();
+    box->special = box->lm->special_tokens();
+    box->description = box->lm->description();
+    return box;
+}
+
+void check_open(const ModelBox& m) {
+    if (m.closed) throw Error("this vkattn.Model is closed");
+}
+
+py::dict info_dict(const ModelBox& m) {
+    check_open(m);
+    const mdl::ModelInfo& i = m.info;
+    py::dict r;
+    r["family"] = i.family;
+    r["variant"] = i.variant;
+    r["source"] = i.source;
+    r["synthetic"] = i.synthetic;
+    r["n_layer"] = i.n_layer;
+    r["n_head"] = i.n_head;
+    r["n_kv_head"] = i.n_kv_head;
+    r["head_dim"] = i.head_dim;
+    r["hidden"] = i.hidden;
+    r["intermediate"] = i.intermediate;
+    r["vocab_size"] = i.vocab_size;
+    r["context_length"] = i.context_length;
+    r["window"] = i.window;
+    r["parameters"] = i.parameters;
+    r["tokenizer"] = i.tokenizer;
+    py::dict bytes;
+    for (const auto& w : i.weight_bytes) bytes[py::str(std::string(vkattn::dtype_name(w.dtype)))] = w.bytes;
+    r["weight_bytes"] = bytes;
+    r["cache_bytes_per_token"] = i.cache_bytes_per_token;
+    r["summary"] = i.summary();
+    const mdl::SpecialTokens& special = m.special;
+    r["bos_token_id"] = special.bos ? py::object(py::int_(*special.bos)) : py::object(py::none());
+    r["eos_token_ids"] = special.eos;
+    return r;
+}
+
+py::array model_forward(ModelBox& m, const py::object& tokens, bool all_logits) {
+    check_open(m);
+    const int V = m.info.vocab_size;
+    const std::vector<int> ids = token_ids(tokens, "tokens", V);
+    if (ids.empty()) throw Error("tokens is empty; forward needs at least one token");
+    std::vector<float> logits = with_model(m, "forward", [&](mdl::LanguageModel& lm) {
+        return lm.forward(ids, all_logits);
+    });
+    return to_numpy(logits, {int64_t(logits.size() / size_t(V)), V}, DType::f32);
+}
+
+const mdl::Tokenizer& model_tokenizer(const mdl::LanguageModel& lm, const std::string& what) {
+    if (lm.tokenizer() == nullptr) {
+        throw Error(what + " needs a tokenizer (tokenizer files in a model directory), and " + lm.info().source +
+                    " has none");
+    }
+    return *lm.tokenizer();
+}
+
+// What generate() returns.
+struct Generation {
+    std::vector<int> tokens;
+    std::optional<std::string> text;  // None without a tokenizer
+    std::string stop_reason;
+    int prompt_tokens = 0;
+    int decode_steps = 0;
+    double prefill_ms = 0, decode_ms = 0;
+    uint64_t seed = 0;
+};
+
+Generation model_generate(ModelBox& m, const py::object& prompt, int max_tokens, float temperature, int top_k,
+                          float top_p, float min_p, float repeat_penalty, int repeat_last_n,
+                          std::optional<uint64_t> seed, const std::vector<std::string>& stop, bool stop_at_eos,
+                          const py::object& on_token) {
+    mdl::GenerateOptions g;
+    if (!seed) {
+        std::random_device rd;  // a fresh seed per call, returned so that the call can be repeated
+        seed = (uint64_t(rd()) << 32 | rd()) & ((uint64_t(1) << 53) - 1);
+    }
+    g.sampling = {temperature, top_k, top_p, *seed, min_p, repeat_penalty, repeat_last_n};
+    g.max_tokens = max_tokens;
+    g.stop = stop;
+    g.stop_at_eos = stop_at_eos;
+    mdl::Sampler check(g.sampling);  // bad sampling options fail before anything runs
+    const bool text_prompt = py::isinstance<py::str>(prompt);
+    std::string text;
+    std::vector<int> ids;
+    if (text_prompt) {
+        text = prompt.cast<std::string>();
+    } else {
+        check_open(m);
+        ids = token_ids(prompt, "prompt", m.info.vocab_size);
+    }
+    if (!on_token.is_none() && !PyCallable_Check(on_token.ptr())) {
+        throw Error("on_token must be a callable f(id, text), got " + type_name(on_token));
+    }
+    mdl::TokenCallback callback;
+    if (!on_token.is_none()) {
+        callback = [&on_token](int id, std::string_view piece) {
+            py::gil_scoped_acquire gil;
+            on_token(id, text_to_python(piece));
+        };
+    }
+    mdl::GenerateResult r;
+    bool has_tokenizer = false;
+    with_model(m, "generate", [&](mdl::LanguageModel& lm) {
+        has_tokenizer = lm.tokenizer() != nullptr;
+        if (text_prompt) {
+            ids = model_tokenizer(lm, "a text prompt").encode(text);
+            if (ids.empty() && lm.special_tokens().bos) ids.push_back(*lm.special_tokens().bos);  // start of text
+            if (ids.empty()) throw Error("the prompt is empty and the model has no beginning-of-sequence token");
+        }
+        m.generating = std::this_thread::get_id();
+        try {
+            r = mdl::generate(lm, ids, g, callback);
+        } catch (...) {
+            m.generating = std::thread::id();
+            throw;
+        }
+        m.generating = std::thread::id();
+        return 0;
+    });
+    Generation out;
+    out.tokens = std::move(r.tokens);
+    if (has_tokenizer) out.text = std::move(r.text);
+    out.stop_reason = mdl::stop_reason_name(r.reason);
+    out.prompt_tokens = r.prompt_tokens;
+    out.decode_steps = r.decode_steps;
+    out.prefill_ms = r.prefill_ms;
+    out.decode_ms = r.decode_ms;
+    out.seed = *seed;
+    return out;
+}
+
+// "<vkattn.Model gpt2: 2 layers, ...; gpt2 on vulkan (llvmpipe ...), f32 weights, fused attention; position 0>";
+// the position is left out while another call runs (a repr never waits).
+std::string model_repr(ModelBox& m) {
+    if (m.closed) return "<vkattn.Model closed>";
+    std::string position;
+    if (m.generating.load() != std::this_thread::get_id()) {
+        std::unique_lock lock(m.mutex, std::try_to_lock);
+        if (lock.owns_lock() && m.lm) position = "; position " + std::to_string(m.lm->position());
+    }
+    return "<vkattn.Model " + m.info.summary() + "; " + m.description + position + ">";
+}
+
+// close(): frees the model's weights and KV cache now.
+void model_close(ModelBox& m) {
+    if (m.generating.load() == std::this_thread::get_id()) {
+        throw Error("Model.close was called from generate's on_token callback; close the model after generate returns");
+    }
+    std::unique_ptr<mdl::LanguageModel> gone;
+    {
+        py::gil_scoped_release release;
+        std::lock_guard lock(m.mutex);
+        m.closed = true;
+        gone = std::move(m.lm);
+        gone.reset();
+    }
+    m.release();
+}
+
 }  // namespace
 
 PYBIND11_MODULE(vkattn, m) {
@@ -490,7 +827,8 @@ PYBIND11_MODULE(vkattn, m) {
         "vkattn: scaled dot-product attention on Vulkan devices, on numpy float32 / float16 arrays.\n\n"
         "Q is [B, H, Lq, D] or [H, Lq, D]; K and V are [B, Hkv, Lk, D] or [Hkv, Lk, D] with H a multiple of Hkv.\n"
         "causal=True is bottom-right aligned (query i sees keys j <= i + Lk - Lq, the KV-cache convention),\n"
-        "unlike PyTorch's is_causal, which is top-left aligned when Lq != Lk.";
+        "unlike PyTorch's is_causal, which is top-left aligned when Lq != Lk.\n\n"
+        "vkattn.Model(path_or_synthetic) runs GPT-2 and Llama-family models: forward, tokenize, generate.";
     m.attr("__version__") = VKATTN_VERSION_STRING;
 
     // ValueError: vkattn::Error means the arguments (shapes, dtypes, options) or the device cannot do what was
@@ -541,21 +879,12 @@ PYBIND11_MODULE(vkattn, m) {
                                [](ContextBox& c) { return c.get().peak_device_memory_bytes(); })
         .def("reset_peak_memory", [](ContextBox& c) { c.get().reset_peak_memory(); })
         .def_property_readonly("closed", [](ContextBox& c) { return !c.ctx; })
-        .def(
-            "close",
-            [](ContextBox& c) {
-                py::gil_scoped_release release;
-                std::lock_guard lock(c.mutex);
-                c.ctx.reset();
-            },
-            "Destroys the device context now; later calls with it raise vkattn.Error. Closing twice is fine.")
+        .def("close", &close_context,
+             "Destroys the device context now; later calls with it raise vkattn.Error. Closing twice is fine;\n"
+             "closing a context that a vkattn.Model runs on raises vkattn.Error (close the model first).")
         .def("__enter__", [](ContextPtr c) { return c; })
         .def("__exit__",
-             [](ContextBox& c, const py::object&, const py::object&, const py::object&) {
-                 py::gil_scoped_release release;
-                 std::lock_guard lock(c.mutex);
-                 c.ctx.reset();
-             })
+             [](ContextBox& c, const py::object&, const py::object&, const py::object&) { close_context(c); })
         .def("__repr__", [](ContextBox& c) {
             if (!c.ctx) return std::string("<vkattn.Context closed>");
             return "<vkattn.Context device='" + c.ctx->device().name + "' validation=" +
@@ -621,6 +950,128 @@ PYBIND11_MODULE(vkattn, m) {
             py::arg("x"), py::arg("w"), py::arg("bias") = py::none());
     // `import vkattn.reference` and `from vkattn.reference import attention` work too.
     py::module_::import("sys").attr("modules")["vkattn.reference"] = ref;
+
+    // ---------------------------------------------------------------------------------------------------------
+    // Language models.
+    py::class_<Generation>(m, "GenerateResult",
+                           "What Model.generate returns: the new token ids (an end-of-sequence id is not included),\n"
+                           "their text (None without a tokenizer), why it stopped ('max_tokens', 'eos', 'stop_string',\n"
+                           "'context_full'), the counts and timings, and the sampler seed used.")
+        .def_readonly("tokens", &Generation::tokens)
+        .def_property_readonly("text", [](const Generation& g) -> py::object {
+            if (!g.text) return py::none();
+            return text_to_python(*g.text);
+        })
+        .def_readonly("stop_reason", &Generation::stop_reason)
+        .def_readonly("prompt_tokens", &Generation::prompt_tokens)
+        .def_readonly("decode_steps", &Generation::decode_steps, "single-token forwards after the prompt's")
+        .def_readonly("prefill_ms", &Generation::prefill_ms)
+        .def_readonly("decode_ms", &Generation::decode_ms)
+        .def_readonly("seed", &Generation::seed, "the sampler seed: seed= when given, else the random one drawn")
+        .def("__repr__", [](const Generation& g) {
+            std::string r = "<vkattn.GenerateResult " + std::to_string(g.tokens.size()) + " tokens, stop_reason='" +
+                            g.stop_reason + "'";
+            if (g.text) r += ", text=" + py::repr(text_to_python(*g.text)).cast<std::string>();
+            return r + ">";
+        });
+
+    py::class_<ModelBox>(m, "Model",
+                         "A language model (GPT-2 or a Llama-family model: Llama, Mistral, Qwen2) for inference, on\n"
+                         "a Vulkan device or on the CPU reference.\n\n"
+                         "model: a Hugging Face directory (config.json, model.safetensors or its index, the tokenizer\n"
+                         "  files when present), or 'synthetic' (GPT-2 small's shape), 'synthetic:LAYERS,HEADS,EMBD' or\n"
+                         "  'synthetic:NAME' (a published model's shape, e.g. 'synthetic:smollm2-135m'), seeded weights;\n"
+                         "backend: 'vulkan' (the GPU model) or 'cpu' (the reference);\n"
+                         "dtype: weight storage, 'f32', 'f16' or 'bf16' (Llama family);\n"
+                         "impl: GPU attention, 'fused' (default) or 'naive' (three kernels);\n"
+                         "device: index or name substring (None: $VKATTN_DEVICE, then the best), or\n"
+                         "context: a vkattn.Context to run on (it cannot be closed while the model lives).\n"
+                         "impl, device and context set up the GPU model and are refused with backend='cpu'.\n\n"
+                         "The model keeps a KV cache: forward and generate append to it; reset() empties it.\n"
+                         "close() (or a with block) frees the weights and the cache at once.")
+        .def(py::init(&open_model), py::arg("model"), py::kw_only(), py::arg("backend") = "vulkan",
+             py::arg("dtype") = "f32", py::arg("impl") = py::none(), py::arg("device") = py::none(),
+             py::arg("context") = py::none())
+        .def("forward", &model_forward, py::arg("tokens"), py::arg("all_logits") = true,
+             "Appends tokens (ids, or one id) after the cached ones and returns float32 logits [T, V] for each\n"
+             "new position, or [1, V] for the last one when all_logits is False. An id outside [0, V) or a context\n"
+             "beyond context_length raises vkattn.Error and leaves the cache as it was.")
+        .def(
+            "reset", [](ModelBox& b) { with_model(b, "reset", [](mdl::LanguageModel& lm) { lm.reset(); }); },
+            "Empties the KV cache: the next forward or generate starts at position 0.")
+        .def_property_readonly(
+            "position",
+            [](ModelBox& b) { return with_model(b, "position", [](mdl::LanguageModel& lm) { return lm.position(); }); },
+            "Tokens in the KV cache: the position of the next token.")
+        .def(
+            "tokenize",
+            [](ModelBox& b, const std::string& text, bool add_special_tokens) {
+                return with_model(b, "tokenize", [&](mdl::LanguageModel& lm) {
+                    return model_tokenizer(lm, "Model.tokenize").encode(text, add_special_tokens);
+                });
+            },
+            py::arg("text"), py::arg("add_special_tokens") = true,
+            "Text to token ids as Hugging Face's encode does (a BOS is added when the tokenizer adds one, unless\n"
+            "add_special_tokens is False). Needs the model directory's tokenizer.")
+        .def(
+            "detokenize",
+            [](ModelBox& b, const py::object& ids, bool skip_special_tokens) {
+                check_open(b);
+                const std::vector<int> list = token_ids(ids, "ids", b.info.vocab_size);
+                const std::string text = with_model(b, "detokenize", [&](mdl::LanguageModel& lm) {
+                    return model_tokenizer(lm, "Model.detokenize").decode(list, skip_special_tokens);
+                });
+                return text_to_python(text);
+            },
+            py::arg("ids"), py::arg("skip_special_tokens") = false,
+            "Token ids to text as Hugging Face's decode does; bytes that are not valid UTF-8 become U+FFFD.")
+        .def(
+            "generate",
+            [](ModelBox& b, const py::object& prompt, int max_tokens, float temperature, int top_k, float top_p,
+               float min_p, float repeat_penalty, int repeat_last_n, std::optional<uint64_t> seed,
+               const py::object& stop, bool stop_at_eos, const py::object& on_token) {
+                std::vector<std::string> stops;
+                if (py::isinstance<py::str>(stop)) {
+                    stops.push_back(stop.cast<std::string>());
+                } else if (!stop.is_none()) {
+                    stops = stop.cast<std::vector<std::string>>();
+                }
+                return model_generate(b, prompt, max_tokens, temperature, top_k, top_p, min_p, repeat_penalty,
+                                      repeat_last_n, seed, stops, stop_at_eos, on_token);
+            },
+            py::arg("prompt"), py::kw_only(), py::arg("max_tokens") = 50, py::arg("temperature") = 0.8f,
+            py::arg("top_k") = 40, py::arg("top_p") = 0.95f, py::arg("min_p") = 0.05f, py::arg("repeat_penalty") = 1.0f,
+            py::arg("repeat_last_n") = 64, py::arg("seed") = py::none(), py::arg("stop") = py::none(),
+            py::arg("stop_at_eos") = true, py::arg("on_token") = py::none(),
+            "Runs the prompt (text, tokenized with the model's tokenizer, or token ids) after what the KV cache\n"
+            "holds and samples up to max_tokens new tokens; returns a vkattn.GenerateResult. The defaults are the\n"
+            "CLI's: temperature 0.8 (0: greedy), top_k 40 (0: all), top_p 0.95 (1: all), min_p 0.05 (0: all),\n"
+            "repeat_penalty 1 (off) over the last repeat_last_n tokens, and a random seed (returned in the result)\n"
+            "unless seed is given.\n"
+            "Stops early at an end-of-sequence id (unless stop_at_eos is False), at a stop string (str or list;\n"
+            "needs a tokenizer) or when the context is full. on_token(id, text) is called for each new token with\n"
+            "the text that became complete (whole characters), then once with id -1 for text held to the end.\n"
+            "Call reset() first to start a fresh sequence.")
+        .def_property_readonly("info", &info_dict,
+                               "The model's shape (ModelInfo: family, variant, layers, heads, widths, vocab_size,\n"
+                               "context_length, window, parameters, tokenizer, weight_bytes per dtype, KV-cache\n"
+                               "bytes per token), its summary line and its special tokens.")
+        .def_property_readonly("vocab_size", [](const ModelBox& b) { check_open(b); return b.info.vocab_size; })
+        .def_property_readonly("context_length",
+                               [](const ModelBox& b) { check_open(b); return b.info.context_length; })
+        .def_property_readonly("description", [](const ModelBox& b) { check_open(b); return b.description; })
+        .def_readonly("backend", &ModelBox::backend)
+        .def_readonly("dtype", &ModelBox::dtype)
+        .def_property_readonly("impl", [](const ModelBox& b) -> py::object {
+            if (b.impl.empty()) return py::none();
+            return py::str(b.impl);
+        }, "'fused' or 'naive' on vulkan; None on the CPU reference")
+        .def_property_readonly("closed", [](const ModelBox& b) { return b.closed.load(); })
+        .def("close", &model_close, "Frees the weights and the KV cache now; later calls raise vkattn.Error.")
+        .def("__enter__", [](py::object self) { return self; })
+        .def("__exit__",
+             [](ModelBox& b, const py::object&, const py::object&, const py::object&) { model_close(b); })
+        .def("__repr__", &model_repr);
 
     // The default context goes before the interpreter does, not in a static destructor after it.
     py::module_::import("atexit").attr("register")(py::cpp_function([] { close_default(); }));

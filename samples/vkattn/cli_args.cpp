@@ -153,27 +153,6 @@ CLI::Option* add_float(CLI::App& cmd, const std::string& name, float& target, do
         ->default_str(shown);
 }
 
-std::string size_str(uint64_t bytes) {
-    static const char* const units[] = {"bytes", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
-    double v = double(bytes);
-    size_t u = 0;
-    while (v >= 1024 && u + 1 < std::size(units)) {
-        v /= 1024;
-        ++u;
-    }
-    if (u == 0) return std::to_string(bytes) + (bytes == 1 ? " byte" : " bytes");
-    char buf[32];
-    // Three significant digits without trailing zeros ("2 GiB", "1.5 GiB", "12.3 MiB", "977 KiB", "1023 KiB").
-    std::snprintf(buf, sizeof buf, v < 1000 ? "%.3g %s" : "%.0f %s", v, units[u]);
-    return buf;
-}
-
-std::string bytes_str(uint64_t bytes) {
-    const std::string readable = size_str(bytes);
-    if (bytes < 1024) return readable;
-    return readable + " (" + std::to_string(bytes) + " bytes)";
-}
-
 uint64_t host_memory_available() {
     std::ifstream in("/proc/meminfo");
     std::string key;

@@ -4,6 +4,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include <vkattn/units.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -34,10 +36,10 @@ CLI::Option* add_float(CLI::App& cmd, const std::string& name, float& target, do
 // Untrusted text for a message: at most max_chars, control and non-ASCII bytes escaped as \xNN, "..." when cut.
 std::string quoted_prefix(std::string_view text, size_t max_chars = 40);
 
-// "32 GiB": binary units, three significant digits at most ("1.5 GiB", "12.3 MiB").
-std::string size_str(uint64_t bytes);
-// "32 GiB (34359738368 bytes)": readable units next to the exact count ("512 bytes" alone below 1 KiB).
-std::string bytes_str(uint64_t bytes);
+// Sizes: vkattn::size_str ("32 GiB") and vkattn::bytes_str ("32 GiB (34359738368 bytes)"), the library's own
+// (include/vkattn/units.hpp), so that the CLI and the library's messages print sizes alike.
+using vkattn::bytes_str;
+using vkattn::size_str;
 // Bytes of host memory the system says are available now (MemAvailable), or 0 when it cannot tell.
 uint64_t host_memory_available();
 // Throws vkattn::Error when `what` needs more host memory than is available, before anything is allocated.

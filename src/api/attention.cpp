@@ -132,8 +132,8 @@ void check_scores_fit(Context& ctx, const ops::AttentionDims& d) {
     if (bytes > limit) {
         throw Error("three-kernel attention needs " + bytes_str(bytes) + " for the [B, H, Lq, Lk] = [" +
                     std::to_string(d.B) + ", " + std::to_string(d.H) + ", " + std::to_string(d.Lq) + ", " +
-                    std::to_string(d.Lk) + "] score matrix, more than one allocation on " + info.name +
-                    " may hold (" + bytes_str(limit) + ")");
+                    std::to_string(d.Lk) + "] score matrix, more than the " + bytes_str(limit) +
+                    " that one allocation on " + info.name + " may hold");
     }
 }
 
@@ -209,12 +209,12 @@ void check_attention_fits(const Context& ctx, std::span<const int64_t> q, std::s
     const auto check_tensor = [&](const char* name, std::span<const int64_t> shape, uint64_t bytes, uint64_t slice) {
         if (bytes > info.max_memory_allocation) {
             throw Error(std::string(name) + " " + dims_str(shape) + " " + std::string(dtype_name(dtype)) + " needs " + bytes_str(bytes) +
-                        ", more than one allocation may hold" + where + " (" + bytes_str(info.max_memory_allocation) + ")");
+                        ", more than the " + bytes_str(info.max_memory_allocation) + " that one allocation may hold" + where);
         }
         if (slice > info.max_storage_buffer_range) {
             throw Error(std::string(name) + ": one head's slice needs " + bytes_str(slice) +
-                        ", more than one storage-buffer binding may cover" + where + " (maxStorageBufferRange " +
-                        bytes_str(info.max_storage_buffer_range) + ")");
+                        ", more than the " + bytes_str(info.max_storage_buffer_range) +
+                        " that one storage-buffer binding may cover" + where + " (maxStorageBufferRange)");
         }
     };
     check_tensor("Q", q, q_bytes, sq[2] * sq[3] * es);
@@ -227,8 +227,8 @@ void check_attention_fits(const Context& ctx, std::span<const int64_t> q, std::s
         if (scores > limit) {
             throw Error("three-kernel attention needs " + bytes_str(scores) + " for the [B, H, Lq, Lk] = " +
                         dims_str(std::array<int64_t, 4>{int64_t(sq[0]), int64_t(sq[1]), int64_t(sq[2]), int64_t(sk[2])}) +
-                        " f32 scores, more than one buffer may hold" + where + " (" + bytes_str(limit) +
-                        "); use the fused path");
+                        " f32 scores, more than the " + bytes_str(limit) + " that one buffer may hold" + where +
+                        "; use the fused path");
         }
         total = total > UINT64_MAX - scores ? UINT64_MAX : total + scores;
         parts += " and the scores";

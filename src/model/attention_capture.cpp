@@ -3,6 +3,7 @@
 #include "model/family.hpp"
 
 #include <vkattn/error.hpp>
+#include <vkattn/units.hpp>
 
 #include <cmath>
 #include <string>
@@ -47,8 +48,8 @@ GpuAttentionCapture::GpuAttentionCapture(vk::Device& device, std::span<const int
     if (resident + bytes > info.device_heap_bytes) {
         throw Error("capturing the attention of " + std::to_string(layers_.size()) +
                     (layers_.size() == 1 ? " layer" : " layers") + " over " + std::to_string(Lq) +
-                    " queries and " + std::to_string(Lk) + " keys needs " + mib(bytes) + " of device memory, and with the " +
-                    mib(resident) + " the model holds that exceeds the " + mib(info.device_heap_bytes) + " heap of " +
+                    " queries and " + std::to_string(Lk) + " keys needs " + bytes_str(bytes) + " of device memory, and with the " +
+                    bytes_str(resident) + " the model holds that exceeds the " + bytes_str(info.device_heap_bytes) + " heap of " +
                     info.name + "; capture fewer layers or fewer tokens per step");
     }
     for (size_t i = 0; i < layers_.size(); ++i) buffers_.emplace_back(device, bytes / layers_.size());

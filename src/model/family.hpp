@@ -145,9 +145,6 @@ inline std::string cpu_description(DType weights) {
     return "on the cpu reference, " + std::string(dtype_name(weights)) + "-rounded weights in f32 arithmetic";
 }
 
-// Bytes as "12 MiB", rounded up.
-std::string mib(uint64_t bytes);
-
 // Refuses, before anything is allocated, a model whose device bytes exceed the device heap: names the model,
 // the bytes needed (weights and KV cache) and what the device has.
 void check_fits_device(const DeviceInfo& device, const std::string& what, uint64_t weight_bytes, DType weights,

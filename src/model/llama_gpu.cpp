@@ -30,6 +30,7 @@
 
 #include <vkattn/error.hpp>
 #include <vkattn/model/llama_gpu.hpp>
+#include <vkattn/units.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -148,9 +149,9 @@ struct LlamaGpu::Impl {
         const uint64_t bytes = uint64_t(layers.size()) * grown * row;
         const DeviceInfo& info = device.info();
         if (weight_bytes + bytes > info.device_heap_bytes) {
-            throw Error("a KV cache for " + std::to_string(needed) + " positions (" + mib(bytes) + " at " +
-                        std::to_string(grown) + ") and " + mib(weight_bytes) + " of weights exceed the " +
-                        mib(info.device_heap_bytes) + " heap of " + info.name);
+            throw Error("a KV cache for " + std::to_string(needed) + " positions (" + bytes_str(bytes) + " at " +
+                        std::to_string(grown) + ") and " + bytes_str(weight_bytes) + " of weights exceed the " +
+                        bytes_str(info.device_heap_bytes) + " heap of " + info.name);
         }
         std::vector<vk::Buffer> next;
         for (size_t l = 0; l < layers.size(); ++l) next.emplace_back(device, grown * row);
@@ -316,8 +317,8 @@ void LlamaGpu::check(const DeviceInfo& info, const LlamaConfig& cfg, const Llama
     if (D % 2 != 0) throw Error("head_dim " + std::to_string(D) + " is odd; RoPE pairs i with i + head_dim/2");
     const int limit = context_limit(info, cfg, options);
     if (limit < 1) {
-        throw Error(model_name(cfg) + " needs " + std::to_string(cache_row_bytes(cfg)) + " bytes per KV-cache position, " +
-                    "more than the " + std::to_string(info.max_storage_buffer_range) + "-byte storage-buffer range of " +
+        throw Error(model_name(cfg) + " needs " + bytes_str(cache_row_bytes(cfg)) + " per KV-cache position, " +
+                    "more than the " + bytes_str(info.max_storage_buffer_range) + " storage-buffer range of " +
                     info.name);
     }
     // The weights and the cache's first allocation; later growth is checked as it happens.

@@ -3,6 +3,7 @@
 #include "model/json_file.hpp"
 
 #include <vkattn/error.hpp>
+#include <vkattn/units.hpp>
 
 #include <algorithm>
 #include <cstdio>
@@ -158,14 +159,13 @@ std::string ModelInfo::summary() const {
     return s + ", " + params + " parameters";
 }
 
-std::string mib(uint64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
-
 void check_fits_device(const DeviceInfo& device, const std::string& what, uint64_t weight_bytes, DType weights,
                        uint64_t cache_bytes) {
     if (weight_bytes + cache_bytes <= device.device_heap_bytes) return;
-    throw Error(what + " needs " + mib(weight_bytes + cache_bytes) + " of device memory (" + mib(weight_bytes) +
-                " of " + std::string(dtype_name(weights)) + " weights, " + mib(cache_bytes) + " of KV cache); " +
-                device.name + " has a " + mib(device.device_heap_bytes) + " heap" +
+    throw Error(what + " needs " + bytes_str(weight_bytes + cache_bytes) + " of device memory (" +
+                size_str(weight_bytes) + " of " + std::string(dtype_name(weights)) + " weights, " +
+                size_str(cache_bytes) + " of KV cache); " + device.name + " has a " +
+                bytes_str(device.device_heap_bytes) + " heap" +
                 (weights == DType::f32 ? "; f16 weights would halve the weights" : ""));
 }
 

@@ -2,6 +2,8 @@
 
 #include "vulkan/check.hpp"
 
+#include <vkattn/units.hpp>
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -597,12 +599,12 @@ Buffer::Buffer(Device& device, uint64_t bytes, Placement placement) : device_(&d
     bytes = std::max<uint64_t>(4, (bytes + 3) / 4 * 4);
     size_ = bytes;
     if (bytes > info.max_memory_allocation) {
-        throw Error("a buffer of " + std::to_string(bytes) + " bytes exceeds the device's maxMemoryAllocationSize of " +
-                    std::to_string(info.max_memory_allocation) + " bytes (" + info.name + ")");
+        throw Error("a buffer of " + bytes_str(bytes) + " exceeds the device's maxMemoryAllocationSize of " +
+                    bytes_str(info.max_memory_allocation) + " (" + info.name + ")");
     }
     if (bytes > info.device_heap_bytes) {
-        throw Error("a buffer of " + std::to_string(bytes) + " bytes exceeds the device's " +
-                    std::to_string(info.device_heap_bytes) + "-byte memory heap (" + info.name + ")");
+        throw Error("a buffer of " + bytes_str(bytes) + " exceeds the device's memory heap of " +
+                    bytes_str(info.device_heap_bytes) + " (" + info.name + ")");
     }
     VkBufferCreateInfo bi{};
     bi.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO;

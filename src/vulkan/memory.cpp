@@ -2,6 +2,8 @@
 
 #include "vulkan/check.hpp"
 
+#include <vkattn/units.hpp>
+
 #include <algorithm>
 #include <string>
 
@@ -39,9 +41,9 @@ VkDeviceMemory Allocator::allocate_memory(uint64_t bytes, uint32_t type, uint64_
     VkDeviceMemory memory = VK_NULL_HANDLE;
     const VkResult r = vkAllocateMemory(device_, &ai, nullptr, &memory);
     if (r == VK_ERROR_OUT_OF_DEVICE_MEMORY || r == VK_ERROR_OUT_OF_HOST_MEMORY) {
-        throw VulkanError("out of GPU memory allocating " + std::to_string(bytes) + " bytes for a buffer of " +
-                              std::to_string(request) + " bytes (" + std::to_string(reserved_) +
-                              " bytes of device memory already held by vkattn in " + std::to_string(objects_) +
+        throw VulkanError("out of GPU memory allocating " + bytes_str(bytes) + " for a buffer of " +
+                              bytes_str(request) + " (" + bytes_str(reserved_) +
+                              " of device memory already held by vkattn in " + std::to_string(objects_) +
                               " allocations)",
                           int(r));
     }
@@ -126,9 +128,9 @@ Allocation Allocator::allocate(const VkMemoryRequirements& requirements, uint32_
     blocks_.push_back(std::move(block));
     // An empty block holds any request up to half of it, unless the driver asks for an absurd alignment.
     if (!place(*blocks_.back())) {
-        throw VulkanError("a buffer of " + std::to_string(requirements.size) + " bytes with alignment " +
-                              std::to_string(alignment) + " does not fit an empty " + std::to_string(block_bytes_) +
-                              "-byte memory block",
+        throw VulkanError("a buffer of " + bytes_str(requirements.size) + " with alignment " +
+                              std::to_string(alignment) + " does not fit an empty memory block of " +
+                              bytes_str(block_bytes_),
                           int(VK_ERROR_OUT_OF_DEVICE_MEMORY));
     }
     return a;

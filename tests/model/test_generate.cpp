@@ -1,13 +1,19 @@
 // generate(): stopping rules and UTF-8-safe streaming, with a scripted model; then greedy generation through
 // open_model on both backends.
 #include "catch.hpp"
+#include "model/llama_fixtures.hpp"
 #include "model/safetensors_writer.hpp"
 #include "support.hpp"
+
+#include <nlohmann/json.hpp>
 
 #include <vkattn/model/generate.hpp>
 #include <vkattn/model/gpt2_loader.hpp>
 #include <vkattn/model/language_model.hpp>
 
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -181,4 +187,62 @@ TEST_CASE("greedy generate gives the same tokens on the GPU and the CPU", "[gpu]
     const model::GenerateResult b = model::generate(*cpu, prompt, o);
     CHECK(a.tokens.size() == 20);
     CHECK(a.tokens == b.tokens);
+}
+
+// The tiny models do not emit their end-of-sequence id on their own, so each fixture is copied with a config.json
+// whose eos_token_id is a token greedy decoding is known to produce (learned from a run without the eos stop):
+// the whole chain config.json -> special_tokens().eos -> generate() then stops there, on both backends.
+TEST_CASE("generate stops at the eos_token_id config.json names, on the GPU and the CPU", "[gpu][generate]") {
+    const std::vector<int> prompt = {43, 34, 66, 15};
+    for (const char* name : {"tiny_gpt2", "tiny_llama3_gqa"}) {
+        INFO(name);
+        const std::string src = test::fixture(name);
+        model::GenerateOptions free = at_most(8);
+        free.stop_at_eos = false;
+        const auto reference = model::open_model(src, model::Backend::cpu);
+        const std::vector<int> greedy = model::generate(*reference, prompt, free).tokens;
+        REQUIRE(greedy.size() == 8);
+        // The first token that greedy decoding produces at step k > 0 and not before: as eos, it stops generation
+        // after k tokens.
+        size_t k = 1;
+        while (k < greedy.size() && std::find(greedy.begin(), greedy.begin() + std::ptrdiff_t(k), greedy[k]) !=
+                                        greedy.begin() + std::ptrdiff_t(k)) {
+            ++k;
+        }
+        REQUIRE(k < greedy.size());  // the fixtures' greedy runs are not one token repeated
+        for (const size_t stop_at : {size_t(0), k}) {
+            const int eos = greedy[stop_at];
+            INFO("eos_token_id " << eos << ", the greedy token at step " << stop_at);
+            const TempDir dir("eos");
+            std::filesystem::copy_file(std::filesystem::path(src) / "model.safetensors", dir / "model.safetensors");
+            nlohmann::json config = nlohmann::json::parse(std::ifstream(std::filesystem::path(src) / "config.json"));
+            // GPT-2's config names one id; Llama 3's a list, of which any one ends generation: its ids that greedy
+            // decoding never produces, then this one.
+            if (config["eos_token_id"].is_array()) {
+                nlohmann::json ids = nlohmann::json::array();
+                for (const auto& id : config["eos_token_id"]) {
+                    if (std::find(greedy.begin(), greedy.end(), id.get<int>()) == greedy.end()) ids.push_back(id);
+                }
+                ids.push_back(eos);
+                config["eos_token_id"] = ids;
+            } else {
+                config["eos_token_id"] = eos;
+            }
+            dir.write("config.json", config.dump());
+            model::ModelOptions on_gpu;
+            on_gpu.context = &test::gpu();
+            const auto gpu = model::open_model(dir.path().string(), model::Backend::vulkan, on_gpu);
+            const auto cpu = model::open_model(dir.path().string(), model::Backend::cpu);
+            for (model::LanguageModel* m : {gpu.get(), cpu.get()}) {
+                INFO(m->description());
+                REQUIRE(std::find(m->special_tokens().eos.begin(), m->special_tokens().eos.end(), eos) !=
+                        m->special_tokens().eos.end());
+                const model::GenerateResult r = model::generate(*m, prompt, at_most(8));
+                CHECK(r.reason == model::StopReason::eos);
+                CHECK(r.tokens == std::vector<int>(greedy.begin(), greedy.begin() + std::ptrdiff_t(stop_at)));
+                CHECK(r.decode_steps == int(stop_at));  // every token before eos was fed back, eos was not
+                CHECK(m->position() == int(prompt.size() + stop_at));
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@
 #include <vkattn/attention.hpp>
 #include <vkattn/error.hpp>
 #include <vkattn/tensor.hpp>
+#include <vkattn/units.hpp>
 
 using namespace vkattn;
 using vkattn::test::error_message;
@@ -74,7 +75,7 @@ TEST_CASE("work beyond the device's limits is refused with the limit named", "[g
     }
     Tensor q(ctx, {1, 12, L, 64}), out(ctx, {1, 12, L, 64});
     VKATTN_REQUIRE_CONTAINS(error_message([&] { attention(ctx, q, q, q, out, {.impl = AttentionImpl::naive}); }),
-                            "three-kernel attention needs " + std::to_string(need) + " bytes");
+                            "three-kernel attention needs " + bytes_str(need) + " for the");
 }
 
 TEST_CASE("an unknown device is refused with the candidates listed", "[gpu][errors]") {

@@ -1,0 +1,46 @@
+# `generate` stops at the end-of-sequence id config.json names, and says so. The tiny checkpoint never produces
+# its own, so a greedy run first learns the token it generates, and a copy of the checkpoint names that token as
+# its eos_token_id. cmake -P with EXE, MODEL (tests/fixtures/tiny_gpt2), TMP.
+file(REMOVE_RECURSE "${TMP}")
+file(MAKE_DIRECTORY "${TMP}")
+set(prompt 43,34,66,15)
+
+function(run_generate out_var err_var)
+  execute_process(COMMAND "${EXE}" generate ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  message("vkattn generate ${ARGN}\n${out}${err}")
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "exit code ${rc}")
+  endif()
+  set(${out_var} "${out}" PARENT_SCOPE)
+  set(${err_var} "${err}" PARENT_SCOPE)
+endfunction()
+
+run_generate(first err --model "${MODEL}" --tokens ${prompt} --temperature 0 --max-tokens 1 --backend cpu)
+string(STRIP "${first}" eos_id)
+if(NOT eos_id MATCHES "^[0-9]+$")
+  message(FATAL_ERROR "expected one token id, got '${first}'")
+endif()
+
+file(COPY "${MODEL}/model.safetensors" DESTINATION "${TMP}")
+file(READ "${MODEL}/config.json" config)
+string(JSON config SET "${config}" eos_token_id "${eos_id}")
+file(WRITE "${TMP}/config.json" "${config}")
+
+foreach(backend vulkan cpu)
+  run_generate(out err --model "${TMP}" --tokens ${prompt} --temperature 0 --max-tokens 5 --backend ${backend} --json)
+  string(JSON reason GET "${out}" stop_reason)
+  string(JSON new_tokens GET "${out}" new_tokens)
+  if(NOT reason STREQUAL "eos" OR NOT new_tokens EQUAL 0)
+    message(FATAL_ERROR "--backend ${backend}: expected stop_reason eos after 0 new tokens, got ${reason} after ${new_tokens}")
+  endif()
+  if(NOT err MATCHES "stopped after 0 of --max-tokens 5 new tokens: the model produced an end-of-sequence token")
+    message(FATAL_ERROR "--backend ${backend}: stderr does not give the stop reason")
+  endif()
+endforeach()
+# Without that eos_token_id in the config (the fixture as it is), the same run goes on to --max-tokens.
+run_generate(out err --model "${MODEL}" --tokens ${prompt} --temperature 0 --max-tokens 5 --json)
+string(JSON reason GET "${out}" stop_reason)
+string(JSON first_new GET "${out}" tokens 0)
+if(NOT reason STREQUAL "max_tokens" OR NOT first_new EQUAL eos_id)
+  message(FATAL_ERROR "the unchanged fixture: expected max_tokens starting with ${eos_id}, got ${reason} starting with ${first_new}")
+endif()
