@@ -93,14 +93,15 @@ void main() {
                 s = fma(qc.x, kv[c].x, fma(qc.y, kv[c].y, fma(qc.z, kv[c].z, fma(qc.w, kv[c].w, s))));
             }
             s = masked_score(s, rows[r], j, pad);
-            nan_seen[r] = nan_seen[r] || isnan(s);
+            const bool s_nan = isnan(s);
+            nan_seen[r] = nan_seen[r] || s_nan;
             visible[r] = s != NEG_INF;
             const float mx = max(m[r], s);
             const float base = mx == NEG_INF ? 0.0 : mx;  // nothing visible yet: weights stay exactly 0
             const float kept = l[r] * exp2(m[r] - base);
             const float e = exp2(s - base);
             const float sum = kept + e;
-            const float inv = sum > 0.0 ? 1.0 / sum : 0.0;
+            const float inv = 1.0 / max(sum, FLT_MIN);  // sum is 0 or >= 1 (it holds exp2(0) of the max)
             alpha[r] = kept * inv;  // the mean so far and this key's V, weighted to the new sum
             w[r] = e * inv;
             l[r] = sum;
@@ -109,7 +110,7 @@ void main() {
         [[unroll]] for (uint r = 0; r < QN; ++r) {
             [[unroll]] for (uint c = 0; c < D4; ++c) {
                 acc[r][c] = fma(vec4(w[r]), vv[c], acc[r][c] * alpha[r]);
-                nan_cols[r][c] = max(nan_cols[r][c], visible[r] ? v_nan[c] : vec4(0.0));
+                nan_cols[r][c] = max(nan_cols[r][c], v_nan[c] * float(visible[r]));
             }
         }
     }
