@@ -117,9 +117,10 @@ void main() {
             float mx = m[r];
             [[unroll]] for (uint jj = 0; jj < KB; ++jj) {
                 mx = max(mx, s[r][jj]);
-                nan_seen[r] = nan_seen[r] || isnan(s[r][jj]);
-                const bool seen = s[r][jj] != NEG_INF;
-                [[unroll]] for (uint w = 0; w < NW; ++w) nan_cols[r][w] |= seen ? v_nan[jj][w] : 0u;
+                const bool s_nan = isnan(s[r][jj]);
+                nan_seen[r] = nan_seen[r] || s_nan;
+                const uint seen = s[r][jj] != NEG_INF ? ~0u : 0u;  // all bits when the key is visible
+                [[unroll]] for (uint w = 0; w < NW; ++w) nan_cols[r][w] |= seen & v_nan[jj][w];
             }
             const float base = mx == NEG_INF ? 0.0 : mx;  // nothing visible yet: weights stay exactly 0
             const float kept = l[r] * exp2(m[r] - base);
@@ -128,7 +129,7 @@ void main() {
                 s[r][jj] = exp2(s[r][jj] - base);
                 sum += s[r][jj];
             }
-            const float inv = sum > 0.0 ? 1.0 / sum : 0.0;
+            const float inv = 1.0 / max(sum, FLT_MIN);  // sum is 0 or >= 1 (it holds exp2(0) of the max)
             [[unroll]] for (uint jj = 0; jj < KB; ++jj) s[r][jj] *= inv;
             l[r] = sum;
             m[r] = mx;

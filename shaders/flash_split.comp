@@ -51,7 +51,6 @@ void main() {
     float m[QN];
     float l[QN];
     bool nan_seen[QN];  // a visible key gave a NaN score: the row comes out NaN
-    vec4 nan_cols[QN][D4];  // 1 where a visible key has a NaN in that V column: the column comes out NaN
     uint rows[QN];
     [[unroll]] for (uint r = 0; r < QN; ++r) {
         rows[r] = min(i0 + r, p.Lq - 1);  // rows past Lq redo the last row and are not stored
@@ -63,24 +62,13 @@ void main() {
         m[r] = NEG_INF;
         l[r] = 0.0;
         nan_seen[r] = false;
-        [[unroll]] for (uint c = 0; c < D4; ++c) nan_cols[r][c] = vec4(0.0);
     }
 
     const uvec2 keys = key_range(i0, min(p.Lq, i0 + QN) - 1);
     const uint first = max(keys.x, slice * p.split_keys);
     const uint end = min(keys.y, (slice + 1) * p.split_keys);
     for (uint j = first + t; j < end; j += WG) {
-        vec4 kv[D4];
-        vec4 vv[D4];
-        LOAD_ROW(v, v_base + j * p.v.stride_l, vv);
-        // NaNs of V become zeros here, remembered per column for the rows that see the key (flash_common.glsl).
-        // Branch-free: CPU devices run both sides of an if under a lane mask.
-        vec4 v_nan[D4];
-        [[unroll]] for (uint c = 0; c < D4; ++c) {
-            const bvec4 n = isnan(vv[c]);
-            v_nan[c] = vec4(n);
-            vv[c] = mix(vv[c], vec4(0.0), n);
-        }
+        vec4 kv[D4];  // the key's K row, then its V row
         LOAD_ROW(k, k_base + j * p.k.stride_l, kv);
         const float pad = p.has_key_padding != 0 ? key_padding[b * p.Lk + j] : 0.0;
         float w[QN];  // this key's weight per row
@@ -93,23 +81,28 @@ void main() {
                 s = fma(qc.x, kv[c].x, fma(qc.y, kv[c].y, fma(qc.z, kv[c].z, fma(qc.w, kv[c].w, s))));
             }
             s = masked_score(s, rows[r], j, pad);
-            nan_seen[r] = nan_seen[r] || isnan(s);
+            const bool s_nan = isnan(s);
+            nan_seen[r] = nan_seen[r] || s_nan;
             visible[r] = s != NEG_INF;
             const float mx = max(m[r], s);
             const float base = mx == NEG_INF ? 0.0 : mx;  // nothing visible yet: weights stay exactly 0
             const float kept = l[r] * exp2(m[r] - base);
             const float e = exp2(s - base);
             const float sum = kept + e;
-            const float inv = sum > 0.0 ? 1.0 / sum : 0.0;
+            const float inv = 1.0 / max(sum, FLT_MIN);  // sum is 0 or >= 1 (it holds exp2(0) of the max)
             alpha[r] = kept * inv;  // the mean so far and this key's V, weighted to the new sum
             w[r] = e * inv;
             l[r] = sum;
             m[r] = mx;
         }
+        // A row takes the key's V only if it sees the key, by a select (branch-free: CPU devices run both sides
+        // of an if under a lane mask): a NaN of V then reaches exactly the columns of the rows that see it
+        // (flash_common.glsl's rule), and a hidden key leaves the accumulator bit for bit as it was.
+        LOAD_ROW(v, v_base + j * p.v.stride_l, kv);
         [[unroll]] for (uint r = 0; r < QN; ++r) {
+            const bvec4 take = bvec4(visible[r]);
             [[unroll]] for (uint c = 0; c < D4; ++c) {
-                acc[r][c] = fma(vec4(w[r]), vv[c], acc[r][c] * alpha[r]);
-                nan_cols[r][c] = max(nan_cols[r][c], visible[r] ? v_nan[c] : vec4(0.0));
+                acc[r][c] = mix(acc[r][c], fma(vec4(w[r]), kv[c], acc[r][c] * alpha[r]), take);
             }
         }
     }
@@ -121,7 +114,7 @@ void main() {
         if (i < p.Lq) {
             const uint slot = (zl * p.Lq + i) * parts + part;
             [[unroll]] for (uint c = 0; c < D4; ++c) {
-                part_v[slot * D4 + c] = mix(acc[r][c], vec4(QUIET_NAN), greaterThan(nan_cols[r][c], vec4(0.0)));
+                part_v[slot * D4 + c] = acc[r][c];
             }
             part_s[p.ml_offset + 2 * slot] = m[r];
             part_s[p.ml_offset + 2 * slot + 1] = nan_seen[r] ? QUIET_NAN : l[r];  // flash_merge reads it

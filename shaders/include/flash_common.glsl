@@ -30,6 +30,7 @@ layout(std430, binding = 5) readonly buffer PadBuf { float key_padding[]; };
 #define NEG_INF (-1.0 / 0.0)  // the score of a hidden key
 #define LOG2E 1.4426950408889634
 #define QUIET_NAN uintBitsToFloat(0x7fc00000u)  // the output of a row that saw a NaN
+#define FLT_MIN 1.175494351e-38  // the smallest normal float
 
 // NaN rule, the same on every path (and the CPU reference): a NaN score (NaN in q, or in a visible key's K) makes
 // the row NaN; a NaN in a visible key's V makes that column of the row NaN; keys hidden by a rule never contribute,
@@ -49,7 +50,8 @@ layout(std430, binding = 5) readonly buffer PadBuf { float key_padding[]; };
         [[unroll]] for (uint c_ = 0; c_ < DP / 4; ++c_) {                                          \
             [[unroll]] for (uint e_ = 0; e_ < 4; ++e_) {                                           \
                 const uint d_ = 4 * c_ + e_;                                                       \
-                dst[c_][e_] = d_ < p.D ? float(buf##_s[(base) + d_]) : 0.0;                        \
+                const float x_ = float(buf##_s[(base) + min(d_, p.D - 1)]);                         \
+                dst[c_][e_] = d_ < p.D ? x_ : 0.0;                                                 \
             }                                                                                      \
         }                                                                                          \
     }
@@ -75,7 +77,8 @@ layout(std430, binding = 5) readonly buffer PadBuf { float key_padding[]; };
         [[unroll]] for (uint c_ = 0; c_ < DP / 4; ++c_) {                                          \
             [[unroll]] for (uint e_ = 0; e_ < 4; ++e_) {                                           \
                 const uint d_ = 4 * c_ + e_;                                                       \
-                dst[c_][e_] = d_ < p.D ? float(buf##_s[(base) + d_]) : 0.0;                        \
+                const float x_ = float(buf##_s[(base) + min(d_, p.D - 1)]);                         \
+                dst[c_][e_] = d_ < p.D ? x_ : 0.0;                                                 \
             }                                                                                      \
         }                                                                                          \
     }
@@ -96,11 +99,16 @@ uint row_of(ViewParams v, uint b, uint head, uint i) {
 }
 
 // Whether the causal and window rules let query i see key j (bottom-right aligned, as the CPU reference).
+// Branch-free (boolean operands only, which glslang turns into plain logic, not short-circuit branches): the
+// callers unroll it over rows and keys, and every branch there multiplies what LLVM's coroutine lowering in Mesa 25's
+// lavapipe walks.
 bool position_visible(uint i, uint j) {
     const int diag = int(i) + int(p.Lk) - int(p.Lq);  // the newest key query i may see under causal
-    if (p.causal != 0 && int(j) > diag) return false;
-    if (p.window != 0 && int(j) <= diag - int(p.window)) return false;
-    return true;
+    const bool causal = p.causal != 0;
+    const bool windowed = p.window != 0;
+    const bool after = int(j) > diag;
+    const bool before = int(j) <= diag - int(p.window);
+    return !(causal && after) && !(windowed && before);
 }
 
 // Keys [x, y) that some query in [i_first, i_last] may see: blocks outside are never loaded.
@@ -114,8 +122,13 @@ uvec2 key_range(uint i_first, uint i_last) {
 
 // The base-2 score of query i (q already scaled by scale·log2 e) for key j, or -inf where a rule hides it.
 // `padded` is key_padding[b, j] (the caller loads it once per key).
+// Branch-free but for the additive mask's load, whose condition is uniform; the load reads a clamped key, so keys
+// past Lk (made -inf anyway) stay inside the mask.
 float masked_score(float dot_qk, uint i, uint j, float padded) {
-    if (j >= p.Lk || padded != 0.0 || !position_visible(i, j)) return NEG_INF;
-    if (p.has_additive != 0) return dot_qk + float(LOG2E) * additive[i * p.Lk + j];
-    return dot_qk;
+    const bool in_range = j < p.Lk;
+    const bool unpadded = padded == 0.0;
+    const bool seen = position_visible(i, j);
+    float s = dot_qk;
+    if (p.has_additive != 0) s += float(LOG2E) * additive[i * p.Lk + min(j, p.Lk - 1)];
+    return in_range && unpadded && seen ? s : NEG_INF;
 }
