@@ -12,6 +12,7 @@
 #include <chrono>
 #include <climits>
 #include <cmath>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <future>
@@ -199,21 +200,31 @@ void fold(const Problem& p, State& st, int64_t q0, int64_t rows, uint32_t parts,
     }
 }
 
-// One visiting block: [k | v | padding] floats of the shard of rank `src`, folded into the state.
+// One visiting block: the bytes of [K | V] in the tensors' dtype, then the key-padding floats, of the shard of
+// rank `src`, folded into the state.
 void compute_block(Context& ctx, const Problem& p, const Tensor& q, const Tensor* k0, const Tensor* v0,
-                   const std::vector<float>& block, int src, State& st, RingStats& stats) {
+                   const std::vector<std::byte>& block, int src, State& st, RingStats& stats) {
     const int64_t lk = shard_length(p.Lk, p.N, src);
     const auto kr = shard_ranges(p.Lk, p.N, src);
     const auto qr = shard_ranges(p.Lq, p.N, p.rank);
-    const size_t kv_n = size_t(p.B * p.Hkv * lk * p.D);
+    const size_t kv_bytes = size_t(p.B * p.Hkv * lk * p.D) * dtype_size(p.dtype);
     std::optional<Tensor> kt, vt;
-    if (k0 == nullptr) {  // a visiting block: to the device
-        kt.emplace(ctx, std::vector<int64_t>{p.B, p.Hkv, lk, p.D}, std::span(block.data(), kv_n), p.dtype);
-        vt.emplace(ctx, std::vector<int64_t>{p.B, p.Hkv, lk, p.D}, std::span(block.data() + kv_n, kv_n), p.dtype);
+    if (k0 == nullptr) {  // a visiting block: its bytes straight to the device
+        vk::Device& device = ops::runtime(ctx).device();
+        kt.emplace(ctx, std::vector<int64_t>{p.B, p.Hkv, lk, p.D}, p.dtype);
+        vt.emplace(ctx, std::vector<int64_t>{p.B, p.Hkv, lk, p.D}, p.dtype);
+        device.upload(ops::buffer(*kt), 0, block.data(), kv_bytes);
+        device.upload(ops::buffer(*vt), 0, block.data() + kv_bytes, kv_bytes);
         k0 = &*kt;
         v0 = &*vt;
     }
-    const float* pad = p.padding ? block.data() + 2 * kv_n : nullptr;
+    std::vector<float> pad_floats;
+    if (p.padding) {
+        pad_floats.resize(size_t(p.B * lk));
+        // The mask ends the block (on one rank the block is the mask alone: K and V never leave the device).
+        std::memcpy(pad_floats.data(), block.data() + block.size() - pad_floats.size() * 4, pad_floats.size() * 4);
+    }
+    const float* pad = p.padding ? pad_floats.data() : nullptr;
     const int64_t off = p.Lk - p.Lq;
     int64_t q0 = 0;
     for (const auto& [qa, qb] : qr) {
@@ -353,36 +364,35 @@ RingStats ring_attention(Context& ctx, MPI_Comm comm, const Tensor& q, const Ten
     st.acc.assign(rows * size_t(p.D), 0.0);
     st.nan.assign(rows, 0);
 
-    // The block that travels: [K | V | padding] of one shard, as floats (f16 values convert back exactly).
-    const auto block_floats = [&](int src) {
+    // The block that travels: [K | V] of one shard as the device stores them (f16 stays 2 bytes on the wire),
+    // then its key-padding mask as floats.
+    const auto block_bytes = [&](int src) {
         const int64_t lk = shard_length(Lk, N, src);
-        return size_t(2 * p.B * p.Hkv * lk * p.D + (p.padding ? p.B * lk : 0));
+        return size_t(2 * p.B * p.Hkv * lk * p.D) * dtype_size(p.dtype) + size_t(p.padding ? p.B * lk * 4 : 0);
     };
     for (int r = 0; r < N; ++r) {  // the same verdict on every rank: the sizes are global
-        if (block_floats(r) > size_t(INT_MAX)) {
+        if (block_bytes(r) > size_t(INT_MAX)) {
             throw Error("ring attention: rank " + std::to_string(r) + "'s K/V shard has " +
-                        std::to_string(block_floats(r)) + " floats, over MPI's 2^31 - 1 per message; use more ranks");
+                        std::to_string(block_bytes(r)) + " bytes, over MPI's 2^31 - 1 per message; use more ranks");
         }
     }
-    std::vector<float> cur, next;
-    if (N > 1) {
-        try {
-            cur = k.download();
-            const std::vector<float> vh = v.download();
-            cur.insert(cur.end(), vh.begin(), vh.end());
-            if (key_padding != nullptr) {
-                const std::vector<float> ph = key_padding->download();
-                cur.insert(cur.end(), ph.begin(), ph.end());
-            }
-        } catch (const std::exception& e) {
-            error = e.what();
+    std::vector<std::byte> cur, next;
+    try {
+        const size_t kv_bytes = N > 1 ? size_t(p.B * p.Hkv * local.lk * p.D) * dtype_size(p.dtype) : 0;
+        cur.resize(2 * kv_bytes + size_t(p.padding ? p.B * local.lk * 4 : 0));
+        if (N > 1) {
+            vk::Device& device = ops::runtime(ctx).device();
+            device.download(ops::buffer(k), 0, cur.data(), kv_bytes);
+            device.download(ops::buffer(v), 0, cur.data() + kv_bytes, kv_bytes);
         }
-        agree(comm, error);
-    } else if (key_padding != nullptr) {
-        cur = std::vector<float>(size_t(2 * p.B * p.Hkv * local.lk * p.D), 0.0f);
-        const std::vector<float> ph = key_padding->download();
-        cur.insert(cur.end(), ph.begin(), ph.end());
+        if (key_padding != nullptr) {
+            const std::vector<float> ph = key_padding->download();
+            std::memcpy(cur.data() + 2 * kv_bytes, ph.data(), ph.size() * 4);
+        }
+    } catch (const std::exception& e) {
+        error = e.what();
     }
+    agree(comm, error);
 
     const int to = (rank + 1) % N, from = (rank - 1 + N) % N;
     for (int step = 0; step < N; ++step) {
@@ -391,9 +401,9 @@ RingStats ring_attention(Context& ctx, MPI_Comm comm, const Tensor& q, const Ten
         int nreq = 0;
         if (step + 1 < N) {
             const int next_src = (rank - step - 1 + 2 * N) % N;
-            next.resize(block_floats(next_src));
-            MPI_Irecv(next.data(), int(next.size()), MPI_FLOAT, from, step, comm, &reqs[nreq++]);
-            MPI_Isend(cur.data(), int(cur.size()), MPI_FLOAT, to, step, comm, &reqs[nreq++]);
+            next.resize(block_bytes(next_src));
+            MPI_Irecv(next.data(), int(next.size()), MPI_BYTE, from, step, comm, &reqs[nreq++]);
+            MPI_Isend(cur.data(), int(cur.size()), MPI_BYTE, to, step, comm, &reqs[nreq++]);
         }
         // The block's device work runs on a worker thread while this one drives MPI's progress.
         const auto t_compute = Clock::now();
