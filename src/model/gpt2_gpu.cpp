@@ -7,6 +7,9 @@
 // then logits = ln_f(x) · wteᵀ. The cache holds each position's fused Q|K|V row [3C], so K and V are strided
 // views of it ([H, Lk, D] with row stride 3C) and nothing is copied; the Q third is dead weight once used,
 // the price of writing the projection's output in place.
+// The steps are Impl's record_* pieces over a Pass: forward records them all in one command buffer;
+// forward_shard (sequence parallelism over MPI ranks) submits up to each layer's attention, hands q, k and v to
+// a ShardAttention on the host, and goes on with its output.
 #include "cpu/half.hpp"
 #include "ops/attention.hpp"
 #include "ops/matmul.hpp"

@@ -10,6 +10,9 @@
 //   g|u = h · [Wgate; Wup]ᵀ                                     one matmul: X read once, one dispatch
 //   x += (silu(g) · u) · Wdownᵀ                                 the product overwrites g, read with stride 2I
 // then logits = norm(x) · lm_headᵀ (embed_tokens when tied), for the rows asked for.
+// The steps are Impl's record_* pieces over a Pass: forward records them all in one command buffer;
+// forward_shard (sequence parallelism over MPI ranks) submits up to each layer's attention, hands q, k and v to
+// a ShardAttention on the host, and goes on with its output.
 // The cache holds, per layer, rows [P, 2·Hkv·D] = the Hkv rotated key heads then the Hkv value heads of each
 // position: K and V are strided views of it and only the Hkv heads are stored. It starts with room for
 // kFirstCachePositions and doubles when a step needs more (copying the cached rows on the GPU), up to
