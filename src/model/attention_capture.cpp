@@ -96,4 +96,18 @@ ForwardAttention LanguageModel::forward_with_attention(std::span<const int>, std
                 ") cannot capture attention weights");
 }
 
+void record_layer_attention(ops::Encoder& enc, const ops::AttentionDims& dims, const ops::TensorRef& q,
+                            const ops::TensorRef& k, const ops::TensorRef& v, const ops::TensorRef& out,
+                            const ops::MaskArgs& mask, float scale, bool fused, const vk::Buffer* scores,
+                            GpuAttentionCapture* capture, size_t layer) {
+    if (fused && !(capture && capture->wants(layer))) {
+        ops::record_flash(enc, dims, q, k, v, out, mask, scale);
+        return;
+    }
+    ops::record_qk(enc, dims, q, k, *scores, scale);
+    ops::record_softmax(enc, dims, *scores, *scores, mask);
+    if (capture) capture->record(enc, layer, *scores);  // the probabilities, before the next layer's replace them
+    ops::record_pv(enc, dims, *scores, v, out);
+}
+
 }  // namespace vkattn::model

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "cpu/attention.hpp"
+#include "ops/attention.hpp"
 #include "ops/encoder.hpp"
 
 #include <vkattn/model/attention_capture.hpp>
@@ -61,5 +62,13 @@ private:
     std::vector<int> slot_;  // [n_layer]: index into out_, or -1
     std::vector<LayerAttention> out_;
 };
+
+// One layer's attention in a family's forward: the fused kernel, or (the naive path, or a captured layer) qk,
+// softmax and pv through `scores` [H, Lq, Lk] f32, the probabilities copied to `capture` (may be null) in
+// between.
+void record_layer_attention(ops::Encoder& enc, const ops::AttentionDims& dims, const ops::TensorRef& q,
+                            const ops::TensorRef& k, const ops::TensorRef& v, const ops::TensorRef& out,
+                            const ops::MaskArgs& mask, float scale, bool fused, const vk::Buffer* scores,
+                            GpuAttentionCapture* capture, size_t layer);
 
 }  // namespace vkattn::model

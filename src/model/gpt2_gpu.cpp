@@ -7,9 +7,9 @@
 // then logits = ln_f(x) · wteᵀ. The cache holds each position's fused Q|K|V row [3C], so K and V are strided
 // views of it ([H, Lk, D] with row stride 3C) and nothing is copied; the Q third is dead weight once used,
 // the price of writing the projection's output in place.
-// The steps are Impl's record_* pieces over a Pass: forward records them all in one command buffer;
-// forward_shard (sequence parallelism over MPI ranks) submits up to each layer's attention, hands q, k and v to
-// a ShardAttention on the host, and goes on with its output.
+// The steps are Impl's record_* pieces over a GpuPass (model/shard.hpp): forward records them all in one
+// command buffer; forward_shard (sequence parallelism over MPI ranks) submits up to each layer's attention,
+// hands q, k and v to a ShardAttention on the host, and goes on with its output.
 #include "cpu/half.hpp"
 #include "ops/attention.hpp"
 #include "ops/matmul.hpp"
@@ -81,28 +81,16 @@ struct Gpt2Gpu::Impl {
         }
     }
 
-    // One pass of T rows through the layers: activations in rows [0, T), their Q|K|V rows written to cache
-    // rows [pos, pos + T), each run's rows embedded at its positions; the device attention (when the model
-    // does it) sees cache rows [0, pos + T).
-    struct Run {
-        uint32_t row0, position, count;
-    };
-    struct Pass {
-        uint32_t T = 0, pos = 0;
-        std::vector<Run> runs;
-        std::optional<vk::Buffer> scores;  // the three-kernel path's [H, T, Lk] scores
-        GpuAttentionCapture* capture = nullptr;  // layers whose probabilities forward_with_attention returns
-    };
 
-    void record_embed(ops::Encoder& enc, const Pass& p, std::span<const int> tokens) {
-        for (const Run& r : p.runs) {
+    void record_embed(ops::Encoder& enc, const GpuPass& p, std::span<const int> tokens) {
+        for (const GpuPass::Run& r : p.runs) {
             ops::record_embedding(enc, tokens.subspan(r.row0, r.count), int(r.position), uint32_t(cfg.n_embd), wdt,
                                   params.wte, params.wpe, rows, x, r.row0);
         }
     }
 
     // h = ln_1(x); qkv rows [pos, pos + T) = h · W_attn + b.
-    void record_pre_attention(ops::Encoder& enc, const Pass& p, size_t li) {
+    void record_pre_attention(ops::Encoder& enc, const GpuPass& p, size_t li) {
         const Gpt2LayerParams<vk::Buffer>& l = params.layers[li];
         const uint32_t C = uint32_t(cfg.n_embd);
         ops::record_layernorm(enc, p.T, C, {&x, 0, C}, l.ln_1_w, l.ln_1_b, {&h, 0, C}, cfg.layer_norm_epsilon);
@@ -112,7 +100,7 @@ struct Gpt2Gpu::Impl {
     }
 
     // attn = causal attention(Q, K, V) over cache rows [0, pos + T).
-    void record_attention(ops::Encoder& enc, const Pass& p, size_t li) {
+    void record_attention(ops::Encoder& enc, const GpuPass& p, size_t li) {
         const uint32_t C = uint32_t(cfg.n_embd), H = uint32_t(cfg.n_head), D = uint32_t(cfg.head_dim());
         const uint32_t Lk = p.pos + p.T;
         const ops::AttentionDims dims{1, H, H, p.T, Lk, D};
@@ -123,19 +111,12 @@ struct Gpt2Gpu::Impl {
         const ops::TensorRef o{&attn, DType::f32, 0, {1, H, p.T, D}, {0, D, C, 1}};
         const ops::MaskArgs mask{.causal = true};
         const float scale = float(1.0 / std::sqrt(double(D)));
-        if (options.fused_attention && !(p.capture && p.capture->wants(li))) {
-            ops::record_flash(enc, dims, q, k, v, o, mask, scale);
-        } else {
-            ops::record_qk(enc, dims, q, k, *p.scores, scale);
-            ops::record_softmax(enc, dims, *p.scores, *p.scores, mask);
-            // The probabilities, before the next layer's scores replace them.
-            if (p.capture) p.capture->record(enc, li, *p.scores);
-            ops::record_pv(enc, dims, *p.scores, v, o);
-        }
+        record_layer_attention(enc, dims, q, k, v, o, mask, scale, options.fused_attention,
+                               p.scores ? &*p.scores : nullptr, p.capture, li);
     }
 
     // x += attn · W_proj + b; h = ln_2(x); x += gelu(h · W_fc + b) · W_fcproj + b.
-    void record_post_attention(ops::Encoder& enc, const Pass& p, size_t li) {
+    void record_post_attention(ops::Encoder& enc, const GpuPass& p, size_t li) {
         const Gpt2LayerParams<vk::Buffer>& l = params.layers[li];
         const uint32_t C = uint32_t(cfg.n_embd);
         using ops::matrix;
@@ -245,7 +226,7 @@ std::vector<float> Gpt2Gpu::forward(std::span<const int> tokens, bool all_logits
     const uint64_t scores_bytes = uint64_t(H) * T * Lk * 4;
     GpuAttentionCapture capture(m.device, attention ? layers : std::span<const int>{}, cfg.n_layer, H, T, Lk,
                                 m.weight_bytes + kv_cache_bytes(cfg) + scores_bytes);
-    Impl::Pass p{.T = T, .pos = pos, .runs = {{0, pos, T}}, .scores = {}, .capture = &capture};
+    GpuPass p{.T = T, .pos = pos, .runs = {{0, pos, T}}, .scores = {}, .capture = &capture};
     if (!m.options.fused_attention || capture.any()) p.scores.emplace(m.device, scores_bytes);
     m.runtime->run([&](ops::Encoder& enc) {
         m.record_embed(enc, p, tokens);
@@ -274,11 +255,7 @@ void Gpt2Gpu::forward_shard(const ShardForward& shard) {
     const uint32_t chunk = std::min(T, shard_logit_rows(V));
     m.ensure_capacity(T, chunk);
 
-    Impl::Pass p{.T = T, .pos = 0, .runs = {}, .scores = {}};
-    for (uint32_t row = 0; const auto& [b, e] : shard.runs) {
-        p.runs.push_back({row, uint32_t(b), uint32_t(e - b)});
-        row += uint32_t(e - b);
-    }
+    const GpuPass p = shard_pass(shard, T);
     // The layer's fused Q|K|V rows [T, 3C] as the device holds them, its [H, T, D] head-major views, and the
     // attention's output rows [T, C].
     std::vector<float> qkv_rows(size_t(T) * 3 * C), attn_rows(size_t(T) * C);

@@ -10,9 +10,9 @@
 //   g|u = h · [Wgate; Wup]ᵀ                                     one matmul: X read once, one dispatch
 //   x += (silu(g) · u) · Wdownᵀ                                 the product overwrites g, read with stride 2I
 // then logits = norm(x) · lm_headᵀ (embed_tokens when tied), for the rows asked for.
-// The steps are Impl's record_* pieces over a Pass: forward records them all in one command buffer;
-// forward_shard (sequence parallelism over MPI ranks) submits up to each layer's attention, hands q, k and v to
-// a ShardAttention on the host, and goes on with its output.
+// The steps are Impl's record_* pieces over a GpuPass (model/shard.hpp): forward records them all in one
+// command buffer; forward_shard (sequence parallelism over MPI ranks) submits up to each layer's attention,
+// hands q, k and v to a ShardAttention on the host, and goes on with its output.
 // The cache holds, per layer, rows [P, 2·Hkv·D] = the Hkv rotated key heads then the Hkv value heads of each
 // position: K and V are strided views of it and only the Hkv heads are stored. It starts with room for
 // kFirstCachePositions and doubles when a step needs more (copying the cached rows on the GPU), up to
@@ -187,18 +187,6 @@ struct LlamaGpu::Impl {
         }
     }
 
-    // One pass of T rows through the layers: activations in rows [0, T), their keys and values written to
-    // cache rows [pos, pos + T), RoPE at each run's positions; the device attention (when the model does it)
-    // sees cache rows [0, pos + T).
-    struct Run {
-        uint32_t row0, position, count;
-    };
-    struct Pass {
-        uint32_t T = 0, pos = 0;
-        std::vector<Run> runs;
-        std::optional<vk::Buffer> scores;  // the three-kernel path's [H, T, Lk] scores
-        GpuAttentionCapture* capture = nullptr;  // layers whose probabilities forward_with_attention returns
-    };
 
     void record_embed(ops::Encoder& enc, std::span<const int> tokens) {
         // Embedding rows gathered by copies (the table may exceed one binding); 16-bit rows are widened to
@@ -221,7 +209,7 @@ struct LlamaGpu::Impl {
     }
 
     // h = rmsnorm(x); q = h · Wqᵀ; the new keys and values into the cache; RoPE on both.
-    void record_pre_attention(ops::Encoder& enc, const Pass& p, size_t l) {
+    void record_pre_attention(ops::Encoder& enc, const GpuPass& p, size_t l) {
         const LayerBuffers& b = layers[l];
         const uint32_t C = uint32_t(cfg.hidden_size), H = uint32_t(cfg.num_attention_heads);
         const uint32_t Hkv = uint32_t(cfg.num_key_value_heads), D = uint32_t(cfg.head_dim);
@@ -233,7 +221,7 @@ struct LlamaGpu::Impl {
         const ops::MatrixRef kv_rows{&b.kv, DType::f32, uint64_t(p.pos) * KV, p.T, KV, KV};
         ops::record_matmul(enc, matrix(*h, DType::f32, p.T, C), matrix(b.kv_w, wdt, KV, C), true, kv_rows,
                            {.bias = b.kv_b ? &*b.kv_b : nullptr});
-        for (const Run& r : p.runs) {
+        for (const GpuPass::Run& r : p.runs) {
             const int64_t n = r.count;
             const ops::TensorRef qv{&*q, DType::f32, uint64_t(r.row0) * HD, {1, H, n, D}, {0, D, HD, 1}};
             const ops::TensorRef k_new{&b.kv, DType::f32, uint64_t(p.pos + r.row0) * KV, {1, Hkv, n, D}, {0, D, KV, 1}};
@@ -242,7 +230,7 @@ struct LlamaGpu::Impl {
     }
 
     // attn = attention(q, K, V) over cache rows [0, pos + T): GQA, causal bottom-right, the layer's window.
-    void record_attention(ops::Encoder& enc, const Pass& p, size_t l) {
+    void record_attention(ops::Encoder& enc, const GpuPass& p, size_t l) {
         const LayerBuffers& b = layers[l];
         const uint32_t H = uint32_t(cfg.num_attention_heads), Hkv = uint32_t(cfg.num_key_value_heads);
         const uint32_t D = uint32_t(cfg.head_dim), HD = H * D, KD = Hkv * D, KV = 2 * KD;
@@ -254,19 +242,12 @@ struct LlamaGpu::Impl {
         const ops::TensorRef o{&*attn, DType::f32, 0, {1, H, p.T, D}, {0, D, HD, 1}};
         const ops::MaskArgs mask{.causal = true, .window = uint32_t(cfg.window(int(l)))};
         const float scale = float(1.0 / std::sqrt(double(D)));
-        if (options.fused_attention && !(p.capture && p.capture->wants(l))) {
-            ops::record_flash(enc, dims, qv, k, v, o, mask, scale);
-        } else {
-            ops::record_qk(enc, dims, qv, k, *p.scores, scale);
-            ops::record_softmax(enc, dims, *p.scores, *p.scores, mask);
-            // The probabilities, before the next layer's scores replace them.
-            if (p.capture) p.capture->record(enc, l, *p.scores);
-            ops::record_pv(enc, dims, *p.scores, v, o);
-        }
+        record_layer_attention(enc, dims, qv, k, v, o, mask, scale, options.fused_attention,
+                               p.scores ? &*p.scores : nullptr, p.capture, l);
     }
 
     // x += attn · Woᵀ; x += MLP(rmsnorm(x)).
-    void record_post_attention(ops::Encoder& enc, const Pass& p, size_t l) {
+    void record_post_attention(ops::Encoder& enc, const GpuPass& p, size_t l) {
         const LayerBuffers& b = layers[l];
         const uint32_t C = uint32_t(cfg.hidden_size), I = uint32_t(cfg.intermediate_size);
         const uint32_t HD = uint32_t(cfg.num_attention_heads) * uint32_t(cfg.head_dim);
@@ -414,7 +395,7 @@ std::vector<float> LlamaGpu::forward(std::span<const int> tokens, bool all_logit
     const uint64_t scores_bytes = uint64_t(H) * T * Lk * 4;
     GpuAttentionCapture capture(m.device, attention ? layers : std::span<const int>{}, cfg.num_hidden_layers, H, T, Lk,
                                 m.weight_bytes + m.cache_bytes + scores_bytes);
-    Impl::Pass p{.T = T, .pos = pos, .runs = {{0, pos, T}}, .scores = {}, .capture = &capture};
+    GpuPass p{.T = T, .pos = pos, .runs = {{0, pos, T}}, .scores = {}, .capture = &capture};
     if (!m.options.fused_attention || capture.any()) p.scores.emplace(m.device, scores_bytes);
     m.run([&](ops::Encoder& enc) {
         m.record_embed(enc, tokens);
@@ -444,11 +425,7 @@ void LlamaGpu::forward_shard(const ShardForward& shard) {
     const uint32_t chunk = std::min(T, shard_logit_rows(V));
     m.ensure_capacity(T, chunk);
 
-    Impl::Pass p{.T = T, .pos = 0, .runs = {}, .scores = {}};
-    for (uint32_t row = 0; const auto& [b, e] : shard.runs) {
-        p.runs.push_back({row, uint32_t(b), uint32_t(e - b)});
-        row += uint32_t(e - b);
-    }
+    const GpuPass p = shard_pass(shard, T);
     // Host copies of the layer's rows, [T, H·D] and [T, 2·Hkv·D] as the device holds them, and the
     // attention's [H, T, D] / [Hkv, T, D] head-major views.
     std::vector<float> q_rows(size_t(T) * HD), kv_rows(size_t(T) * KV), attn_rows(size_t(T) * HD);

@@ -43,6 +43,16 @@ int check_shard(const ShardForward& shard, int vocab_size, int max_positions, in
     return int(rows);
 }
 
+GpuPass shard_pass(const ShardForward& shard, uint32_t T) {
+    GpuPass p{.T = T, .pos = 0, .runs = {}, .scores = {}, .capture = nullptr};
+    uint32_t row = 0;
+    for (const auto& [b, e] : shard.runs) {
+        p.runs.push_back({row, uint32_t(b), uint32_t(e - b)});
+        row += uint32_t(e - b);
+    }
+    return p;
+}
+
 uint32_t shard_logit_rows(uint32_t vocab_size) {
     return std::max<uint32_t>(1, uint32_t((uint64_t(64) << 20) / (uint64_t(vocab_size) * 4)));
 }

@@ -3,13 +3,32 @@
 // activations and the head-major tensors ShardAttention takes.
 #pragma once
 
+#include "model/attention_capture.hpp"
+
 #include <vkattn/model/language_model.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
 namespace vkattn::model {
+
+// One pass of T rows through a GPU family's layers (their record_* pieces): activations in rows [0, T), their
+// keys and values written to cache rows [pos, pos + T), each run of rows at its own positions (RoPE, position
+// embeddings); the device attention, when the model does it, sees cache rows [0, pos + T).
+struct GpuPass {
+    struct Run {
+        uint32_t row0, position, count;
+    };
+    uint32_t T = 0, pos = 0;
+    std::vector<Run> runs;
+    std::optional<vk::Buffer> scores;        // the three-kernel path's [H, T, Lk] scores
+    GpuAttentionCapture* capture = nullptr;  // layers whose probabilities forward_with_attention returns
+};
+
+// A sequence-parallel pass of a checked ShardForward: T rows from cache row 0, one run per run of positions.
+GpuPass shard_pass(const ShardForward& shard, uint32_t T);
 
 // Throws vkattn::Error naming the first token outside [0, V) and its index.
 void check_tokens(std::span<const int> tokens, int vocab_size);
