@@ -53,29 +53,38 @@ void check_masked_rows(const Case& c, const Inputs& in, const std::vector<float>
         }
 }
 
+// A case's inputs on the device: Q, K, V contiguous, and the masks.
+struct DeviceInputs {
+    Tensor q, k, v;
+    std::optional<Tensor> additive, padding;
+    ops::MaskArgs mask;
+    ops::AttentionDims dims;
+    std::array<int64_t, 4> q_shape, kv_shape;
+
+    DeviceInputs(Context& ctx, const Case& c, const Inputs& in)
+        : q(ctx, {c.B, c.H, c.Lq, c.D}, in.q, c.dtype), k(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.k, c.dtype),
+          v(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.v, c.dtype),
+          dims{uint32_t(c.B), uint32_t(c.H), uint32_t(c.Hkv), uint32_t(c.Lq), uint32_t(c.Lk), uint32_t(c.D)},
+          q_shape{c.B, c.H, c.Lq, c.D}, kv_shape{c.B, c.Hkv, c.Lk, c.D} {
+        mask.causal = c.causal;
+        mask.window = uint32_t(c.window);
+        if (c.additive) mask.additive = &ops::buffer(additive.emplace(ctx, std::vector<int64_t>{c.Lq, c.Lk}, in.additive));
+        if (c.padding) mask.key_padding = &ops::buffer(padding.emplace(ctx, std::vector<int64_t>{c.B, c.Lk}, in.padding));
+    }
+    ops::TensorRef ref(const Tensor& t, const std::array<int64_t, 4>& shape) const {
+        return ops::contiguous(ops::buffer(t), t.dtype(), shape);
+    }
+};
+
 // Runs record_flash on contiguous tensors with the variant forced.
 std::vector<float> run_flash(const Case& c, const Inputs& in, const ops::FlashConfig& config) {
     Context& ctx = gpu();
-    Tensor q(ctx, {c.B, c.H, c.Lq, c.D}, in.q, c.dtype);
-    Tensor k(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.k, c.dtype);
-    Tensor v(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.v, c.dtype);
+    const DeviceInputs d(ctx, c, in);
     Tensor out(ctx, {c.B, c.H, c.Lq, c.D}, c.dtype);
-    std::optional<Tensor> additive, padding;
-    ops::MaskArgs mask;
-    mask.causal = c.causal;
-    mask.window = uint32_t(c.window);
-    if (c.additive) mask.additive = &ops::buffer(additive.emplace(ctx, std::vector<int64_t>{c.Lq, c.Lk}, in.additive));
-    if (c.padding) mask.key_padding = &ops::buffer(padding.emplace(ctx, std::vector<int64_t>{c.B, c.Lk}, in.padding));
-    const ops::AttentionDims dims{uint32_t(c.B), uint32_t(c.H), uint32_t(c.Hkv), uint32_t(c.Lq), uint32_t(c.Lk),
-                                  uint32_t(c.D)};
-    const auto ref_of = [](const Tensor& t, DType dt, std::array<int64_t, 4> s) {
-        return ops::contiguous(ops::buffer(t), dt, s);
-    };
     const float scale = float(1.0 / std::sqrt(double(c.D)));
-    const std::array<int64_t, 4> q_shape{c.B, c.H, c.Lq, c.D}, kv_shape{c.B, c.Hkv, c.Lk, c.D};
     ops::runtime(ctx).run([&](ops::Encoder& enc) {
-        ops::record_flash(enc, dims, ref_of(q, c.dtype, q_shape), ref_of(k, c.dtype, kv_shape),
-                          ref_of(v, c.dtype, kv_shape), ref_of(out, c.dtype, q_shape), mask, scale, config);
+        ops::record_flash(enc, d.dims, d.ref(d.q, d.q_shape), d.ref(d.k, d.kv_shape), d.ref(d.v, d.kv_shape),
+                          d.ref(out, d.q_shape), d.mask, scale, config);
     });
     return out.download();
 }
@@ -150,29 +159,16 @@ TEST_CASE("flash_rows with row states: the output, and each row's log-sum-exp as
     const Case c = GENERATE(from_range(std::begin(kGrid), std::end(kGrid)));
     INFO(c.name());
     const Inputs in = make_inputs(c);
-    Tensor q(ctx, {c.B, c.H, c.Lq, c.D}, in.q, c.dtype);
-    Tensor k(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.k, c.dtype);
-    Tensor v(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.v, c.dtype);
-    std::optional<Tensor> additive, padding;
-    ops::MaskArgs mask;
-    mask.causal = c.causal;
-    mask.window = uint32_t(c.window);
-    if (c.additive) mask.additive = &ops::buffer(additive.emplace(ctx, std::vector<int64_t>{c.Lq, c.Lk}, in.additive));
-    if (c.padding) mask.key_padding = &ops::buffer(padding.emplace(ctx, std::vector<int64_t>{c.B, c.Lk}, in.padding));
-    const ops::AttentionDims dims{uint32_t(c.B), uint32_t(c.H), uint32_t(c.Hkv), uint32_t(c.Lq), uint32_t(c.Lk),
-                                  uint32_t(c.D)};
-    const ops::FlashPartialLayout layout = ops::flash_partial_layout(ctx.device(), dims, c.dtype);
+    const DeviceInputs d(ctx, c, in);
+    const ops::FlashPartialLayout layout = ops::flash_partial_layout(ctx.device(), d.dims, c.dtype);
     REQUIRE(layout.parts == 1);
     REQUIRE(layout.out_dtype == c.dtype);
     Tensor out(ctx, {c.B, c.H, c.Lq, c.D}, layout.out_dtype);
     Tensor ml(ctx, {int64_t(layout.ml_floats)});
     const double scale = 1.0 / std::sqrt(double(c.D));
-    const std::array<int64_t, 4> q_shape{c.B, c.H, c.Lq, c.D}, kv_shape{c.B, c.Hkv, c.Lk, c.D};
     ops::runtime(ctx).run([&](ops::Encoder& enc) {
-        ops::record_flash_partial(enc, dims, ops::contiguous(ops::buffer(q), c.dtype, q_shape),
-                                  ops::contiguous(ops::buffer(k), c.dtype, kv_shape),
-                                  ops::contiguous(ops::buffer(v), c.dtype, kv_shape), mask, float(scale),
-                                  ops::buffer(out), ops::buffer(ml));
+        ops::record_flash_partial(enc, d.dims, d.ref(d.q, d.q_shape), d.ref(d.k, d.kv_shape), d.ref(d.v, d.kv_shape),
+                                  d.mask, float(scale), ops::buffer(out), ops::buffer(ml));
     });
     const auto cmp = compare(out.download(), in.ref, atol_for(c.dtype), rtol_for(c.dtype));
     INFO(cmp.describe());
