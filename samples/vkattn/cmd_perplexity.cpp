@@ -106,12 +106,15 @@ Tally score_window(model::LanguageModel& lm, const std::vector<int>& ids, int be
         lm.reset();
         const std::vector<float> logits = lm.forward(window);
         const size_t V = size_t(lm.vocab_size());
-        for (int i = std::max(first, begin + 1); i < end; ++i) score(i - begin - 1, std::span<const float>(logits).subspan(size_t(i - begin - 1) * V, V));
+        for (int64_t row = 0; row < end - begin; ++row) {
+            score(row, std::span<const float>(logits).subspan(size_t(row) * V, V));
+        }
         return t;
     }
 #ifdef VKATTN_HAS_MPI
     const ring::RingForwardStats st = ring::ring_forward(lm, MPI_COMM_WORLD, window, score);
     totals.add(st);
+    static_assert(sizeof(Tally) == 3 * sizeof(double), "Tally is reduced as three doubles");
     Tally sum;
     MPI_Allreduce(&t, &sum, 3, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     return sum;
