@@ -142,6 +142,7 @@ py::dict device_dict(const vkattn::DeviceInfo& d) {
     r["unified_memory"] = d.unified_memory;
     r["fp16_arithmetic"] = d.fp16_arithmetic;
     r["storage_16bit"] = d.storage_16bit;
+    r["shader_int64"] = d.shader_int64;
     r["cooperative_matrix"] = d.cooperative_matrix;
     r["matmul_f16_path"] = d.matmul_f16_path;
     r["coopmat_shape"] = py::make_tuple(d.coopmat_shape[0], d.coopmat_shape[1], d.coopmat_shape[2]);

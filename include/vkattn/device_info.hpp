@@ -28,6 +28,7 @@ struct DeviceInfo {
     bool unified_memory = false;        // host-visible device memory used directly, no staging copies
     bool fp16_arithmetic = false;       // shaderFloat16
     bool storage_16bit = false;         // storageBuffer16BitAccess: fp16 tensors need it
+    bool shader_int64 = false;          // shaderInt64: CPU devices' matmul then loads weights 64 bits a component
     bool cooperative_matrix = false;    // VK_KHR_cooperative_matrix or VK_NV_cooperative_matrix listed
     // The kernel for matmuls with f16 weights: "coopmat_nv" (tensor cores through VK_NV_cooperative_matrix,
     // fp16 products summed in fp32, on coopmat_shape) or "shader" (plain GLSL, see coopmat_note for why).

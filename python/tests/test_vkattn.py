@@ -335,8 +335,8 @@ class TestDevicesAndContexts(unittest.TestCase):
     FIELDS = {"index", "name", "type", "vendor", "vendor_id", "device_id", "driver", "api_version", "subgroup_size",
               "max_shared_memory", "max_workgroup_size", "max_workgroup_invocations", "max_workgroup_count",
               "max_storage_buffer_range", "min_storage_buffer_offset_alignment", "max_memory_allocation",
-              "device_heap_bytes", "unified_memory", "fp16_arithmetic", "storage_16bit", "cooperative_matrix",
-              "matmul_f16_path", "coopmat_shape", "coopmat_note", "subgroup_arithmetic", "timestamps",
+              "device_heap_bytes", "unified_memory", "fp16_arithmetic", "storage_16bit", "shader_int64",
+              "cooperative_matrix", "matmul_f16_path", "coopmat_shape", "coopmat_note", "subgroup_arithmetic", "timestamps",
               "timestamp_period_ns", "portability_subset", "usable", "unusable_reason"}
 
     def test_devices(self):

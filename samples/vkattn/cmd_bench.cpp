@@ -225,6 +225,7 @@ int run_attention(const AttentionOptions& o) {
 struct MatmulOptions {
     int m = 1024, n = 768, k = 768;
     std::string dtype = "f32";
+    std::string layout = "kn";
     Repeat repeat;
     DeviceOption device;
 };
@@ -236,9 +237,11 @@ int run_matmul(const MatmulOptions& o) {
     const DType wt = o.dtype == "f16" ? DType::f16 : o.dtype == "bf16" ? DType::bf16 : DType::f32;
     ctx.reset_peak_memory();
     Tensor x(ctx, {o.m, o.k}, random_values(size_t(o.m) * o.k, 1));
-    Tensor w(ctx, {o.k, o.n}, random_values(size_t(o.k) * o.n, 2), wt);
+    const bool nk = o.layout == "nk";
+    Tensor w(ctx, nk ? std::vector<int64_t>{o.n, o.k} : std::vector<int64_t>{o.k, o.n},
+             random_values(size_t(o.k) * o.n, 2), wt);
     Tensor y(ctx, {o.m, o.n});
-    const Timing t = time_runs(&ctx, o.repeat, "matmul", [&] { matmul(ctx, x, w, y); });
+    const Timing t = time_runs(&ctx, o.repeat, "matmul", [&] { nk ? matmul_nt(ctx, x, w, y) : matmul(ctx, x, w, y); });
     const double flops = 2.0 * o.m * o.n * o.k;
     const double bytes = 4.0 * o.m * o.k + double(dtype_size(wt)) * o.k * o.n + 4.0 * o.m * o.n;
     const double gflops = flops / (t.median_ms * 1e6), gbps = bytes / (t.median_ms * 1e6);
@@ -246,6 +249,7 @@ int run_matmul(const MatmulOptions& o) {
         nlohmann::ordered_json j = {{"bench", "matmul"},      {"device", ctx.device().name},
                                   {"m", o.m},               {"n", o.n},
                                   {"k", o.k},               {"dtype", o.dtype},
+                                  {"layout", o.layout},
                                   {"reps", o.repeat.reps},  {"clock", t.clock},
                                   {"median_ms", t.median_ms}, {"min_ms", t.min_ms},
                                   {"flops", flops},         {"gflops", gflops},
@@ -256,9 +260,9 @@ int run_matmul(const MatmulOptions& o) {
         std::printf("%s\n", json_line(j).c_str());
         return kOk;
     }
-    std::printf("matmul on %s (%s): y [%d, %d] = x [%d, %d] f32 · w [%d, %d] %s; %d warm-up, %d timed runs\n",
-                ctx.device().name.c_str(), ctx.device().driver.c_str(), o.m, o.n, o.m, o.k, o.k, o.n, o.dtype.c_str(),
-                o.repeat.warmup, o.repeat.reps);
+    std::printf("matmul on %s (%s): y [%d, %d] = x [%d, %d] f32 · w%s [%d, %d] %s; %d warm-up, %d timed runs\n",
+                ctx.device().name.c_str(), ctx.device().driver.c_str(), o.m, o.n, o.m, o.k, nk ? "ᵀ" : "",
+                nk ? o.n : o.k, nk ? o.k : o.n, o.dtype.c_str(), o.repeat.warmup, o.repeat.reps);
     std::printf("median %.3f ms, min %.3f ms (%s); %.2f GFLOP/s (2·M·N·K), %.2f GB/s (x, w, y once), "
                 "peak %.1f MiB\n",
                 t.median_ms, t.min_ms, t.clock.c_str(), gflops, gbps, mib(t.peak_bytes));
@@ -305,12 +309,14 @@ Runner add_bench(CLI::App& app) {
     a->repeat.add_to(*att);
     a->device.add_to(*att);
 
-    auto* mm = bench->add_subcommand("matmul", "Time y [M, N] = x [M, K] · w [K, N]");
+    auto* mm = bench->add_subcommand("matmul", "Time y [M, N] = x [M, K] · w [K, N], or · wᵀ with w [N, K]");
     auto m = std::make_shared<MatmulOptions>();
     add_int(*mm, "--m", m->m, 1, kMax, "rows of x and y");
     add_int(*mm, "--n", m->n, 1, kMax, "columns of w and y");
     add_int(*mm, "--k", m->k, 1, kMax, "columns of x, rows of w");
     add_choice(*mm, "--dtype", m->dtype, {"f32", "f16", "bf16"}, "storage of w (x and y are f32)");
+    add_choice(*mm, "--layout", m->layout, {"kn", "nk"},
+               "w's layout: kn is [K, N] (y = x · w), nk is [N, K] (y = x · wᵀ, nn.Linear's and Llama's)");
     m->repeat.add_to(*mm);
     m->device.add_to(*mm);
 

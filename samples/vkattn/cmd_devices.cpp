@@ -49,6 +49,7 @@ nlohmann::ordered_json device_json(const DeviceInfo& d) {
             {"max_workgroup_count", d.max_workgroup_count},
             {"fp16_arithmetic", d.fp16_arithmetic},
             {"storage_16bit", d.storage_16bit},
+            {"shader_int64", d.shader_int64},
             {"timestamps", d.timestamps},
             {"cooperative_matrix", d.cooperative_matrix},
             {"matmul_f16_path", d.matmul_f16_path},
@@ -75,6 +76,8 @@ void print_device(const DeviceInfo& d) {
                 d.max_workgroup_count[0], d.max_workgroup_count[1], d.max_workgroup_count[2]);
     std::printf("  16-bit storage:         %s (f16 tensors, --dtype f16, need it)\n", yes_no(d.storage_16bit));
     std::printf("  fp16 arithmetic:        %s\n", yes_no(d.fp16_arithmetic));
+    std::printf("  64-bit integers:        %s (CPU devices' matmul loads weights 8 bytes at a time with them)\n",
+                yes_no(d.shader_int64));
     std::printf("  GPU timestamps:         %s (GPU times in attention, forward and bench need them)\n",
                 yes_no(d.timestamps));
     std::printf("  f16 matmul kernel:      %s\n", matmul_path(d).c_str());

@@ -2,6 +2,14 @@
 // Include after storage.glsl. The weight type is float, float16_t (VKATTN_F16) or bf16 (VKATTN_BF16); the
 // kernels read W only through w_at and w4_at, which return floats.
 #include "matmul_params.h"
+#if VKATTN_F16
+#define ELEM4 f16vec4
+#else
+#define ELEM4 vec4
+#endif
+#if VKATTN_W64
+#extension GL_EXT_shader_explicit_arithmetic_types_int64 : require
+#endif
 
 layout(std430, binding = 0) readonly buffer XBuf { float x[]; };    // X [M, K], rows x_stride apart
 layout(std430, binding = 0) readonly buffer XBuf4 { vec4 x4[]; };  // the same binding read 4 floats at a time
@@ -11,24 +19,40 @@ layout(std430, binding = 0) readonly buffer XBuf4 { vec4 x4[]; };  // the same b
 // bf16 two to a 32-bit word, the even element in the low half (little-endian). bf16 is the top half of an
 // f32, so widening is a 16-bit shift: exact, and no 16-bit storage feature is needed.
 layout(std430, binding = 1) readonly buffer WBuf { uint w[]; };
-layout(std430, binding = 1) readonly buffer WBuf4 { uvec2 w4[]; };
 float w_at(uint i) {
     const uint v = w[i >> 1];
     return uintBitsToFloat((i & 1u) == 0u ? v << 16 : v & 0xffff0000u);
 }
-vec4 w4_at(uint j) {
-    const uvec2 v = w4[j];
-    return uintBitsToFloat(uvec4(v.x << 16, v.x & 0xffff0000u, v.y << 16, v.y & 0xffff0000u));
-}
+vec4 bf16x4(uvec2 v) { return uintBitsToFloat(uvec4(v.x << 16, v.x & 0xffff0000u, v.y << 16, v.y & 0xffff0000u)); }
 #else
-#if VKATTN_F16
-#define ELEM4 f16vec4
-#else
-#define ELEM4 vec4
-#endif
 layout(std430, binding = 1) readonly buffer WBuf { ELEM w[]; };
-layout(std430, binding = 1) readonly buffer WBuf4 { ELEM4 w4[]; };
 float w_at(uint i) { return float(w[i]); }
+#endif
+
+// VKATTN_W64 (CPU devices with shaderInt64) reads w4_at's 16 (f32) or 8 (f16, bf16) bytes as 64-bit
+// components: lavapipe loads a storage buffer one component of one lane at a time, so that halves its load
+// steps for f32 and quarters them for f16 (four 16-bit components otherwise).
+#if VKATTN_W64 && (VKATTN_F16 || VKATTN_BF16)
+layout(std430, binding = 1) readonly buffer WBuf4 { uint64_t w4[]; };
+vec4 w4_at(uint j) {
+    const uvec2 v = unpackUint2x32(w4[j]);
+#if VKATTN_BF16
+    return bf16x4(v);
+#else
+    return vec4(unpackHalf2x16(v.x), unpackHalf2x16(v.y));
+#endif
+}
+#elif VKATTN_W64
+layout(std430, binding = 1) readonly buffer WBuf4 { u64vec2 w4[]; };
+vec4 w4_at(uint j) {
+    const u64vec2 v = w4[j];
+    return uintBitsToFloat(uvec4(unpackUint2x32(v.x), unpackUint2x32(v.y)));
+}
+#elif VKATTN_BF16
+layout(std430, binding = 1) readonly buffer WBuf4 { uvec2 w4[]; };
+vec4 w4_at(uint j) { return bf16x4(w4[j]); }
+#else
+layout(std430, binding = 1) readonly buffer WBuf4 { ELEM4 w4[]; };
 vec4 w4_at(uint j) { return vec4(w4[j]); }
 #endif
 layout(std430, binding = 2) readonly buffer BBuf { float bias[]; };  // [N]

@@ -39,7 +39,8 @@ struct Gpt2Gpu::Impl {
     DType wdt;
     uint64_t weight_bytes = 0;
 
-    Gpt2Params<vk::Buffer> params;  // the weights, as gpt2_schema lays them out
+    Gpt2Params<vk::Buffer> params;  // the weights, as gpt2_schema lays them out ...
+    bool nk = false;                // ... except the matmul weights [K, N], stored [N, K] where Tuning::weights_nk
     std::vector<vk::Buffer> qkv;    // per layer [P, 3C] f32: the fused projection of every position so far (the KV cache)
     int pos = 0;
 
@@ -49,7 +50,14 @@ struct Gpt2Gpu::Impl {
     vk::Buffer rows, x, h, attn, mlp, logits;
 
     Impl(Context& c, const Gpt2Weights& w, const Gpt2GpuOptions& o)
-        : runtime(ops::shared_runtime(c)), device(runtime->device()), cfg(w.config), options(o), wdt(o.weights) {}
+        : runtime(ops::shared_runtime(c)), device(runtime->device()), cfg(w.config), options(o), wdt(o.weights),
+          nk(ops::tuning_for(device.info()).weights_nk) {}
+
+    // y (+)= x [M, K] · W [K, N] (+ epilogue), W as stored.
+    void matmul(ops::Encoder& enc, const ops::MatrixRef& x, const vk::Buffer& w, uint32_t K, uint32_t N,
+                const ops::MatrixRef& y, const ops::MatmulEpilogue& ep) const {
+        ops::record_matmul(enc, x, nk ? ops::matrix(w, wdt, N, K) : ops::matrix(w, wdt, K, N), nk, y, ep);
+    }
 
     // A value past f16's range is refused naming the tensor, never stored as inf.
     vk::Buffer upload(const std::vector<float>& v, DType t, const std::string& name) {
@@ -95,8 +103,7 @@ struct Gpt2Gpu::Impl {
         const uint32_t C = uint32_t(cfg.n_embd);
         ops::record_layernorm(enc, p.T, C, {&x, 0, C}, l.ln_1_w, l.ln_1_b, {&h, 0, C}, cfg.layer_norm_epsilon);
         const ops::MatrixRef qkv_rows{&qkv[li], DType::f32, uint64_t(p.pos) * 3 * C, p.T, 3 * C, 3 * C};
-        ops::record_matmul(enc, ops::matrix(h, DType::f32, p.T, C), ops::matrix(l.attn_w, wdt, C, 3 * C), false,
-                           qkv_rows, {.bias = &l.attn_b});
+        matmul(enc, ops::matrix(h, DType::f32, p.T, C), l.attn_w, C, 3 * C, qkv_rows, {.bias = &l.attn_b});
     }
 
     // attn = causal attention(Q, K, V) over cache rows [0, pos + T).
@@ -120,13 +127,13 @@ struct Gpt2Gpu::Impl {
         const Gpt2LayerParams<vk::Buffer>& l = params.layers[li];
         const uint32_t C = uint32_t(cfg.n_embd);
         using ops::matrix;
-        ops::record_matmul(enc, matrix(attn, DType::f32, p.T, C), matrix(l.attn_proj_w, wdt, C, C), false,
-                           matrix(x, DType::f32, p.T, C), {.bias = &l.attn_proj_b, .accumulate = true});
+        matmul(enc, matrix(attn, DType::f32, p.T, C), l.attn_proj_w, C, C, matrix(x, DType::f32, p.T, C),
+               {.bias = &l.attn_proj_b, .accumulate = true});
         ops::record_layernorm(enc, p.T, C, {&x, 0, C}, l.ln_2_w, l.ln_2_b, {&h, 0, C}, cfg.layer_norm_epsilon);
-        ops::record_matmul(enc, matrix(h, DType::f32, p.T, C), matrix(l.fc_w, wdt, C, 4 * C), false,
-                           matrix(mlp, DType::f32, p.T, 4 * C), {.bias = &l.fc_b, .gelu = true});
-        ops::record_matmul(enc, matrix(mlp, DType::f32, p.T, 4 * C), matrix(l.fc_proj_w, wdt, 4 * C, C), false,
-                           matrix(x, DType::f32, p.T, C), {.bias = &l.fc_proj_b, .accumulate = true});
+        matmul(enc, matrix(h, DType::f32, p.T, C), l.fc_w, C, 4 * C, matrix(mlp, DType::f32, p.T, 4 * C),
+               {.bias = &l.fc_b, .gelu = true});
+        matmul(enc, matrix(mlp, DType::f32, p.T, 4 * C), l.fc_proj_w, 4 * C, C, matrix(x, DType::f32, p.T, C),
+               {.bias = &l.fc_proj_b, .accumulate = true});
     }
 
     // logits rows [0, n) = ln_f(x rows [first, first + n)) · wteᵀ, in chunks that fit one binding.
@@ -187,8 +194,18 @@ Gpt2Gpu::Gpt2Gpu(Context& ctx, const Gpt2Weights& w, const Gpt2GpuOptions& optio
     gpt2_schema(cfg, static_cast<const Gpt2Params<std::vector<float>>&>(w),
                 [&](const std::vector<float>& t, const TensorSpec&) { host.push_back(&t); });
     size_t i = 0;
+    std::vector<float> transposed;
     gpt2_schema(cfg, m.params, [&](vk::Buffer& b, const TensorSpec& spec) {
-        b = m.upload(*host[i++], spec.device_dtype(options.weights), spec.name);
+        const std::vector<float>& t = *host[i++];
+        if (m.nk && spec.role == Role::weight) {  // [K, N] -> [N, K]
+            const size_t K = size_t(spec.shape[0]), N = size_t(spec.shape[1]);
+            transposed.resize(t.size());
+            for (size_t k = 0; k < K; ++k)
+                for (size_t n = 0; n < N; ++n) transposed[n * K + k] = t[k * N + n];
+            b = m.upload(transposed, spec.device_dtype(options.weights), spec.name);
+        } else {
+            b = m.upload(t, spec.device_dtype(options.weights), spec.name);
+        }
     });
     const uint64_t row_bytes = uint64_t(cfg.n_positions) * 3 * uint64_t(cfg.n_embd) * 4;
     for (int l = 0; l < cfg.n_layer; ++l) m.qkv.emplace_back(m.device, row_bytes);

@@ -142,7 +142,7 @@ void record_split(Encoder& enc, const Tuning& tune, const FlashTiles& tiles, uin
     }
     uint32_t max_nz = 0;
     for (auto [z0, z1] : chunks) max_nz = std::max(max_nz, z1 - z0);
-    vk::Buffer scratch(enc.device, head_bytes(splits) * max_nz);
+    const vk::Buffer& scratch = enc.recorder.scratch(head_bytes(splits) * max_nz);
 
     const std::string split_name = kernel_name("flash_split", q.dtype);
     const std::string merge_name = kernel_name("flash_merge", q.dtype);
@@ -179,7 +179,6 @@ void record_split(Encoder& enc, const Tuning& tune, const FlashTiles& tiles, uin
             folded_grid(info, ceil_div(uint64_t(d.Lq) * (dp / 4), tune.flash_merge_wg), nz, "split-KV merge"),
             merge_name);
     }
-    enc.recorder.keep_alive(std::move(scratch));
 }
 
 }  // namespace

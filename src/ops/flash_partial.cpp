@@ -82,7 +82,7 @@ void record_flash_partial(Encoder& enc, const AttentionDims& d, const TensorRef&
 
     const uint32_t qn = std::min(d.Lq, tiles.split_qn);
     const uint32_t parts = layout.parts;
-    vk::Buffer scratch(enc.device, layout.scratch_bytes);
+    const vk::Buffer& scratch = enc.recorder.scratch(layout.scratch_bytes);
     const vk::Binding part_binding{scratch.get(), 0, layout.scratch_bytes};
 
     const std::string split_name = kernel_name("flash_split", q.dtype);
@@ -130,7 +130,6 @@ void record_flash_partial(Encoder& enc, const AttentionDims& d, const TensorRef&
                           merge_name);
     const VkBufferCopy region{uint64_t(p.ml_offset) * 4, 0, layout.ml_floats * 4};
     enc.recorder.copy(scratch.get(), ml.get(), std::span(&region, 1));
-    enc.recorder.keep_alive(std::move(scratch));
 }
 
 }  // namespace vkattn::ops

@@ -41,7 +41,7 @@ struct Geometry {
 };
 
 Geometry geometry(MatmulKernel kernel, const Tuning& t, const DeviceInfo& info, bool transposed, DType wt,
-                  uint32_t M) {
+                  uint32_t M, uint32_t N) {
     Geometry g;
     const std::string variant = std::string(transposed ? "_nt" : "") + "_" + std::string(dtype_name(wt));
     switch (kernel) {
@@ -54,8 +54,10 @@ Geometry geometry(MatmulKernel kernel, const Tuning& t, const DeviceInfo& info, 
     case MatmulKernel::simd: {
         // Fewer rows than simd_tm: the next power of two, so that few pipelines serve every short prompt.
         const uint32_t lanes = info.subgroup_size;
-        const uint32_t tn = transposed ? t.simd_tn_t : M <= t.mv_rows ? t.simd_tn_decode : t.simd_tn;
-        g.name = "matmul_simd" + variant;
+        const uint32_t tn = transposed          ? t.simd_tn_t
+                            : M <= t.mv_rows ? simd_decode_tn(t, lanes, M, N)
+                                             : t.simd_tn;
+        g.name = (t.simd_w64 ? "matmul_simd64" : "matmul_simd") + variant;
         g.bm = std::min(t.simd_tm, std::bit_ceil(M));
         g.bn = transposed ? lanes * tn : lanes * 4 * tn;  // [K, N]: each lane owns tn vec4 column groups
         g.spec = {lanes, g.bm, tn, 1};
@@ -108,7 +110,7 @@ void record_matmul(Encoder& enc, const MatrixRef& x, const MatrixRef& w, bool w_
     const Tuning tune = ov.tuning ? *ov.tuning : tuning_for(info);
     const MatmulKernel kernel =
         ov.kernel ? *ov.kernel : (M <= tune.mv_rows ? tune.decode_kernel : tune.gemm_kernel);
-    const Geometry g = geometry(kernel, tune, info, w_transposed, w.dtype, M);
+    const Geometry g = geometry(kernel, tune, info, w_transposed, w.dtype, M, N);
     const std::span<const uint32_t> code = spirv(g.name);
 
     const uint64_t max_range = info.max_storage_buffer_range;

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
+#include <cstdlib>
 #include <string>
+#include <thread>
 
 namespace vkattn::ops {
 namespace {
@@ -60,6 +63,22 @@ Tuning tuning_for(const DeviceInfo& d) {
         t.decode_kernel = MatmulKernel::simd;
         t.mv_wg = t.mv_wg_t = std::max(1u, d.subgroup_size);
         t.mv_split = 1;  // when forced: no K slices, so no shared memory and no barrier
+        // Decode reads each weight once, and there llvmpipe is bound by its loads: a lane's step of k costs a
+        // shuffle and loop overhead however many columns it owns, and wide strips of W's rows keep the CPU's
+        // prefetchers streaming. Mesa 22.3, 2 threads, f32 [768, 3072] at M = 1: 4 column groups per lane
+        // (BN = 128) ran 3.0-5.0 ms, 24 (4 workgroups of 768 columns) 1.6-2.2 ms. Widening past 32 costs
+        // compile time (~3.7 s at 32) for little.
+        // llvmpipe runs workgroups on LP_NUM_THREADS threads, by default one per CPU.
+        // W [N, K] there: each lane walks its own rows of W in order, which CPU prefetchers follow, where [K, N]
+        // reads a strip of every row with a stride of N. Mesa 22.3, 2 threads, f32, M = 1: [12288, 3072] (151
+        // MB, beyond the caches) at 4.1-5.4 GB/s against 1.8-2.4 for [K, N]; M = 128, [768, 3072]: 56-68 ms
+        // against 184-241 (same runs, interleaved; vkattn bench matmul --layout nk|kn).
+        t.weights_nk = true;
+        t.simd_w64 = d.shader_int64;
+        t.cpu_threads = std::max(1u, std::thread::hardware_concurrency());
+        if (const char* env = std::getenv("LP_NUM_THREADS"); env != nullptr && std::atoi(env) > 0) {
+            t.cpu_threads = uint32_t(std::atoi(env));
+        }
     }
     // Fused attention. On lavapipe a 16-byte load costs about what 8 FMAs do and a barrier far more, so
     // flash_rows shares each loaded key across a subgroup by shuffles (measured, Mesa 22.3, 2 threads, H = 12,
@@ -76,6 +95,17 @@ Tuning tuning_for(const DeviceInfo& d) {
         t.flash_merge_wg = std::max(1u, d.subgroup_size);
     }
     return t;
+}
+
+uint32_t simd_decode_tn(const Tuning& t, uint32_t lanes, uint32_t M, uint32_t N) {
+    // As many rounds of cpu_threads workgroups as strips of the widest TN need, then the narrowest TN (a
+    // multiple of 4, so that few pipelines serve every N) that still covers N in that many workgroups.
+    const uint32_t rows = std::bit_ceil(std::max(1u, M));
+    const uint64_t max_tn = std::max(1u, t.simd_decode_vec4 / rows);
+    const uint64_t per_round = uint64_t(t.cpu_threads) * lanes * 4 * max_tn;
+    const uint64_t workgroups = t.cpu_threads * ((N + per_round - 1) / per_round);
+    const uint64_t tn = (N + workgroups * lanes * 4 - 1) / (workgroups * lanes * 4);
+    return uint32_t(std::min(max_tn, (tn + 3) / 4 * 4));
 }
 
 FlashTiles flash_tiles(const Tuning& t, const DeviceInfo& d, uint32_t D) {

@@ -26,7 +26,14 @@ struct Tuning {
     uint32_t simd_tm = 16;         // simd: rows of Y per one-subgroup workgroup ...
     uint32_t simd_tn = 2;          // ... and vec4 column groups ([K, N]) or columns ([N, K]) per lane
     uint32_t simd_tn_t = 4;
-    uint32_t simd_tn_decode = 4;   // [K, N] with at most mv_rows rows: wider rows of W per workgroup
+    // simd with at most mv_rows rows ([K, N]): strips of W as wide as the registers allow (simd_decode_vec4
+    // accumulators per lane), spread evenly over cpu_threads (simd_decode_tn()).
+    uint32_t simd_decode_vec4 = 32;
+    // Models keep their [K, N] matmul weights as [N, K] (GPT-2's Conv1D layout transposed at load): on CPU
+    // devices simd's [N, K] form streams each weight row from memory in order, 2-3x faster (see tuning.cpp).
+    bool weights_nk = false;
+    bool simd_w64 = false;         // simd's 64-bit weight loads (matmul_simd64_*), where the device has shaderInt64
+    uint32_t cpu_threads = 1;      // CPU devices: the threads that run workgroups
     uint32_t mv_rows = 4;          // the most rows that count as decode; matvec's rows per dispatch
     uint32_t mv_wg = 256;          // [K, N]: invocations per workgroup (power of two) ...
     uint32_t mv_split = 64;        // ... in this many K slices (power of two dividing mv_wg)
@@ -51,6 +58,9 @@ struct Tuning {
     uint32_t flash_split_wg = 32;
     uint32_t flash_merge_wg = 64;
 };
+
+// simd's column groups per lane for a [K, N] product of M <= mv_rows rows (see Tuning::simd_decode_vec4).
+uint32_t simd_decode_tn(const Tuning& t, uint32_t lanes, uint32_t M, uint32_t N);
 
 // Tile sizes of the fused attention kernels for one head dim D.
 struct FlashTiles {

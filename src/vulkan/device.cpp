@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
@@ -302,6 +303,7 @@ DeviceInfo describe(VkInstance instance, VkPhysicalDevice pd, uint32_t index) {
         vkGetPhysicalDeviceFeatures2(pd, &feats);
         d.fp16_arithmetic = f16.shaderFloat16;
         d.storage_16bit = s16.storageBuffer16BitAccess;
+        d.shader_int64 = feats.features.shaderInt64;
     }
 
     const auto exts = device_extensions(pd);
@@ -401,6 +403,7 @@ Device::Device(Instance& instance, const std::string& selector) : instance_(inst
     VkPhysicalDeviceFeatures2 features{};
     features.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2;
     features.pNext = &s16;
+    features.features.shaderInt64 = info_.shader_int64;
     // The cooperative-matrix matmul, when describe() chose it: its SPIR-V declares CooperativeMatrixNV and
     // the Vulkan memory model (shaderFloat16 and 16-bit storage are enabled above whenever present).
     VkPhysicalDeviceCooperativeMatrixFeaturesNV coop{};
@@ -459,10 +462,46 @@ Device::Device(Instance& instance, const std::string& selector) : instance_(inst
 Device::~Device() {
     if (device_ == VK_NULL_HANDLE) return;
     vkDeviceWaitIdle(device_);
+    free_scratch_.clear();
+    free_descriptor_pools_.clear();
     allocator_.reset();
     fence_.reset();
     pool_.reset();
     vkDestroyDevice(device_, nullptr);
+}
+
+Buffer Device::take_scratch(uint64_t bytes) {
+    std::lock_guard lock(mutex_);
+    for (auto it = free_scratch_.begin(); it != free_scratch_.end(); ++it) {
+        if (it->size() >= bytes) {
+            Buffer b = std::move(*it);
+            free_scratch_.erase(it);
+            return b;
+        }
+    }
+    return Buffer(*this, std::bit_ceil(std::max<uint64_t>(bytes, 64 * 1024)));
+}
+
+void Device::give_back(Buffer&& scratch) {
+    std::lock_guard lock(mutex_);
+    const auto at = std::find_if(free_scratch_.begin(), free_scratch_.end(),
+                                 [&](const Buffer& b) { return b.size() >= scratch.size(); });
+    free_scratch_.insert(at, std::move(scratch));
+    if (free_scratch_.size() > kKeptScratch) free_scratch_.erase(free_scratch_.begin());
+}
+
+UniqueDescriptorPool Device::take_descriptor_pool() {
+    std::lock_guard lock(mutex_);
+    if (free_descriptor_pools_.empty()) return {};
+    UniqueDescriptorPool pool = std::move(free_descriptor_pools_.back());
+    free_descriptor_pools_.pop_back();
+    return pool;
+}
+
+void Device::give_back(UniqueDescriptorPool&& pool) {
+    std::lock_guard lock(mutex_);
+    vkResetDescriptorPool(device_, pool.get(), 0);
+    free_descriptor_pools_.push_back(std::move(pool));
 }
 
 uint32_t Device::memory_type(uint32_t allowed, bool host_visible) const {

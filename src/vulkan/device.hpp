@@ -97,6 +97,17 @@ public:
     void reset_peak();
     const Allocator& memory_allocator() const { return *allocator_; }
 
+    // What a Recorder borrows for one submission and gives back when it dies, so that repeating the same work
+    // (a decode loop) creates nothing after its first step: scratch buffers (take_scratch hands out the smallest
+    // free one that is large enough, else a new one of the next power of two; the kKeptScratch largest free ones
+    // are kept) and descriptor pools (reset when given back; take_descriptor_pool returns an empty handle when
+    // none is free).
+    static constexpr size_t kKeptScratch = 4;
+    Buffer take_scratch(uint64_t bytes);
+    void give_back(Buffer&& scratch);
+    UniqueDescriptorPool take_descriptor_pool();
+    void give_back(UniqueDescriptorPool&& pool);
+
     // The lock that makes one Device safe to share between threads. Held by everything that uses the command
     // pool or the queue (submit_and_wait, upload, download, fill_zero, a Recorder's life), by buffer
     // creation and release (the memory accounting), and by the pipeline registry; ops::Runtime::run holds it
@@ -124,6 +135,8 @@ private:
     uint64_t allocated_ = 0;
     uint64_t peak_ = 0;
     mutable std::recursive_mutex mutex_;
+    std::vector<Buffer> free_scratch_;                      // ascending size
+    std::vector<UniqueDescriptorPool> free_descriptor_pools_;
 };
 
 }  // namespace vkattn::vk

@@ -31,9 +31,17 @@ Recorder::Recorder(Device& device, bool timestamps)
 Recorder::~Recorder() {
     std::lock_guard lock(device_.mutex());
     vkFreeCommandBuffers(device_.get(), device_.command_pool(), 1, &cmd_);
+    for (UniqueDescriptorPool& pool : pools_) device_.give_back(std::move(pool));
+    for (Buffer& b : scratch_) device_.give_back(std::move(b));
 }
 
 VkDescriptorSet Recorder::allocate_set(VkDescriptorSetLayout layout) {
+    if (sets_left_ == 0) {
+        if (UniqueDescriptorPool reused = device_.take_descriptor_pool(); reused.get() != VK_NULL_HANDLE) {
+            pools_.push_back(std::move(reused));
+            sets_left_ = kSetsPerPool;
+        }
+    }
     if (sets_left_ == 0) {
         VkDescriptorPoolSize size{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, kSetsPerPool * kBindingsPerSet};
         VkDescriptorPoolCreateInfo pi{};
@@ -141,7 +149,10 @@ void Recorder::copy(VkBuffer src, VkBuffer dst, std::span<const VkBufferCopy> re
                          nullptr, 0, nullptr);
 }
 
-void Recorder::keep_alive(Buffer&& buffer) { kept_.push_back(std::move(buffer)); }
+const Buffer& Recorder::scratch(uint64_t bytes) {
+    if (scratch_.empty() || scratch_.back().size() < bytes) scratch_.push_back(device_.take_scratch(bytes));
+    return scratch_.back();
+}
 
 void Recorder::submit_and_wait() {
     if (submitted_) throw Error("internal: a Recorder is submitted once");

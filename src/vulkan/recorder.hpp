@@ -41,8 +41,10 @@ public:
     // Records buffer-to-buffer copies, fenced by barriers from earlier dispatches and to later ones.
     void copy(VkBuffer src, VkBuffer dst, std::span<const VkBufferCopy> regions);
 
-    // Keeps a buffer that recorded work uses (scratch made while recording) alive until the Recorder dies.
-    void keep_alive(Buffer&& buffer);
+    // Scratch memory of at least `bytes` for the work being recorded. One buffer serves every call (each
+    // dispatch is fenced from the next by a barrier) unless a call needs more than it holds. Borrowed from the
+    // device and given back when the Recorder dies, so repeated submissions allocate nothing.
+    const Buffer& scratch(uint64_t bytes);
 
     // Ends recording, submits, waits. A Recorder is used once.
     void submit_and_wait();
@@ -64,7 +66,7 @@ private:
     std::vector<UniqueQueryPool> query_pools_;
     std::vector<std::string> labels_;
     std::vector<DispatchTiming> timings_;
-    std::vector<Buffer> kept_;  // destroyed after the command buffer is freed, which follows the wait
+    std::vector<Buffer> scratch_;  // borrowed from the device; the last one is the current
 };
 
 }  // namespace vkattn::vk

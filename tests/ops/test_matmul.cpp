@@ -30,6 +30,7 @@ struct Variant {
     const char* name;
     ops::MatmulKernel kernel;
     bool gpu_tuning = false;
+    bool loads32 = false;  // simd: the 32-bit weight loads of devices without shaderInt64
 };
 
 ops::MatmulOverride override_for(const Variant& v) {
@@ -43,11 +44,17 @@ ops::MatmulOverride override_for(const Variant& v) {
         t.mv_split_t = 4;
         o.tuning = t;
     }
+    if (v.loads32) {
+        ops::Tuning t = ops::tuning_for(test::gpu().device());
+        t.simd_w64 = false;
+        o.tuning = t;
+    }
     return o;
 }
 
 const Variant kVariants[] = {{"tiled", ops::MatmulKernel::tiled},
                              {"simd", ops::MatmulKernel::simd},
+                             {"simd, 32-bit loads", ops::MatmulKernel::simd, false, true},
                              {"matvec", ops::MatmulKernel::matvec},
                              {"matvec, GPU tuning", ops::MatmulKernel::matvec, true}};
 
@@ -191,7 +198,7 @@ TEST_CASE("matmul picks the decode kernel for a few rows", "[gpu][matmul]") {
     const ops::Tuning t = ops::tuning_for(ctx.device());
     const ops::MatmulKernel want = uint32_t(M) <= t.mv_rows ? t.decode_kernel : t.gemm_kernel;
     const char* prefix = want == ops::MatmulKernel::matvec ? "matmul_vec_"
-                         : want == ops::MatmulKernel::simd ? "matmul_simd_"
+                         : want == ops::MatmulKernel::simd ? (t.simd_w64 ? "matmul_simd64_" : "matmul_simd_")
                                                            : "matmul_f32";
     CHECK(name.rfind(prefix, 0) == 0);
 }
@@ -228,19 +235,30 @@ TEST_CASE("matmul matches the CPU reference through the public API", "[gpu][matm
     const Shape s = GENERATE(Shape{1, 1, 1}, Shape{1, 768, 2304}, Shape{17, 33, 65}, Shape{64, 64, 64},
                              Shape{65, 130, 63}, Shape{128, 768, 768});
     const DType wt = GENERATE(DType::f32, DType::f16, DType::bf16);
-    INFO("M " << s.M << " K " << s.K << " N " << s.N << " " << dtype_name(wt) << " weights");
+    const bool nt = GENERATE(false, true);  // matmul_nt: w [N, K]
+    INFO("M " << s.M << " K " << s.K << " N " << s.N << " " << dtype_name(wt) << " weights" << (nt ? ", [N, K]" : ""));
     Context& ctx = test::gpu();
     const auto x = random_values(size_t(s.M) * s.K, 1);
-    auto w = random_values(size_t(s.K) * s.N, 2);
+    auto w = random_values(size_t(s.K) * s.N, 2);  // [K, N], or [N, K] for matmul_nt
     for (float& v : w) v = round_to_dtype(v, wt);
     const auto b = random_values(size_t(s.N), 3);
     std::vector<float> ref(size_t(s.M) * s.N);
-    cpu::matmul(s.M, s.K, s.N, x.data(), w.data(), b.data(), ref.data());
+    if (nt) {
+        cpu::matmul_transposed_b(s.M, s.K, s.N, x.data(), w.data(), ref.data());
+        for (size_t i = 0; i < ref.size(); ++i) ref[i] += b[i % size_t(s.N)];
+    } else {
+        cpu::matmul(s.M, s.K, s.N, x.data(), w.data(), b.data(), ref.data());
+    }
 
-    Tensor tx(ctx, {s.M, s.K}, x), tw(ctx, {s.K, s.N}, w, wt), tb(ctx, {s.N}, b), ty(ctx, {s.M, s.N});
+    Tensor tx(ctx, {s.M, s.K}, x), tb(ctx, {s.N}, b), ty(ctx, {s.M, s.N});
+    Tensor tw(ctx, nt ? std::vector<int64_t>{s.N, s.K} : std::vector<int64_t>{s.K, s.N}, w, wt);
     const bool was = ctx.profiling();
     ctx.set_profiling(true);
-    matmul(ctx, tx, tw, ty, &tb);
+    if (nt) {
+        matmul_nt(ctx, tx, tw, ty, &tb);
+    } else {
+        matmul(ctx, tx, tw, ty, &tb);
+    }
     ctx.set_profiling(was);
     const bool fp16_products = ctx.last_timings().at(0).name.find("coopmat") != std::string::npos;
     INFO("kernel " << ctx.last_timings().at(0).name);
@@ -345,4 +363,17 @@ TEST_CASE("the cooperative-matrix matmul refuses bf16 weights by name", "[gpu][m
         });
     });
     VKATTN_REQUIRE_CONTAINS(message, "takes f16 weights, not bf16");
+}
+
+TEST_CASE("matmul and matmul_nt name the shape they expected", "[gpu][matmul][errors]") {
+    Context& ctx = test::gpu();
+    Tensor x(ctx, {2, 3}), w_kn(ctx, {3, 5}), w_nk(ctx, {5, 3}), y(ctx, {2, 5}), y_bad(ctx, {2, 4});
+    matmul(ctx, x, w_kn, y);  // the shapes each form accepts
+    matmul_nt(ctx, x, w_nk, y);
+    VKATTN_REQUIRE_CONTAINS(test::error_message([&] { matmul_nt(ctx, x, w_kn, y); }),
+                            "matmul_nt: x is [2, 3] so w must have 3 columns, got [3, 5]");
+    VKATTN_REQUIRE_CONTAINS(test::error_message([&] { matmul(ctx, x, w_nk, y); }),
+                            "matmul: x is [2, 3] so w must have 3 rows, got [5, 3]");
+    VKATTN_REQUIRE_CONTAINS(test::error_message([&] { matmul_nt(ctx, x, w_nk, y_bad); }),
+                            "matmul_nt: y must be [2, 5], got [2, 4]");
 }
