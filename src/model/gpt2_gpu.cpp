@@ -47,7 +47,8 @@ struct Gpt2Gpu::Impl {
     // Activations for up to `capacity` tokens per step, grown on demand.
     uint32_t capacity = 0;
     uint32_t logits_rows = 0;
-    vk::Buffer rows, x, h, attn, mlp, logits;
+    vk::Buffer rows, x, h, attn, mlp;
+    vk::ReadbackBuffer logits;
 
     Impl(Context& c, const Gpt2Weights& w, const Gpt2GpuOptions& o)
         : runtime(ops::shared_runtime(c)), device(runtime->device()), cfg(w.config), options(o), wdt(o.weights),
@@ -84,7 +85,7 @@ struct Gpt2Gpu::Impl {
             capacity = T;
         }
         if (n_logits > logits_rows) {
-            logits = vk::Buffer(device, uint64_t(n_logits) * uint64_t(cfg.vocab_size) * 4);
+            logits = vk::ReadbackBuffer(device, uint64_t(n_logits) * uint64_t(cfg.vocab_size) * 4);
             logits_rows = n_logits;
         }
     }
@@ -147,8 +148,9 @@ struct Gpt2Gpu::Impl {
         for (uint32_t r0 = 0; r0 < n; r0 += chunk) {  // [rows, V] of logits per binding
             const uint32_t rc = std::min(chunk, n - r0);
             ops::record_matmul(enc, matrix(h, DType::f32, rc, C, uint64_t(r0) * C), matrix(params.wte, wdt, V, C), true,
-                               matrix(logits, DType::f32, rc, V, uint64_t(r0) * V));
+                               matrix(logits.buffer(), DType::f32, rc, V, uint64_t(r0) * V));
         }
+        logits.record_copy(enc.recorder, uint64_t(n) * V * 4);
     }
 };
 
@@ -257,7 +259,7 @@ std::vector<float> Gpt2Gpu::forward(std::span<const int> tokens, bool all_logits
     m.pos += int(T);
 
     std::vector<float> out(size_t(n_logits) * V);
-    m.device.download(m.logits, 0, out.data(), out.size() * 4);
+    m.logits.read(out.data(), out.size() * 4);
     if (attention) *attention = capture.download();
     return out;
 }
@@ -301,7 +303,7 @@ void Gpt2Gpu::forward_shard(const ShardForward& shard) {
             m.record_head(enc, r0, n);
         });
         out.resize(size_t(n) * V);
-        m.device.download(m.logits, 0, out.data(), out.size() * 4);
+        m.logits.read(out.data(), out.size() * 4);
         if (shard.logits) shard.logits(int(r0), out);
     }
 }

@@ -103,7 +103,8 @@ struct LlamaGpu::Impl {
     // Activations for up to `capacity` tokens per step, grown on demand.
     uint32_t capacity = 0;
     uint32_t logits_rows = 0;
-    std::optional<vk::Buffer> rows, x, h, q, attn, mlp, logits;
+    std::optional<vk::Buffer> rows, x, h, q, attn, mlp;
+    std::optional<vk::ReadbackBuffer> logits;
 
     Impl(Context& c, const LlamaWeights& w, const LlamaGpuOptions& o)
         : runtime(ops::shared_runtime(c)), device(runtime->device()), cfg(w.config), options(o), wdt(o.weights) {}
@@ -273,8 +274,9 @@ struct LlamaGpu::Impl {
         for (uint32_t r0 = 0; r0 < n; r0 += chunk) {  // [rows, V] of logits per binding
             const uint32_t rc = std::min(chunk, n - r0);
             ops::record_matmul(enc, matrix(*h, DType::f32, rc, C, uint64_t(r0) * C), matrix(head, wdt, V, C), true,
-                               matrix(*logits, DType::f32, rc, V, uint64_t(r0) * V));
+                               matrix(logits->buffer(), DType::f32, rc, V, uint64_t(r0) * V));
         }
+        logits->record_copy(enc.recorder, uint64_t(n) * V * 4);
     }
 };
 
@@ -409,7 +411,7 @@ std::vector<float> LlamaGpu::forward(std::span<const int> tokens, bool all_logit
     m.pos += int(T);
 
     std::vector<float> out(size_t(n_logits) * V);
-    m.device.download(*m.logits, 0, out.data(), out.size() * 4);
+    m.logits->read(out.data(), out.size() * 4);
     if (attention) *attention = capture.download();
     return out;
 }
@@ -456,7 +458,7 @@ void LlamaGpu::forward_shard(const ShardForward& shard) {
             m.record_head(enc, r0, n);
         });
         out.resize(size_t(n) * V);
-        m.device.download(*m.logits, 0, out.data(), out.size() * 4);
+        m.logits->read(out.data(), out.size() * 4);
         if (shard.logits) shard.logits(int(r0), out);
     }
 }

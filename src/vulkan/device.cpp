@@ -290,6 +290,11 @@ DeviceInfo describe(VkInstance instance, VkPhysicalDevice pd, uint32_t index) {
     if (d.max_memory_allocation == 0) d.max_memory_allocation = d.device_heap_bytes;
     // Integrated GPUs and CPU devices share host memory: mapping it directly avoids a copy per upload.
     d.unified_memory = d.type == "integrated" || d.type == "cpu" || all_device_local_visible;
+    // VKATTN_DISCRETE_MEMORY=1 treats every device as a discrete GPU (device-local buffers reached through
+    // staging copies), so that CI, on lavapipe, runs the memory paths of the GPUs users own.
+    if (const char* env = std::getenv("VKATTN_DISCRETE_MEMORY"); env != nullptr && std::string(env) == "1") {
+        d.unified_memory = false;
+    }
 
     if (base.apiVersion >= VK_API_VERSION_1_1) {
         VkPhysicalDeviceShaderFloat16Int8Features f16{};
@@ -504,11 +509,15 @@ void Device::give_back(UniqueDescriptorPool&& pool) {
     free_descriptor_pools_.push_back(std::move(pool));
 }
 
-uint32_t Device::memory_type(uint32_t allowed, bool host_visible) const {
+uint32_t Device::memory_type(uint32_t allowed, Placement placement) const {
     const VkMemoryPropertyFlags host = VK_MEMORY_PROPERTY_HOST_VISIBLE_BIT | VK_MEMORY_PROPERTY_HOST_COHERENT_BIT;
-    // Preference order: exactly what the placement policy asks for, then anything that still works.
+    const bool host_visible = info_.unified_memory || placement != Placement::device;
+    // Preference order: exactly what the placement policy asks for, then anything that still works. The host
+    // reads readback buffers: cached system memory, not a write-combined window onto the GPU's.
     std::vector<VkMemoryPropertyFlags> wanted;
-    if (host_visible) {
+    if (placement == Placement::readback && !info_.unified_memory) {
+        wanted = {host | VK_MEMORY_PROPERTY_HOST_CACHED_BIT, host};
+    } else if (host_visible) {
         wanted = {host | VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, host};
     } else {
         wanted = {VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, 0};
@@ -657,16 +666,16 @@ Buffer::Buffer(Device& device, uint64_t bytes, Placement placement) : device_(&d
     VkMemoryRequirements req{};
     vkGetBufferMemoryRequirements(device.get(), buffer, &req);
     // Placement policy: unified-memory devices get mapped device memory; discrete GPUs get device-local
-    // memory and reach it through host-visible staging buffers.
-    const bool host_visible = info.unified_memory || placement == Placement::staging;
-    const uint32_t type = device.memory_type(req.memoryTypeBits, host_visible);
+    // memory and reach it through host-visible staging (or readback) buffers.
+    const bool host_visible = info.unified_memory || placement != Placement::device;
+    const uint32_t type = device.memory_type(req.memoryTypeBits, placement);
     memory_ = device.allocator_->allocate(req, type);
     const VkResult r = vkBindBufferMemory(device.get(), buffer, memory_.memory, memory_.offset);
     if (r != VK_SUCCESS) {
         device.allocator_->free(std::exchange(memory_, Allocation{}));
         VKATTN_CHECK(r);
     }
-    mapped_ = memory_.mapped;
+    mapped_ = host_visible ? memory_.mapped : nullptr;  // device placement is reached by staging where not unified
     device.allocated_ += req.size;
     device.peak_ = std::max(device.peak_, device.allocated_);
     accounted_ = req.size;

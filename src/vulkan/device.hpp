@@ -38,8 +38,9 @@ uint32_t choose_device(const std::vector<DeviceInfo>& devices, const std::string
 class Device;
 
 // device: the placement policy (mapped memory on unified-memory devices, device-local elsewhere);
-// staging: host-visible memory for copies to and from device-local buffers.
-enum class Placement { device, staging };
+// staging: host-visible memory for copies to and from device-local buffers;
+// readback: host-visible memory the host reads after the device wrote it (host-cached where there is such).
+enum class Placement { device, staging, readback };
 
 // A buffer and its range of device memory (sub-allocated by the device's Allocator). Host-visible buffers
 // stay mapped; device-local ones are reached by staging.
@@ -117,7 +118,7 @@ public:
 
 private:
     friend class Buffer;
-    uint32_t memory_type(uint32_t allowed, bool host_visible) const;
+    uint32_t memory_type(uint32_t allowed, Placement placement) const;
     void check_messages();
     void copy(VkBuffer src, uint64_t src_offset, VkBuffer dst, uint64_t dst_offset, uint64_t bytes);
 

@@ -2,6 +2,11 @@
 
 #include "vulkan/check.hpp"
 
+#include <vkattn/error.hpp>
+
+#include <cstring>
+#include <string>
+
 namespace vkattn::vk {
 namespace {
 constexpr uint32_t kSetsPerPool = 256;
@@ -157,11 +162,11 @@ const Buffer& Recorder::scratch(uint64_t bytes) {
 void Recorder::submit_and_wait() {
     if (submitted_) throw Error("internal: a Recorder is submitted once");
     submitted_ = true;
-    // Compute writes → host reads of mapped memory after the fence.
-    VkMemoryBarrier barrier{VK_STRUCTURE_TYPE_MEMORY_BARRIER, nullptr, VK_ACCESS_SHADER_WRITE_BIT,
-                            VK_ACCESS_HOST_READ_BIT};
-    vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &barrier, 0,
-                         nullptr, 0, nullptr);
+    // Compute and copy writes → host reads of mapped memory after the fence.
+    VkMemoryBarrier barrier{VK_STRUCTURE_TYPE_MEMORY_BARRIER, nullptr,
+                            VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT, VK_ACCESS_HOST_READ_BIT};
+    vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+                         VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &barrier, 0, nullptr, 0, nullptr);
     VKATTN_CHECK(vkEndCommandBuffer(cmd_));
     device_.submit_and_wait(cmd_);
 
@@ -182,6 +187,25 @@ void Recorder::submit_and_wait() {
         const uint64_t t1 = stamps[2 * i + 1] & mask;
         timings_.push_back({labels_[i], double((t1 - t0) & mask) * period_ms});
     }
+}
+
+ReadbackBuffer::ReadbackBuffer(Device& device, uint64_t bytes) : buffer_(device, bytes) {
+    if (buffer_.mapped() == nullptr) mirror_ = Buffer(device, bytes, Placement::readback);
+}
+
+void ReadbackBuffer::record_copy(Recorder& recorder, uint64_t bytes) const {
+    if (mirror_.get() == VK_NULL_HANDLE || bytes == 0) return;
+    const VkBufferCopy region{0, 0, bytes};
+    recorder.copy(buffer_.get(), mirror_.get(), std::span(&region, 1));
+}
+
+void ReadbackBuffer::read(void* dst, uint64_t bytes) const {
+    const Buffer& from = mirror_.get() != VK_NULL_HANDLE ? mirror_ : buffer_;
+    if (bytes > from.size()) {
+        throw Error("internal: a readback of " + std::to_string(bytes) + " bytes from a buffer of " +
+                    std::to_string(from.size()));
+    }
+    std::memcpy(dst, from.mapped(), bytes);
 }
 
 }  // namespace vkattn::vk

@@ -69,4 +69,22 @@ private:
     std::vector<Buffer> scratch_;  // borrowed from the device; the last one is the current
 };
 
+// A device buffer that the host reads after each submission, with no staging copy of its own: read where it
+// is mapped (unified memory), else through a persistent host-cached mirror that the submission fills with a
+// recorded copy. A decode step then costs one submission and one wait, not a second pair for its logits.
+class ReadbackBuffer {
+public:
+    ReadbackBuffer() = default;
+    ReadbackBuffer(Device& device, uint64_t bytes);
+    const Buffer& buffer() const { return buffer_; }  // what the kernels write
+    // Records the copy of bytes [0, bytes) into the mirror, after the writes (nothing where it is mapped).
+    void record_copy(Recorder& recorder, uint64_t bytes) const;
+    // Bytes [0, bytes), once the submission that recorded the copy has completed.
+    void read(void* dst, uint64_t bytes) const;
+
+private:
+    Buffer buffer_;
+    Buffer mirror_;  // empty where buffer_ is mapped
+};
+
 }  // namespace vkattn::vk
