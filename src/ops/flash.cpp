@@ -8,6 +8,7 @@
 #include <vkattn/error.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -212,25 +213,22 @@ void record_flash(Encoder& enc, const AttentionDims& d, const TensorRef& q, cons
     const vk::Binding padding =
         mask.key_padding ? bind_whole(enc.device, *mask.key_padding, "the key-padding mask") : unused;
     FlashVariant variant = config.variant;
-    if (variant == FlashVariant::automatic && q.dtype == DType::f16 && config.row_state == nullptr &&
-        info.matmul_f16_path == "coopmat_nv") {
-        // Tensor cores where the device has them and the opt-in (VKATTN_COOPMAT=1) lets the library use them.
-        const FlashVariant scalar = flash_variant(info, d);
-        if (scalar != FlashVariant::split &&
-            flash_coopmat_refusal(info, d, q.dtype, flash_coopmat_config(info, d.D, false)).empty()) {
-            variant = FlashVariant::coopmat;
-        }
+    std::optional<FlashCoopmatConfig> coop;
+    if (variant == FlashVariant::automatic && config.row_state == nullptr) {
+        // Tensor cores for f16 where the device has them, VKATTN_COOPMAT=1 lets the library use them, and the
+        // kernel passed its self-check on this device (ops/flash_coopmat.hpp).
+        coop = flash_coopmat_choice(enc, d, q.dtype);
+        if (coop) variant = FlashVariant::coopmat;
     }
     if (variant == FlashVariant::automatic) variant = flash_variant(info, d);
     if (config.row_state != nullptr && variant != FlashVariant::rows) {
         throw Error("flash: row states come only from the rows variant");
     }
     if (variant == FlashVariant::coopmat) {
-        const FlashCoopmatConfig coop =
-            config.coopmat != nullptr ? *config.coopmat : flash_coopmat_config(info, d.D, false);
-        const std::string refusal = flash_coopmat_refusal(info, d, q.dtype, coop);
+        if (!coop) coop = config.coopmat != nullptr ? *config.coopmat : flash_coopmat_config(info, d.D, false);
+        const std::string refusal = flash_coopmat_refusal(info, d, q.dtype, *coop);
         if (!refusal.empty()) throw Error("flash: " + refusal);
-        record_rows_or_tiled(enc, tune, tiles, false, d, q, k, v, out, mask, scale, additive, padding, nullptr, &coop);
+        record_rows_or_tiled(enc, tune, tiles, false, d, q, k, v, out, mask, scale, additive, padding, nullptr, &*coop);
     } else if (variant == FlashVariant::split) {
         record_split(enc, tune, tiles, config.splits, d, q, k, v, out, mask, scale, additive, padding);
     } else {

@@ -11,6 +11,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -41,5 +42,31 @@ FlashCoopmatConfig flash_coopmat_config(const DeviceInfo& device, uint32_t D, bo
 // the workgroup and shared memory within the device's limits. "" when it does, else why not (one line).
 std::string flash_coopmat_refusal(const DeviceInfo& device, const AttentionDims& dims, DType dtype,
                                   const FlashCoopmatConfig& cfg);
+
+// The kernel's error bound against the double-precision reference, |got - ref| <= atol + rtol · |ref|, for f16
+// inputs with V in [-vmax, vmax] and Lk keys:
+//   P is rounded to fp16 (unit roundoff u = 2^-11) for the P·V products and l sums the rounded weights, so each
+//   normalized weight is within 2u / (1 - u) of the exact one (relative), and the weights' errors move O by at
+//   most 2u / (1 - u) · vmax. Weights below fp16's normal range (2^-14) are off by at most 2^-25 each, over
+//   l >= 1: Lk · 2^-25 · vmax. Scores are fp32 sums of exact fp16 products, exp2 and sums fp32, as in the scalar
+//   kernels, whose tests hold them to 1e-4 absolute and relative. O is rounded to fp16 once: u relative, on a
+//   value already within the above (the 1 + u factor), and 2^-25 absolute below fp16's normal range.
+struct FlashCoopmatBound {
+    double atol = 0, rtol = 0;
+};
+FlashCoopmatBound flash_coopmat_bound(uint32_t Lk, double vmax);
+
+// What record_flash's automatic choice runs for f16 tensors: the kernel's config where the device's
+// matmul_f16_path is "coopmat_nv" (or the test hook below is on), the shape is not split-KV's (short Lq, long Lk),
+// the kernel takes it, and the pipeline passed its self-check on this device (ops/self_check.hpp: a causal GQA case
+// of two query blocks and three key tiles at this head dim against vkattn::reference::attention); else nullopt.
+std::optional<FlashCoopmatConfig> flash_coopmat_choice(Encoder& enc, const AttentionDims& dims, DType dtype);
+
+// The self-check of cfg's pipeline for head dim D: "" when the kernel agrees with the reference, else the error.
+std::string flash_coopmat_self_check(Encoder& enc, const FlashCoopmatConfig& cfg, uint32_t D);
+
+// For tests: while on, the automatic choice treats every device as having cooperative matrices and runs the
+// emulated kernel, self-check included.
+void emulate_coopmat_for_testing(bool on);
 
 }  // namespace vkattn::ops

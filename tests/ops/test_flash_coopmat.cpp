@@ -7,6 +7,7 @@
 #include "cpu/attention.hpp"
 #include "ops/attention.hpp"
 #include "ops/flash_coopmat.hpp"
+#include "ops/self_check.hpp"
 #include "attention_cases.hpp"
 #include "support.hpp"
 
@@ -22,8 +23,7 @@ using namespace vkattn::test;
 namespace {
 
 // Runs record_flash with the coopmat variant and cfg on contiguous f16 tensors.
-std::vector<float> run_coopmat(const Case& c, const Inputs& in, const ops::FlashCoopmatConfig& cfg) {
-    Context& ctx = gpu();
+std::vector<float> run_flash(Context& ctx, const Case& c, const Inputs& in, const ops::FlashConfig& config) {
     Tensor q(ctx, {c.B, c.H, c.Lq, c.D}, in.q, c.dtype), k(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.k, c.dtype),
         v(ctx, {c.B, c.Hkv, c.Lk, c.D}, in.v, c.dtype), out(ctx, {c.B, c.H, c.Lq, c.D}, c.dtype);
     std::optional<Tensor> additive, padding;
@@ -38,9 +38,6 @@ std::vector<float> run_coopmat(const Case& c, const Inputs& in, const ops::Flash
         return ops::contiguous(ops::buffer(t), t.dtype(), {c.B, heads, L, c.D});
     };
     const float scale = float(1.0 / std::sqrt(double(c.D)));
-    ops::FlashConfig config;
-    config.variant = ops::FlashVariant::coopmat;
-    config.coopmat = &cfg;
     ops::runtime(ctx).run([&](ops::Encoder& enc) {
         ops::record_flash(enc, dims, view(q, c.H, c.Lq), view(k, c.Hkv, c.Lk), view(v, c.Hkv, c.Lk),
                           view(out, c.H, c.Lq), mask, scale, config);
@@ -48,20 +45,20 @@ std::vector<float> run_coopmat(const Case& c, const Inputs& in, const ops::Flash
     return out.download();
 }
 
-// The error bound of the kernel against the double-precision reference, for V in [-vmax, vmax]:
-//   P is rounded to fp16 (unit roundoff u = 2^-11) for the P·V products and l sums the rounded weights, so each
-//   normalized weight is within 2u / (1 - u) of the exact one (relative) and the weights' errors add up to at most
-//   that: 2u / (1 - u) · vmax. Weights below fp16's normal range (2^-14) are off by at most 2^-25 absolute each,
-//   over l >= 1: Lk · 2^-25 · vmax. The scores are fp32 sums of exact fp16 products, the exp2 and sums fp32, as in
-//   the scalar kernels: their fp32 budget (1e-4 absolute and relative, attention_cases.hpp).
-//   O is rounded to fp16 once: u relative, on a value already within the above (the (1 + u) factor).
+std::vector<float> run_coopmat(const Case& c, const Inputs& in, const ops::FlashCoopmatConfig& cfg) {
+    ops::FlashConfig config;
+    config.variant = ops::FlashVariant::coopmat;
+    config.coopmat = &cfg;
+    return run_flash(gpu(), c, in, config);
+}
+
+// The kernel's derived error bound (ops/flash_coopmat.hpp) for V in [-vmax, vmax].
 struct Bound {
     double atol, rtol;
 };
 Bound coopmat_bound(const Case& c, double vmax) {
-    const double u = std::ldexp(1.0, -11);
-    const double weights = (2 * u / (1 - u) + c.Lk * std::ldexp(1.0, -25)) * vmax;
-    return {(weights + atol_for(DType::f32)) * (1 + u) + std::ldexp(1.0, -25), u + rtol_for(DType::f32)};
+    const ops::FlashCoopmatBound b = ops::flash_coopmat_bound(uint32_t(c.Lk), vmax);
+    return {b.atol, b.rtol};
 }
 
 void check_case(const Case& c, const ops::FlashCoopmatConfig& cfg, const Inputs& in, double vmax = 1.0) {
@@ -204,5 +201,58 @@ TEST_CASE("flash_coopmat refuses what it cannot run, and automatic picks it only
     if (info.matmul_f16_path != "coopmat_nv") {
         VKATTN_REQUIRE_CONTAINS(ops::flash_coopmat_refusal(info, dims, DType::f16, ops::flash_coopmat_config(info, 64, false)),
                                 "no usable cooperative matrices on this device");
+    }
+}
+
+TEST_CASE("flash_coopmat checks itself on first use and gives way to the scalar kernels when it disagrees",
+          "[gpu][flash_coopmat][self_check]") {
+    // With the test hook, the automatic choice treats this device as having cooperative matrices and runs the
+    // emulated kernel; each section has its own Context, so the self-check runs afresh on its device.
+    struct Hooks {
+        Hooks() { ops::emulate_coopmat_for_testing(true); }
+        ~Hooks() {
+            ops::emulate_coopmat_for_testing(false);
+            ops::corrupt_self_checks_for_testing(false);
+        }
+    } hooks;
+    const Case c{1, 4, 2, 21, 45, 40, true, 0, false, false, DType::f16};
+    const Inputs in = make_inputs(c);
+    Context ctx;
+    const ops::FlashCoopmatConfig cfg = ops::flash_coopmat_config(ctx.device(), uint32_t(c.D), true);
+    const std::string key = ops::pipeline_key(cfg.kernel(), cfg.specialization(uint32_t(c.D)));
+    auto& verdicts = ops::runtime(ctx).device().self_checks();
+    const Bound bound = coopmat_bound(c, 1.0);
+
+    SECTION("the kernel agrees: automatic runs it, no warning") {
+        const auto got = run_flash(ctx, c, in, {});
+        REQUIRE(verdicts.count(key) == 1);
+        CHECK(verdicts.at(key));
+        CHECK(ctx.warnings().empty());
+        const auto cmp = compare(got, in.ref, bound.atol, bound.rtol);
+        INFO(cmp.describe());
+        CHECK(cmp.ok);
+    }
+    SECTION("a forced mismatch: the scalar kernels run, one warning names the kernel and the error") {
+        ops::corrupt_self_checks_for_testing(true);
+        for (int run = 0; run < 2; ++run) {  // the second run reuses the verdict: no second check, no second warning
+            const auto got = run_flash(ctx, c, in, {});
+            const auto cmp = compare(got, in.ref, atol_for(c.dtype), rtol_for(c.dtype));  // the scalar kernels' bound
+            INFO(cmp.describe());
+            CHECK(cmp.ok);
+        }
+        REQUIRE(verdicts.count(key) == 1);
+        CHECK_FALSE(verdicts.at(key));
+        const auto warnings = ctx.warnings();
+        REQUIRE(warnings.size() == 1);
+        VKATTN_REQUIRE_CONTAINS(warnings[0], key + " failed its self-check against the CPU reference: element 0 is ");
+        VKATTN_REQUIRE_CONTAINS(warnings[0], "; using the scalar kernels on this device");
+        CHECK(warnings[0].find('\n') == std::string::npos);
+    }
+    SECTION("f32 tensors never take it") {
+        const Case c32{1, 2, 2, 9, 9, 16};
+        const Inputs in32 = make_inputs(c32);
+        const auto got = run_flash(ctx, c32, in32, {});
+        CHECK(compare(got, in32.ref, atol_for(c32.dtype), rtol_for(c32.dtype)).ok);
+        CHECK(verdicts.empty());
     }
 }
