@@ -7,36 +7,10 @@
 #include <vkattn/reference.hpp>
 
 #include <algorithm>
-#include <atomic>
-#include <bit>
 #include <cmath>
 #include <string>
 
 namespace vkattn::ops {
-namespace {
-
-std::atomic<bool> emulate_for_testing{false};
-
-// n / 64 for |n| <= 64 as fp16 bits: exact in fp16 and fp32, so the reference sees what the kernel sees.
-uint16_t half_of_64ths(int n) {
-    if (n == 0) return 0;
-    const uint32_t a = uint32_t(std::abs(n));
-    const uint32_t e = uint32_t(std::bit_width(a)) - 1;  // a = 2^e · 1.m
-    return uint16_t((n < 0 ? 0x8000u : 0u) | ((e + 9) << 10) | ((a << (10 - e)) & 0x3ffu));
-}
-
-float half_to_float(uint16_t h) {
-    const uint32_t e = (h >> 10) & 31u, m = h & 0x3ffu;
-    const float v = e == 0 ? std::ldexp(float(m), -24)
-                  : e == 31 ? (m != 0 ? NAN : INFINITY)
-                            : std::ldexp(float(m | 0x400u), int(e) - 25);
-    return (h & 0x8000u) != 0 ? -v : v;
-}
-
-}  // namespace
-
-void emulate_coopmat_for_testing(bool on) { emulate_for_testing = on; }
-
 FlashCoopmatBound flash_coopmat_bound(uint32_t Lk, double vmax) {
     const double u = std::ldexp(1.0, -11), tiny = std::ldexp(1.0, -25);
     const double fp32_budget = 1e-4;  // the scalar kernels' fp32 tolerance (tests/ops/attention_cases.hpp)
@@ -49,21 +23,13 @@ std::string flash_coopmat_self_check(Encoder& enc, const FlashCoopmatConfig& cfg
     const uint32_t Lq = cfg.block_q() + 3, Lk = 2 * cfg.bk + 5;
     const AttentionDims dims{1, 2, 1, Lq, Lk, D};
     const size_t nq = size_t(2) * Lq * D, nk = size_t(Lk) * D;
-    uint32_t state = 0x2545f491u;  // a fixed case: the same numbers on every device
-    const auto next = [&] {
-        state = state * 1664525u + 1013904223u;
-        return int((state >> 16) % 129) - 64;
-    };
-    std::vector<uint16_t> q16(nq + 1), k16(nk + 1), v16(nk + 1);  // + 1: whole 4-byte words
-    std::vector<float> qf(nq), kf(nk), vf(nk);
-    for (size_t i = 0; i < nq; ++i) qf[i] = half_to_float(q16[i] = half_of_64ths(next()));
-    for (size_t i = 0; i < nk; ++i) kf[i] = half_to_float(k16[i] = half_of_64ths(next()));
-    for (size_t i = 0; i < nk; ++i) vf[i] = half_to_float(v16[i] = half_of_64ths(next()));
-    const auto bytes = [](size_t n) { return (n * 2 + 3) / 4 * 4; };
-    vk::Buffer qb(dev, bytes(nq)), kb(dev, bytes(nk)), vb(dev, bytes(nk)), ob(dev, bytes(nq));
-    dev.upload(qb, 0, q16.data(), bytes(nq));
-    dev.upload(kb, 0, k16.data(), bytes(nk));
-    dev.upload(vb, 0, v16.data(), bytes(nk));
+    const CheckValues q = check_values(nq, 0x2545f491u), k = check_values(nk, 0x9e3779b9u),
+                      v = check_values(nk, 0x7f4a7c15u);
+    const auto bytes = [](const CheckValues& c) { return c.f16.size() * 2; };
+    vk::Buffer qb(dev, bytes(q)), kb(dev, bytes(k)), vb(dev, bytes(v)), ob(dev, bytes(q));
+    dev.upload(qb, 0, q.f16.data(), bytes(q));
+    dev.upload(kb, 0, k.f16.data(), bytes(k));
+    dev.upload(vb, 0, v.f16.data(), bytes(v));
 
     const float scale = float(1.0 / std::sqrt(double(D)));
     MaskArgs mask;
@@ -80,24 +46,23 @@ std::string flash_coopmat_self_check(Encoder& enc, const FlashCoopmatConfig& cfg
                      config);
         recorder.submit_and_wait();
     }
-    std::vector<uint16_t> o16(nq + 1);
-    dev.download(ob, 0, o16.data(), bytes(nq));
-    std::vector<float> got(nq);
-    for (size_t i = 0; i < nq; ++i) got[i] = half_to_float(o16[i]);
+    std::vector<uint16_t> o16(q.f16.size());
+    dev.download(ob, 0, o16.data(), bytes(q));
+    std::vector<float> got = halves_to_floats(o16, nq);
     if (self_checks_corrupted_for_testing()) got[0] += 1.0f;
 
     reference::AttentionOptions options;
     options.scale = scale;
     options.causal = true;
     const std::vector<float> ref =
-        reference::attention({1, 2, 1, int(Lq), int(Lk), int(D)}, qf, kf, vf, options);
+        reference::attention({1, 2, 1, int(Lq), int(Lk), int(D)}, q.f32, k.f32, v.f32, options);
     const FlashCoopmatBound bound = flash_coopmat_bound(Lk, 1.0);
     return compare_for_self_check(got, ref, bound.atol, bound.rtol);
 }
 
 std::optional<FlashCoopmatConfig> flash_coopmat_choice(Encoder& enc, const AttentionDims& dims, DType dtype) {
     const DeviceInfo& info = enc.device.info();
-    const bool emulate = emulate_for_testing;
+    const bool emulate = coopmat_emulated_for_testing();
     if (dtype != DType::f16 || (info.matmul_f16_path != "coopmat_nv" && !emulate)) return std::nullopt;
     if (flash_variant(info, dims) == FlashVariant::split) return std::nullopt;  // decode keeps split-KV
     const FlashCoopmatConfig cfg = flash_coopmat_config(info, dims.D, emulate);

@@ -57,16 +57,12 @@ struct FlashCoopmatBound {
 FlashCoopmatBound flash_coopmat_bound(uint32_t Lk, double vmax);
 
 // What record_flash's automatic choice runs for f16 tensors: the kernel's config where the device's
-// matmul_f16_path is "coopmat_nv" (or the test hook below is on), the shape is not split-KV's (short Lq, long Lk),
+// matmul_f16_path is "coopmat_nv" (or emulate_coopmat_for_testing is on, ops/self_check.hpp), the shape is not split-KV's (short Lq, long Lk),
 // the kernel takes it, and the pipeline passed its self-check on this device (ops/self_check.hpp: a causal GQA case
 // of two query blocks and three key tiles at this head dim against vkattn::reference::attention); else nullopt.
 std::optional<FlashCoopmatConfig> flash_coopmat_choice(Encoder& enc, const AttentionDims& dims, DType dtype);
 
 // The self-check of cfg's pipeline for head dim D: "" when the kernel agrees with the reference, else the error.
 std::string flash_coopmat_self_check(Encoder& enc, const FlashCoopmatConfig& cfg, uint32_t D);
-
-// For tests: while on, the automatic choice treats every device as having cooperative matrices and runs the
-// emulated kernel, self-check included.
-void emulate_coopmat_for_testing(bool on);
 
 }  // namespace vkattn::ops

@@ -7,6 +7,7 @@
 
 #include "vulkan/device.hpp"
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -26,6 +27,22 @@ std::string pipeline_key(const std::string& name, const std::vector<uint32_t>& s
 // NaN), else the worst element, its two values and the bound.
 std::string compare_for_self_check(const std::vector<float>& got, const std::vector<float>& ref, double atol,
                                    double rtol);
+
+// A check's inputs: n pseudo-random values n / 64 for integers n in [-64, 64], exact in fp16 and fp32 (so the
+// reference sees what the kernel sees), the same on every device for a seed; f16 holds them as fp16 bits, padded to
+// whole 4-byte words.
+struct CheckValues {
+    std::vector<float> f32;
+    std::vector<uint16_t> f16;
+};
+CheckValues check_values(size_t n, uint32_t seed);
+// The first n fp16 values of h as floats (exactly).
+std::vector<float> halves_to_floats(const std::vector<uint16_t>& h, size_t n);
+
+// For tests: while on, the automatic choices treat every device as having cooperative matrices and run the
+// emulated kernels (flash_coopmat_emu_f16, matmul_coopmat_emu_*), self-checks included.
+void emulate_coopmat_for_testing(bool on);
+bool coopmat_emulated_for_testing();
 
 // For tests: while on, every self-check sees its kernel's result corrupted (its first element moved by 1), so the
 // check fails and the fallback and its warning can be tested.
