@@ -9,6 +9,9 @@
 // (tiles the causal or window rule hides from every row are never loaded):
 //   1. K and V tiles staged in shared memory as fp16, zeros past Lk and D; a NaN in V is staged as 0 and its
 //      column remembered per key (v_nan_sh), so that a key's weight of 0 never turns it into NaN (0 · NaN).
+//      Double buffered where the shared memory allows (NBUF = 2): tile t + 1 is staged into the other buffers
+//      while the subgroups compute S of tile t, which saves a barrier per tile and overlaps the global loads with
+//      the products; with NBUF = 1 it is staged after tile t's P·V.
 //   2. each subgroup: S [LM, BK] = Q_s · K_tileᵀ on LM × LN accumulators fed by LM × LK and LK × LN fragments,
 //      stored to s_sh.
 //   3. row owners (one invocation per row): the masked base-2 scores (unscaled S · scale·log2 e, as flash_tiled's
@@ -48,6 +51,7 @@ layout(constant_id = 4) const uint LK = 16;
 layout(constant_id = 5) const uint NSG = 4;       // subgroups per workgroup, LM query rows each
 layout(constant_id = 6) const uint BK = 32;       // keys per tile, a multiple of LN and LK
 layout(constant_id = 7) const uint SG = 32;       // invocations per subgroup (the device's subgroup size)
+layout(constant_id = 8) const uint NBUF = 2;      // K/V tile buffers: 2 double-buffers, 1 does not
 
 layout(push_constant) uniform Push { FlashParams p; };
 
@@ -65,8 +69,8 @@ const uint CSS = LN + 4;          // cs [NSG][LM][LN + 4] (fp32) inside s_sh: on
 const uint CS_TILE = LM * CSS;    // NSG · CS_TILE <= BQ · SS since LN <= BK
 
 shared float16_t q_sh[BQ * QS];
-shared float16_t k_sh[BK * QS];
-shared float16_t v_sh[BK * QS];
+shared float16_t k_sh[NBUF * BK * QS];  // buffer u at u · BK · QS
+shared float16_t v_sh[NBUF * BK * QS];
 shared float s_sh[BQ * SS];
 shared float16_t p_sh[BQ * PS];
 shared float m_sh[BQ];      // running max of the row's base-2 scores, -inf until a key is visible
@@ -74,9 +78,29 @@ shared float l_sh[BQ];      // running sum of its fp16 weights exp2(s - m)
 shared float alpha_sh[BQ];  // this tile's factor of the row's O so far
 shared uint nan_sh[BQ];     // the row saw a NaN score
 shared uint cols_sh[BQ * NW];   // bit d: the row saw a key with a NaN in V column d
-shared uint v_nan_sh[BK * NW];  // bit d of key jj of the tile: V [j0 + jj, d] is NaN
+shared uint v_nan_sh[NBUF * BK * NW];  // bit d of key jj of buffer u's tile (at u · BK · NW): V [j0 + jj, d] is NaN
 
 const uint CE = LM * LN / SG;  // elements of an LM × LN block per invocation: element e = lane + i·SG, row-major
+
+// Stages the K and V tile of keys [j0, j0 + BK) into buffer u (see step 1 above); u's NaN bits must be clear.
+void stage_tile(uint j0, uint u, uint k_base, uint v_base) {
+    const uint tile = u * BK * QS;
+    for (uint e = gl_LocalInvocationIndex; e < BK * DP; e += WG) {
+        const uint jj = e / DP, d = e % DP;
+        const uint j = j0 + jj;
+        const bool inside = j < p.Lk && d < p.D;
+        k_sh[tile + jj * QS + d] = inside ? k_s[k_base + j * p.k.stride_l + d] : float16_t(0.0);
+        const float16_t vv = inside ? v_s[v_base + j * p.v.stride_l + d] : float16_t(0.0);
+        const bool v_nan = isnan(vv);
+        v_sh[tile + jj * QS + d] = v_nan ? float16_t(0.0) : vv;
+        // Workgroup scope: atomicOr's default (Device) needs vulkanMemoryModelDeviceScope under the memory
+        // model that cooperative matrices bring (see matmul_coopmat.comp); a barrier publishes it.
+        if (v_nan) {
+            atomicOr(v_nan_sh[(u * BK + jj) * NW + d / 32], 1u << (d % 32), gl_ScopeWorkgroup,
+                     gl_StorageSemanticsShared, gl_SemanticsRelaxed);
+        }
+    }
+}
 
 void main() {
     const uint tid = gl_LocalInvocationIndex;
@@ -108,33 +132,23 @@ void main() {
         nan_sh[r] = 0;
         [[unroll]] for (uint w = 0; w < NW; ++w) cols_sh[r * NW + w] = 0;
     }
-    for (uint e = tid; e < BK * NW; e += WG) v_nan_sh[e] = 0;
+    for (uint e = tid; e < NBUF * BK * NW; e += WG) v_nan_sh[e] = 0;
 
     // This lane's elements of O: o[c][e] is row my_rows + (lane + e·SG) / LN, column c·LN + (lane + e·SG) % LN.
     float o[DP / LN][CE];
     [[unroll]] for (uint c = 0; c < DP / LN; ++c)
         [[unroll]] for (uint e = 0; e < CE; ++e) o[c][e] = 0.0;
-    barrier();  // Q, row states and cleared NaN bits written → the tiles read them
+    barrier();  // Q, row states and cleared NaN bits written → the first tile's NaN bits may be set
 
     const uvec2 keys = key_range(row0, min(p.Lq, row0 + BQ) - 1);
+    if (keys.x < keys.y) stage_tile(keys.x, 0, k_base, v_base);  // uniform
+    barrier();  // the first tile staged → S reads it
+    uint u = 0;  // the buffer of the tile being computed
     for (uint j0 = keys.x; j0 < keys.y; j0 += BK) {
-        // 1. K and V tiles, fp16, zeros past Lk and D; V's NaNs as zeros, their columns flagged per key.
-        for (uint e = tid; e < BK * DP; e += WG) {
-            const uint jj = e / DP, d = e % DP;
-            const uint j = j0 + jj;
-            const bool inside = j < p.Lk && d < p.D;
-            k_sh[jj * QS + d] = inside ? k_s[k_base + j * p.k.stride_l + d] : float16_t(0.0);
-            const float16_t vv = inside ? v_s[v_base + j * p.v.stride_l + d] : float16_t(0.0);
-            const bool v_nan = isnan(vv);
-            v_sh[jj * QS + d] = v_nan ? float16_t(0.0) : vv;
-            // Workgroup scope: atomicOr's default (Device) needs vulkanMemoryModelDeviceScope under the memory
-            // model that cooperative matrices bring (see matmul_coopmat.comp); the barrier below publishes it.
-            if (v_nan) {
-                atomicOr(v_nan_sh[jj * NW + d / 32], 1u << (d % 32), gl_ScopeWorkgroup, gl_StorageSemanticsShared,
-                         gl_SemanticsRelaxed);
-            }
-        }
-        barrier();  // tiles and NaN bits staged → S reads them
+        const uint tile = u * BK * QS;
+        // 1. With two buffers, the next tile now, into the other one (its last readers were before the barrier
+        //    that ended the previous tile; its NaN bits were cleared there).
+        if (NBUF == 2 && j0 + BK < keys.y) stage_tile(j0 + BK, 1 - u, k_base, v_base);  // uniform
 
         // 2. S [my rows, BK] = Q · K_tileᵀ; K_tile as B is column-major: B (d, key) = k_sh [key · QS + d].
         [[unroll]] for (uint c = 0; c < BK / LN; ++c) {
@@ -143,7 +157,7 @@ void main() {
             [[unroll]] for (uint e = 0; e < CE; ++e) acc[e] = 0.0;
             for (uint kk = 0; kk < DP; kk += LK) {
                 const uint a = my_rows * QS + kk;        // the "loaded" A fragment: Q rows, columns kk..
-                const uint bb = (c * LN) * QS + kk;      // the B fragment: keys c·LN.., columns kk..
+                const uint bb = tile + (c * LN) * QS + kk;  // the B fragment: keys c·LN.., columns kk..
                 [[unroll]] for (uint e = 0; e < CE; ++e) {
                     const uint r = (lane + e * SG) / LN, cc = (lane + e * SG) % LN;
                     float sum = 0.0;
@@ -161,7 +175,7 @@ void main() {
                 fcoopmatNV<16, gl_ScopeSubgroup, LM, LK> a;
                 fcoopmatNV<16, gl_ScopeSubgroup, LK, LN> bm;
                 coopMatLoadNV(a, q_sh, my_rows * QS + kk, QS, false);
-                coopMatLoadNV(bm, k_sh, (c * LN) * QS + kk, QS, true);
+                coopMatLoadNV(bm, k_sh, tile + (c * LN) * QS + kk, QS, true);
                 acc = coopMatMulAddNV(a, bm, acc);
             }
             coopMatStoreNV(acc, s_sh, my_rows * SS + c * LN, SS, false);
@@ -187,7 +201,7 @@ void main() {
                 mx = max(mx, s);
                 saw_nan = saw_nan || isnan(s);
                 const uint seen = s != NEG_INF ? ~0u : 0u;  // all bits when the key is visible
-                [[unroll]] for (uint w = 0; w < NW; ++w) cols[w] |= seen & v_nan_sh[jj * NW + w];
+                [[unroll]] for (uint w = 0; w < NW; ++w) cols[w] |= seen & v_nan_sh[(u * BK + jj) * NW + w];
             }
             const float base = mx == NEG_INF ? 0.0 : mx;  // nothing visible yet: weights stay exactly 0
             float sum = 0.0;
@@ -205,8 +219,9 @@ void main() {
         }
         barrier();  // weights and alphas written → P·V reads them; s_sh is free for cs
 
-        // NaN bits of this tile were read in step 3: cleared for the next tile (the barrier at the end orders it).
-        for (uint e = tid; e < BK * NW; e += WG) v_nan_sh[e] = 0;
+        // This buffer's NaN bits were read in step 3: cleared for the tile staged into it next (the barrier at the
+        // end of this tile orders that).
+        for (uint e = tid; e < BK * NW; e += WG) v_nan_sh[u * BK * NW + e] = 0;
 
         // 4. O [my rows, :] = alpha · O + P_tile · V_tile, one LN-wide column block at a time through cs.
         const uint cs = sg * CS_TILE;
@@ -216,7 +231,7 @@ void main() {
             [[unroll]] for (uint e = 0; e < CE; ++e) acc[e] = 0.0;
             for (uint kk = 0; kk < BK; kk += LK) {
                 const uint a = my_rows * PS + kk;        // A: P rows, keys kk..
-                const uint bb = kk * QS + c * LN;        // B: V rows kk.., columns c·LN.. (row-major)
+                const uint bb = tile + kk * QS + c * LN;  // B: V rows kk.., columns c·LN.. (row-major)
                 [[unroll]] for (uint e = 0; e < CE; ++e) {
                     const uint r = (lane + e * SG) / LN, cc = (lane + e * SG) % LN;
                     float sum = 0.0;
@@ -234,7 +249,7 @@ void main() {
                 fcoopmatNV<16, gl_ScopeSubgroup, LM, LK> a;
                 fcoopmatNV<16, gl_ScopeSubgroup, LK, LN> bm;
                 coopMatLoadNV(a, p_sh, my_rows * PS + kk, PS, false);
-                coopMatLoadNV(bm, v_sh, kk * QS + c * LN, QS, false);
+                coopMatLoadNV(bm, v_sh, tile + kk * QS + c * LN, QS, false);
                 acc = coopMatMulAddNV(a, bm, acc);
             }
             coopMatStoreNV(acc, s_sh, cs, CSS, false);
@@ -249,7 +264,12 @@ void main() {
             subgroupBarrier();  // reads done → the next block overwrites cs
 #endif
         }
-        barrier();  // tile, weight and cs reads done → the next tile overwrites them
+        if (NBUF == 1 && j0 + BK < keys.y) {  // uniform
+            barrier();  // tile reads done → the next tile overwrites it
+            stage_tile(j0 + BK, 0, k_base, v_base);
+        }
+        barrier();  // the next tile staged; weight and cs reads done → the next tile's S overwrites them
+        u = NBUF - 1 - u;  // 0 ↔ 1 with two buffers, 0 with one
     }
 
     // O / l, NaN where the rule says; rows past Lq and columns past D are not stored.

@@ -80,9 +80,9 @@ uint32_t FlashCoopmatConfig::head_dim(uint32_t D) const {
 
 uint64_t FlashCoopmatConfig::shared_bytes(uint32_t D) const {
     const uint64_t dp = head_dim(D), bq = block_q(), nw = (dp + 31) / 32;
-    const uint64_t q = bq * (dp + 8) * 2, kv = 2 * uint64_t(bk) * (dp + 8) * 2;
+    const uint64_t q = bq * (dp + 8) * 2, kv = uint64_t(nbuf) * 2 * bk * (dp + 8) * 2;
     const uint64_t s = bq * (bk + 4) * 4, p = bq * (bk + 8) * 2;
-    const uint64_t rows = bq * 4 * 4 + bq * nw * 4, v_nan = uint64_t(bk) * nw * 4;
+    const uint64_t rows = bq * 4 * 4 + bq * nw * 4, v_nan = uint64_t(nbuf) * bk * nw * 4;
     return q + kv + s + p + rows + v_nan;
 }
 
@@ -91,7 +91,7 @@ std::string FlashCoopmatConfig::kernel() const {
 }
 
 std::vector<uint32_t> FlashCoopmatConfig::specialization(uint32_t D) const {
-    return {invocations(), head_dim(D), shape[0], shape[1], shape[2], nsg, bk, subgroup};
+    return {invocations(), head_dim(D), shape[0], shape[1], shape[2], nsg, bk, subgroup, nbuf};
 }
 
 FlashCoopmatConfig flash_coopmat_config(const DeviceInfo& d, uint32_t D, bool emulate) {
@@ -102,8 +102,19 @@ FlashCoopmatConfig flash_coopmat_config(const DeviceInfo& d, uint32_t D, bool em
     // Within the device's shared memory (lavapipe 32 KiB, NVIDIA 48): shorter key tiles first, then fewer rows.
     const uint32_t min_bk = std::max(c.shape[1], c.shape[2]);
     const auto fits = [&] { return c.shared_bytes(D) <= d.max_shared_memory; };
-    while (!fits() && c.bk / 2 >= min_bk) c.bk /= 2;
-    while (!fits() && c.nsg > 1) c.nsg /= 2;
+    while (!fits()) {
+        if (c.nbuf == 2) {
+            c.nbuf = 1;
+        } else if (c.bk / 2 >= min_bk) {
+            c.bk /= 2;
+            c.nbuf = 2;
+        } else if (c.nsg > 1) {
+            c.nsg /= 2;
+            c.nbuf = 2;
+        } else {
+            break;  // flash_coopmat_refusal says why
+        }
+    }
     while (c.nsg > 1 && c.invocations() > std::min(d.max_workgroup_invocations, d.max_workgroup_size[0])) c.nsg /= 2;
     return c;
 }
@@ -127,6 +138,7 @@ std::string flash_coopmat_refusal(const DeviceInfo& d, const AttentionDims& dims
                std::to_string(lm * ln);
     }
     if (cfg.bk % ln != 0 || cfg.bk % lk != 0 || cfg.nsg == 0) return "key tiles must be a multiple of LN and LK";
+    if (cfg.nbuf != 1 && cfg.nbuf != 2) return "K/V tiles are single or double buffered";
     if (cfg.invocations() > d.max_workgroup_invocations || cfg.invocations() > d.max_workgroup_size[0]) {
         return "a workgroup of " + std::to_string(cfg.invocations()) + " invocations is over the device's limit";
     }

@@ -24,6 +24,7 @@ struct FlashCoopmatConfig {
     uint32_t nsg = 4;                           // subgroups per workgroup, LM query rows each
     uint32_t bk = 32;                           // keys per tile
     uint32_t subgroup = 32;                     // invocations per subgroup
+    uint32_t nbuf = 2;                          // K/V tile buffers: 2 stages the next tile during this one's S
 
     uint32_t block_q() const { return nsg * shape[0]; }
     uint32_t invocations() const { return nsg * subgroup; }
@@ -31,11 +32,12 @@ struct FlashCoopmatConfig {
     uint32_t head_dim(uint32_t D) const;
     uint64_t shared_bytes(uint32_t D) const;
     std::string kernel() const;                           // "flash_coopmat_f16" or "flash_coopmat_emu_f16"
-    std::vector<uint32_t> specialization(uint32_t D) const;  // the shader's constants 0..7
+    std::vector<uint32_t> specialization(uint32_t D) const;  // the shader's constants 0..8
 };
 
 // The blocking for head dim D on this device: the device's cooperative-matrix shape and subgroup size (32 lanes
-// when emulated: any size works there), 4 subgroups and 32-key tiles, fewer of each until the shared memory fits.
+// when emulated: any size works there), 4 subgroups and 32-key tiles, double-buffered; until the shared memory
+// fits, a single buffer, then 16-key tiles (double-buffered again first), then fewer subgroups.
 FlashCoopmatConfig flash_coopmat_config(const DeviceInfo& device, uint32_t D, bool emulate);
 
 // Whether the kernel takes these tensors with cfg: f16 storage, fp16 arithmetic, a shape of sides 8, 16 or 32,

@@ -108,24 +108,27 @@ TEST_CASE("flash_coopmat matches the CPU reference over odd shapes, masks, GQA a
     INFO(c.name());
     const Inputs in = make_inputs(c);
     for (const auto& cfg : configs(uint32_t(c.D))) {
-        INFO(cfg.kernel() << ": " << cfg.nsg << " subgroups of " << cfg.subgroup << ", " << cfg.bk << "-key tiles");
+        INFO(cfg.kernel() << ": " << cfg.nsg << " subgroups of " << cfg.subgroup << ", " << cfg.bk << "-key tiles, "
+                          << cfg.nbuf << " buffers");
         check_case(c, cfg, in);
     }
 }
 
 TEST_CASE("flash_coopmat takes other fragment shapes and blockings", "[gpu][flash_coopmat]") {
     // NVIDIA also lists 16 × 8 × 16 and 16 × 8 × 8; the emulation checks that the indexing holds for LN != LM,
-    // a taller LM, one or two subgroups and 16-key tiles.
+    // a taller LM, one, two or four subgroups, 16-key tiles, single and double buffers (Lk = 61: 2 to 4 tiles).
     const Case c{1, 4, 2, 37, 61, 24, true, 0, true, false, DType::f16};
     const Inputs in = make_inputs(c);
     ops::FlashCoopmatConfig cfg;
     cfg.emulate = true;
-    const auto [shape, nsg, bk] = GENERATE(table<std::array<uint32_t, 3>, uint32_t, uint32_t>(
-        {{{16, 8, 16}, 2, 16}, {{32, 8, 8}, 1, 32}, {{16, 16, 16}, 4, 16}}));
+    const auto [shape, nsg, bk, nbuf] = GENERATE(table<std::array<uint32_t, 3>, uint32_t, uint32_t, uint32_t>(
+        {{{16, 8, 16}, 2, 16, 2}, {{32, 8, 8}, 1, 32, 1}, {{16, 16, 16}, 4, 16, 1}, {{16, 16, 16}, 2, 16, 2}}));
     cfg.shape = shape;
     cfg.nsg = nsg;
     cfg.bk = bk;
-    INFO(shape[0] << "x" << shape[1] << "x" << shape[2] << ", " << nsg << " subgroups, " << bk << "-key tiles");
+    cfg.nbuf = nbuf;
+    INFO(shape[0] << "x" << shape[1] << "x" << shape[2] << ", " << nsg << " subgroups, " << bk << "-key tiles, "
+                  << nbuf << " buffers");
     REQUIRE(ops::flash_coopmat_refusal(gpu().device(), {1, 4, 2, 37, 61, 24}, DType::f16, cfg).empty());
     check_case(c, cfg, in);
 }
