@@ -62,6 +62,12 @@ public:
     uint64_t peak_device_memory_bytes() const;
     void reset_peak_memory();
 
+    // One-line warnings vkattn recorded about this context's device, oldest first; the library never prints them.
+    // Today: a cooperative-matrix kernel that disagreed with the CPU reference on its first use (a small case run
+    // once per kernel and device), which then gives way to the scalar kernels, e.g.
+    // "flash_coopmat_f16 [...] failed its self-check against the CPU reference: ...; using the scalar kernels".
+    std::vector<std::string> warnings() const;
+
 private:
     friend struct ops::Internal;  // vkattn's own layers reach the engine through src/ops/runtime.hpp
     std::shared_ptr<ops::Runtime> runtime_;

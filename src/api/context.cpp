@@ -19,5 +19,6 @@ const std::vector<KernelTiming>& Context::last_timings() const { return runtime_
 uint64_t Context::device_memory_bytes() const { return runtime_->device().allocated_bytes(); }
 uint64_t Context::peak_device_memory_bytes() const { return runtime_->device().peak_allocated_bytes(); }
 void Context::reset_peak_memory() { runtime_->device().reset_peak(); }
+std::vector<std::string> Context::warnings() const { return runtime_->device().warnings(); }
 
 }  // namespace vkattn

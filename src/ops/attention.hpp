@@ -38,8 +38,10 @@ void record_flash(Encoder& enc, const AttentionDims& dims, const TensorRef& q, c
                   const TensorRef& out, const MaskArgs& mask, float scale);
 
 // The fused kernels: rows (CPU devices: one query row per invocation, no barrier), tiled (GPUs: shared-memory
-// tiles), split (short Lq, long Lk: key slices over many workgroups, then a merge).
-enum class FlashVariant { automatic, rows, tiled, split };
+// tiles), split (short Lq, long Lk: key slices over many workgroups, then a merge), coopmat (f16 on cooperative
+// matrices, ops/flash_coopmat.hpp: automatic only where the device's matmul_f16_path is "coopmat_nv").
+enum class FlashVariant { automatic, rows, tiled, split, coopmat };
+struct FlashCoopmatConfig;
 
 // What automatic picks on this device for these sizes (the tuning table's rule).
 FlashVariant flash_variant(const DeviceInfo& device, const AttentionDims& dims);
@@ -51,6 +53,8 @@ struct FlashConfig {
     // rows only: also write each row's softmax state [B·H, Lq] × (base-2 max, sum) f32 here, for callers that
     // merge key blocks themselves (flash_partial); see shaders/flash_rows.comp.
     const vk::Buffer* row_state = nullptr;
+    // coopmat only: the blocking (e.g. emulate = true); null takes flash_coopmat_config's for the device.
+    const FlashCoopmatConfig* coopmat = nullptr;
 };
 void record_flash(Encoder& enc, const AttentionDims& dims, const TensorRef& q, const TensorRef& k, const TensorRef& v,
                   const TensorRef& out, const MaskArgs& mask, float scale, const FlashConfig& config);

@@ -1,12 +1,14 @@
 // flash: fused attention with no L×L buffer (shaders/flash_rows.comp, flash_tiled.comp, flash_split.comp,
 // flash_merge.comp). Which kernel runs and its tile sizes come from the tuning table (ops/tuning.cpp).
 #include "ops/attention.hpp"
+#include "ops/flash_coopmat.hpp"
 #include "ops/shader_table.hpp"
 #include "ops/tuning.hpp"
 
 #include <vkattn/error.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -79,19 +81,24 @@ uint32_t choose_splits(const Tuning& t, const AttentionDims& d, uint32_t qn) {
     return std::min(splits, std::max(1u, d.Lk / t.flash_split_min_keys));
 }
 
+// flash_rows, flash_tiled, or with coop flash_coopmat: one workgroup per block of query rows of one (b, h).
 void record_rows_or_tiled(Encoder& enc, const Tuning& tune, const FlashTiles& tiles, bool rows,
                           const AttentionDims& d, const TensorRef& q, const TensorRef& k, const TensorRef& v,
                           const TensorRef& o, const MaskArgs& mask, float scale, const vk::Binding& additive,
-                          const vk::Binding& padding, const vk::Buffer* row_state) {
+                          const vk::Binding& padding, const vk::Buffer* row_state,
+                          const FlashCoopmatConfig* coop = nullptr) {
     const DeviceInfo& info = enc.device.info();
     const char* kernel = row_state != nullptr ? "flash_rows_state" : rows ? "flash_rows" : "flash_tiled";
-    const std::string name = kernel_name(kernel, q.dtype);
+    const std::string name = coop != nullptr ? coop->kernel() : kernel_name(kernel, q.dtype);
     const TensorRef* views[] = {&q, &k, &v, &o};
     for (auto [z0, z1] : plan_chunks(enc.device, d.B * d.H, d.H, views, "fused attention")) {
         const Bound b = bind_all(enc, d, q, k, v, o, z0, z1);
         std::vector<uint32_t> spec;
         uint32_t rows_per_wg = 0;
-        if (rows) {
+        if (coop != nullptr) {
+            spec = coop->specialization(d.D);
+            rows_per_wg = coop->block_q();
+        } else if (rows) {
             spec = {tune.flash_rows_wg, padded_dim(d.D), tiles.rows_r, tune.flash_rows_kb, b.aligned ? 1u : 0u};
             rows_per_wg = tune.flash_rows_wg * tiles.rows_r;
         } else {
@@ -205,11 +212,23 @@ void record_flash(Encoder& enc, const AttentionDims& d, const TensorRef& q, cons
     const vk::Binding padding =
         mask.key_padding ? bind_whole(enc.device, *mask.key_padding, "the key-padding mask") : unused;
     FlashVariant variant = config.variant;
+    std::optional<FlashCoopmatConfig> coop;
+    if (variant == FlashVariant::automatic && config.row_state == nullptr) {
+        // Tensor cores for f16 where the device has them, VKATTN_COOPMAT=1 lets the library use them, and the
+        // kernel passed its self-check on this device (ops/flash_coopmat.hpp).
+        coop = flash_coopmat_choice(enc, d, q.dtype);
+        if (coop) variant = FlashVariant::coopmat;
+    }
     if (variant == FlashVariant::automatic) variant = flash_variant(info, d);
     if (config.row_state != nullptr && variant != FlashVariant::rows) {
         throw Error("flash: row states come only from the rows variant");
     }
-    if (variant == FlashVariant::split) {
+    if (variant == FlashVariant::coopmat) {
+        if (!coop) coop = config.coopmat != nullptr ? *config.coopmat : flash_coopmat_config(info, d.D, false);
+        const std::string refusal = flash_coopmat_refusal(info, d, q.dtype, *coop);
+        if (!refusal.empty()) throw Error("flash: " + refusal);
+        record_rows_or_tiled(enc, tune, tiles, false, d, q, k, v, out, mask, scale, additive, padding, nullptr, &*coop);
+    } else if (variant == FlashVariant::split) {
         record_split(enc, tune, tiles, config.splits, d, q, k, v, out, mask, scale, additive, padding);
     } else {
         record_rows_or_tiled(enc, tune, tiles, variant == FlashVariant::rows, d, q, k, v, out, mask, scale, additive,

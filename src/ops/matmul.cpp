@@ -101,10 +101,11 @@ void record_matmul(Encoder& enc, const MatrixRef& x, const MatrixRef& w, bool w_
     if (M == 0 || N == 0) return;
     // Tensor cores where the device has them and the product fits (ops/matmul_coopmat.cpp), unless asked
     // for a particular kernel.
-    if (!ov.kernel && !ov.tuning && ov.max_binding_bytes == 0 &&
-        coopmat_usable(enc.device, x, w, w_transposed, y, ep)) {
-        record_matmul_coopmat(enc, x, w, w_transposed, y, ep, coopmat_config(enc.device.info(), M, N));
-        return;
+    if (!ov.kernel && !ov.tuning && ov.max_binding_bytes == 0) {
+        if (const auto cfg = coopmat_choice(enc, x, w, w_transposed, y, ep)) {  // self-checked (ops/self_check.hpp)
+            record_matmul_coopmat(enc, x, w, w_transposed, y, ep, *cfg);
+            return;
+        }
     }
     const DeviceInfo& info = enc.device.info();
     const Tuning tune = ov.tuning ? *ov.tuning : tuning_for(info);

@@ -2,11 +2,14 @@
 #include "ops/matmul_coopmat.hpp"
 
 #include "matmul_params.h"
+#include "ops/self_check.hpp"
 #include "ops/shader_table.hpp"
 
 #include <vkattn/error.hpp>
+#include <vkattn/reference.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <string>
 
 namespace vkattn::ops {
@@ -30,6 +33,11 @@ uint64_t index_end(const MatrixRef& m) {
 
 std::string kernel_name(bool emulate, bool w_transposed) {
     return std::string("matmul_coopmat") + (emulate ? "_emu" : "") + (w_transposed ? "_nt" : "") + "_f16";
+}
+
+std::vector<uint32_t> specialization(const CoopmatConfig& cfg) {
+    return {cfg.invocations(), cfg.shape[0], cfg.shape[1], cfg.shape[2], cfg.tm, cfg.tn, cfg.sgm, cfg.sgn, cfg.bk,
+            cfg.subgroup};
 }
 
 }  // namespace
@@ -109,9 +117,7 @@ void record_matmul_coopmat(Encoder& enc, const MatrixRef& x, const MatrixRef& w,
     }
     const std::string name = kernel_name(cfg.emulate, w_transposed);
     const vk::Pipeline& pipeline =
-        enc.pipelines.get({name, spirv(name), 4, sizeof(glsl::MatmulParams),
-                           {cfg.invocations(), cfg.shape[0], cfg.shape[1], cfg.shape[2], cfg.tm, cfg.tn, cfg.sgm,
-                            cfg.sgn, cfg.bk, cfg.subgroup}});
+        enc.pipelines.get({name, spirv(name), 4, sizeof(glsl::MatmulParams), specialization(cfg)});
     const auto [bx, x_off] = bind_matrix(enc.device, x);
     const auto [bw, w_off] = bind_matrix(enc.device, w);
     const auto [by, y_off] = bind_matrix(enc.device, y);
@@ -133,6 +139,57 @@ void record_matmul_coopmat(Encoder& enc, const MatrixRef& x, const MatrixRef& w,
     const vk::Binding bindings[] = {bx, bw, bias, by};
     const uint32_t BM = cfg.block_m(), BN = cfg.block_n();
     enc.recorder.dispatch(pipeline, bindings, &p, sizeof(p), {(N + BN - 1) / BN, (M + BM - 1) / BM, 1}, name);
+}
+
+std::string coopmat_self_check(Encoder& enc, const CoopmatConfig& cfg, bool w_transposed) {
+    vk::Device& dev = enc.device;
+    const uint32_t M = cfg.block_m() + 3, K = 2 * cfg.bk + 5, N = cfg.block_n() + 3;
+    // X = a + b · 2^-10 (exact in fp32, 17 significant bits): its fp16 lo parts are not zero.
+    const CheckValues a = check_values(size_t(M) * K, 0x51ed270bu), b = check_values(size_t(M) * K, 0x0bad5eedu);
+    const CheckValues w = check_values(size_t(K) * N, 0x3c6ef372u), bias = check_values(N, 0xa54ff53au);
+    std::vector<float> x(size_t(M) * K), w_ref(size_t(K) * N);
+    for (size_t i = 0; i < x.size(); ++i) x[i] = a.f32[i] + std::ldexp(b.f32[i], -10);
+    // The device's W is [K, N], or [N, K] when transposed: w.f16 in that layout, w_ref [K, N] for the reference.
+    for (uint32_t r = 0; r < (w_transposed ? N : K); ++r)
+        for (uint32_t c = 0; c < (w_transposed ? K : N); ++c) {
+            const float v = w.f32[size_t(r) * (w_transposed ? K : N) + c];
+            w_ref[w_transposed ? size_t(c) * N + r : size_t(r) * N + c] = v;
+        }
+    vk::Buffer xb(dev, x.size() * 4), wb(dev, w.f16.size() * 2), bb(dev, size_t(N) * 4), yb(dev, size_t(M) * N * 4);
+    dev.upload(xb, 0, x.data(), x.size() * 4);
+    dev.upload(wb, 0, w.f16.data(), w.f16.size() * 2);
+    dev.upload(bb, 0, bias.f32.data(), size_t(N) * 4);
+    MatmulEpilogue ep;
+    ep.bias = &bb;
+    {
+        vk::Recorder recorder(dev, false);  // its own submission, inside the caller's recording
+        Encoder check{dev, enc.pipelines, recorder};
+        record_matmul_coopmat(check, matrix(xb, DType::f32, M, K),
+                              matrix(wb, DType::f16, w_transposed ? N : K, w_transposed ? K : N), w_transposed,
+                              matrix(yb, DType::f32, M, N), ep, cfg);
+        recorder.submit_and_wait();
+    }
+    std::vector<float> got(size_t(M) * N);
+    dev.download(yb, 0, got.data(), got.size() * 4);
+    if (self_checks_corrupted_for_testing()) got[0] += 1.0f;
+    const std::vector<float> ref = reference::matmul(int(M), int(K), int(N), x, w_ref, bias.f32);
+    // The bound of tests/ops/test_matmul_coopmat.cpp (derived there): X as fp16 hi + lo, exact products, fp32 sums.
+    return compare_for_self_check(got, ref, 2e-5 * std::sqrt(double(K)) + 1e-5, 1e-5);
+}
+
+std::optional<CoopmatConfig> coopmat_choice(Encoder& enc, const MatrixRef& x, const MatrixRef& w, bool w_transposed,
+                                            const MatrixRef& y, const MatmulEpilogue& ep) {
+    const DeviceInfo& d = enc.device.info();
+    const bool emulate = coopmat_emulated_for_testing();
+    if ((d.matmul_f16_path != "coopmat_nv" && !emulate) || w.dtype != DType::f16 || x.rows < kCoopmatMinRows) {
+        return std::nullopt;
+    }
+    CoopmatConfig cfg = coopmat_config(d, x.rows, y.cols);
+    cfg.emulate = emulate;
+    if (!coopmat_fits(enc.device, x, w, w_transposed, y, ep, cfg)) return std::nullopt;
+    const std::string key = pipeline_key(kernel_name(cfg.emulate, w_transposed), specialization(cfg));
+    if (!self_checked(enc.device, key, [&] { return coopmat_self_check(enc, cfg, w_transposed); })) return std::nullopt;
+    return cfg;
 }
 
 }  // namespace vkattn::ops

@@ -553,6 +553,16 @@ void Device::reset_peak() {
     peak_ = allocated_;
 }
 
+void Device::warn(std::string line) {
+    std::lock_guard lock(mutex_);
+    warnings_.push_back(std::move(line));
+}
+
+std::vector<std::string> Device::warnings() const {
+    std::lock_guard lock(mutex_);
+    return warnings_;
+}
+
 void Device::submit_and_wait(VkCommandBuffer cmd) {
     std::lock_guard lock(mutex_);
     check_messages();  // a message while recording is as much a failure as one while running

@@ -10,6 +10,7 @@
 #include <vulkan/vulkan.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -116,6 +117,14 @@ public:
     // time. Recursive because a recording may upload (token ids) while the run holds it.
     std::recursive_mutex& mutex() const { return mutex_; }
 
+    // The verdicts of the kernels' self-checks on this device (ops/self_check.hpp), by pipeline: true = trusted.
+    // Used under mutex(), which every recording holds.
+    std::map<std::string, bool>& self_checks() { return self_checks_; }
+    // One-line warnings the library recorded about this device (a kernel that failed its self-check); the library
+    // never prints them: Context::warnings() hands them to the caller.
+    void warn(std::string line);
+    std::vector<std::string> warnings() const;
+
 private:
     friend class Buffer;
     uint32_t memory_type(uint32_t allowed, Placement placement) const;
@@ -138,6 +147,8 @@ private:
     mutable std::recursive_mutex mutex_;
     std::vector<Buffer> free_scratch_;                      // ascending size
     std::vector<UniqueDescriptorPool> free_descriptor_pools_;
+    std::map<std::string, bool> self_checks_;
+    std::vector<std::string> warnings_;
 };
 
 }  // namespace vkattn::vk

@@ -7,6 +7,7 @@
 #include "cpu/matmul.hpp"
 #include "ops/matmul.hpp"
 #include "ops/matmul_coopmat.hpp"
+#include "ops/self_check.hpp"
 #include "support.hpp"
 
 #include <vkattn/tensor.hpp>
@@ -248,4 +249,68 @@ TEST_CASE("f32 weights never take the cooperative-matrix matmul", "[gpu][matmul]
     ops::CoopmatConfig cfg;
     cfg.emulate = true;
     CHECK_FALSE(ops::coopmat_fits(ops::runtime(ctx).device(), mx, mw, false, my, {}, cfg));
+}
+
+TEST_CASE("the cooperative-matrix matmul checks itself on first use and gives way when it disagrees",
+          "[gpu][matmul][coopmat][self_check]") {
+    // With the test hook record_matmul treats this device as having cooperative matrices and runs the emulated
+    // kernel after its self-check; each section has its own Context, so the check runs afresh on its device.
+    struct Hooks {
+        Hooks() { ops::emulate_coopmat_for_testing(true); }
+        ~Hooks() {
+            ops::emulate_coopmat_for_testing(false);
+            ops::corrupt_self_checks_for_testing(false);
+        }
+    } hooks;
+    Context ctx;
+    if (!has_fp16(ctx)) {
+        WARN("no shaderFloat16 / 16-bit storage on " << ctx.device().name << ": the coopmat kernel cannot run there");
+        return;
+    }
+    const int M = 20, K = 40, N = 36;
+    auto wv = random_values(size_t(K) * N, 22);
+    for (float& v : wv) v = round_to_dtype(v, DType::f16);
+    const auto xv = random_values(size_t(M) * K, 21);
+    Tensor x(ctx, {M, K}, xv), w(ctx, {K, N}, wv, DType::f16), y(ctx, {M, N});
+    std::vector<float> ref(size_t(M) * N);
+    cpu::matmul(M, K, N, xv.data(), wv.data(), nullptr, ref.data());
+    const auto mx = ops::matrix(ops::buffer(x), DType::f32, M, K);
+    const auto mw = ops::matrix(ops::buffer(w), DType::f16, K, N);
+    const auto my = ops::matrix(ops::buffer(y), DType::f32, M, N);
+    auto& verdicts = ops::runtime(ctx).device().self_checks();
+    const auto run = [&] {
+        ops::runtime(ctx).run([&](ops::Encoder& enc) { ops::record_matmul(enc, mx, mw, false, my); });
+        return y.download();
+    };
+    const auto key_of = [&](const std::string& kernel) {
+        for (const auto& [key, ok] : verdicts) {
+            if (key.rfind(kernel + " ", 0) == 0) return key;
+        }
+        return std::string();
+    };
+
+    SECTION("the kernel agrees: record_matmul runs it, no warning") {
+        const auto cmp = compare(run(), ref, 2e-5 * std::sqrt(double(K)) + 1e-5, 1e-5);
+        INFO(cmp.describe());
+        CHECK(cmp.ok);
+        const std::string key = key_of("matmul_coopmat_emu_f16");
+        REQUIRE_FALSE(key.empty());
+        CHECK(verdicts.at(key));
+        CHECK(ctx.warnings().empty());
+    }
+    SECTION("a forced mismatch: the shader kernels run, one warning names the kernel and the error") {
+        ops::corrupt_self_checks_for_testing(true);
+        for (int i = 0; i < 2; ++i) {  // the verdict is kept: one check, one warning
+            const auto cmp = compare(run(), ref, 1e-4, 1e-4);
+            INFO(cmp.describe());
+            CHECK(cmp.ok);
+        }
+        const std::string key = key_of("matmul_coopmat_emu_f16");
+        REQUIRE_FALSE(key.empty());
+        CHECK_FALSE(verdicts.at(key));
+        const auto warnings = ctx.warnings();
+        REQUIRE(warnings.size() == 1);
+        VKATTN_REQUIRE_CONTAINS(warnings[0], key + " failed its self-check against the CPU reference: element 0 is ");
+        VKATTN_REQUIRE_CONTAINS(warnings[0], "; using the scalar kernels on this device");
+    }
 }
