@@ -15,12 +15,13 @@
 // NaN (flash_common.glsl's rule): a NaN score's weight makes its row's sum NaN for good, and such rows are written
 // NaN. A NaN in V needs care only where some row may not see some key of the block: that row's weight for it is 0,
 // and 0 · NaN would reach the row. So the blocks are walked in two loops: those whose every key every row sees
-// (clear_range: under the causal rule all but the last WG·R / KB + 1; none under key padding or an additive mask) take
-// V as it is, as p · NaN is NaN for any weight of a visible key, an underflowed 0 included; the others zero V's NaNs
-// and keep, per row, a bit per column for the keys the row sees, set to NaN at the end. That tracking in every block
-// made the kernel up to 1.4x slower on lavapipe, which runs both sides of an if under a lane mask: hence a loop of
-// its own, not a branch. One edge differs from the reference: in a clear block, a key whose score is -inf only
-// because Q or K holds an infinity still passes a NaN of its V on (the reference skips any key scored -inf).
+// (clear_range: under the causal rule all but at most the last WG·R / KB + 1; none under key padding or an additive
+// mask) take V as it is, as p · NaN is NaN for any weight of a visible key, an underflowed 0 included; the others
+// zero V's NaNs and keep, per row, a bit per column for the keys the row sees, set to NaN at the end. That tracking
+// in every block made the kernel 1.5x slower in f16 on lavapipe (Mesa 22.3), which runs both sides of an if under a
+// lane mask: hence a loop of its own, not a branch (the price: the block's code twice, twice the compile time).
+// One edge differs from the reference: in a clear block, a key whose score is -inf only because Q or K holds an
+// infinity still passes a NaN of its V on (the reference skips any key scored -inf).
 // Needs subgroup shuffles with KB <= the subgroup size (lavapipe and SwiftShader have them; GPUs run flash_tiled).
 // Built a second time with VKATTN_ROW_STATE=1 (flash_rows_state_*): it also writes each row's softmax state,
 // row_state[z · Lq + i] = (m, l), the base-2 max of the scaled scores and the sum of exp2(s − m) (m NaN for a row
@@ -158,7 +159,7 @@ void main() {
     }
 
     // Blocks n = 0, 1, ... of the keys the rows may see start at key keys.x + n·KB; blocks [n_a, n_b) lie wholly in
-    // the keys every row sees, and skip the NaN tracking (under the causal rule, all but the last WG·R / KB + 1).
+    // the keys every row sees, and skip the NaN tracking.
     const uint i_last = min(p.Lq, row0 + WG * R) - 1;
     const uvec2 keys = key_range(row0, i_last);
     const uvec2 clear = clear_range(row0, i_last);
