@@ -34,8 +34,9 @@ layout(std430, binding = 5) readonly buffer PadBuf { float key_padding[]; };
 
 // NaN rule, the same on every path (and the CPU reference): a NaN score (NaN in q, or in a visible key's K) makes
 // the row NaN; a NaN in a visible key's V makes that column of the row NaN; keys hidden by a rule never contribute,
-// NaN or not. A V row holding a NaN is therefore used with its NaNs as zeros (its weight 0 in rows that cannot see
-// it would turn 0 · NaN into NaN), and its NaN columns are remembered for the rows that see it and set at the end.
+// NaN or not. Where some row may not see a key, a V row holding a NaN is therefore used with its NaNs as zeros (its
+// weight 0 in rows that cannot see it would turn 0 · NaN into NaN), and its NaN columns are remembered for the rows
+// that see it and set at the end (or, per row, a hidden key is left out by a select).
 
 // dst[0 .. DP/4) = the p.D elements of buf starting at element `base` (a row of Q, K or V) as fp32, zeros after.
 #if VKATTN_F16
@@ -117,6 +118,17 @@ uvec2 key_range(uint i_first, uint i_last) {
     int end = int(p.Lk);
     if (p.causal != 0) end = min(end, int(i_last) + int(p.Lk) - int(p.Lq) + 1);
     if (p.window != 0) begin = max(0, int(i_first) + int(p.Lk) - int(p.Lq) - int(p.window) + 1);
+    return uvec2(begin, max(begin, end));
+}
+
+// Keys [x, y) that every query in [i_first, i_last] sees: inside key_range's, empty when key padding or an additive
+// mask may hide any key. A kernel may treat a block of these keys as plain softmax, with no hidden key in it.
+uvec2 clear_range(uint i_first, uint i_last) {
+    int begin = 0;
+    int end = int(p.Lk);
+    if (p.causal != 0) end = min(end, int(i_first) + int(p.Lk) - int(p.Lq) + 1);
+    if (p.window != 0) begin = max(0, int(i_last) + int(p.Lk) - int(p.Lq) - int(p.window) + 1);
+    if (p.has_key_padding != 0 || p.has_additive != 0) end = begin;
     return uvec2(begin, max(begin, end));
 }
 

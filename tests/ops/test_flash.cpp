@@ -16,6 +16,7 @@
 #include <vkattn/tensor.hpp>
 
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <sstream>
@@ -271,6 +272,28 @@ TEST_CASE("V near the fp32 limit gives a finite output on every path", "[gpu][at
     check(out.download(), "three kernels");
 }
 
+// An output of inputs with a planted NaN (batch 1): NaN exactly where `is_nan(h, i, d)` says, zeros in rows with no
+// visible key, and the clean math (the reference) everywhere else.
+void check_planted_nan(const Case& c, const Inputs& in, const std::vector<float>& got,
+                       const std::function<bool(int, int, int)>& is_nan, const char* path) {
+    INFO(path);
+    REQUIRE(c.B == 1);
+    REQUIRE(got.size() == in.ref.size());
+    std::vector<float> got_clean = got, ref_clean = in.ref;
+    for (int h = 0; h < c.H; ++h)
+        for (int i = 0; i < c.Lq; ++i)
+            for (int d = 0; d < c.D; ++d) {
+                const size_t e = (size_t(h) * c.Lq + i) * c.D + size_t(d);
+                INFO("h " << h << " i " << i << " d " << d << ": got " << got[e]);
+                REQUIRE(std::isnan(got[e]) == is_nan(h, i, d));
+                if (is_nan(h, i, d)) got_clean[e] = ref_clean[e] = 0.0f;
+                if (c.Lq > c.Lk && i < c.Lq - c.Lk) REQUIRE(got[e] == 0.0f);  // no visible key: zeros
+            }
+    const auto cmp = compare(got_clean, ref_clean, atol_for(c.dtype), rtol_for(c.dtype));
+    INFO(cmp.describe());
+    CHECK(cmp.ok);
+}
+
 TEST_CASE("NaN at a visible position gives NaN on every path; hidden NaN and masked rows do not",
           "[gpu][attention][flash][nan]") {
     // Causal, Lq = 6 against Lk = 20 (query i sees keys j <= i + 14), key 19 padded; or Lq = 25 against Lk = 20,
@@ -305,21 +328,7 @@ TEST_CASE("NaN at a visible position gives NaN on every path; hidden NaN and mas
     cpu::attention(in.shape, in.mask, in.q.data(), in.k.data(), in.v.data(), 0, in.ref.data());
 
     const auto check = [&](const std::vector<float>& got, const char* path) {
-        INFO(path);
-        REQUIRE(got.size() == in.ref.size());
-        std::vector<float> got_clean = got, ref_clean = in.ref;
-        for (int h = 0; h < c.H; ++h)
-            for (int i = 0; i < c.Lq; ++i)
-                for (int d = 0; d < c.D; ++d) {
-                    const size_t e = (size_t(h) * c.Lq + i) * c.D + size_t(d);
-                    INFO("h " << h << " i " << i << " d " << d << ": got " << got[e]);
-                    REQUIRE(std::isnan(got[e]) == plant.is_nan(h, i, d));
-                    if (plant.is_nan(h, i, d)) got_clean[e] = ref_clean[e] = 0.0f;
-                    if (c.Lq > c.Lk && i < c.Lq - c.Lk) REQUIRE(got[e] == 0.0f);  // no visible key: zeros
-                }
-        const auto cmp = compare(got_clean, ref_clean, 1e-4, 1e-4);  // fp32, as above
-        INFO(cmp.describe());
-        CHECK(cmp.ok);
+        check_planted_nan(c, in, got, plant.is_nan, path);
     };
     check(in.ref, "CPU reference");
     check(run_flash(c, in, {ops::FlashVariant::rows}), "rows");
@@ -333,6 +342,48 @@ TEST_CASE("NaN at a visible position gives NaN on every path; hidden NaN and mas
         attention(ctx, q, k, v, out, {.causal = true, .key_padding_mask = &padding, .impl = impl});
         check(out.download(), impl == AttentionImpl::fused ? "attention(), fused" : "attention(), three kernels");
     }
+}
+
+TEST_CASE("NaN in V reaches the rows that see the key also where every row of a block sees every key",
+          "[gpu][attention][flash][nan]") {
+    // Causal (and windowed) Lq = Lk = 48 with neither padding nor an additive mask: most key blocks of flash_rows are
+    // then seen whole by every row of their workgroup, and there nothing zeroes V's NaNs: plain arithmetic must
+    // carry them to exactly the rows that see the key. One plant points key 5's K away from every q (q > 0,
+    // K = -1000), so its weight is 0 in fp32 (and in the reference's double): key 5 is still visible, and its NaN
+    // must still show (0 · NaN). The three-kernel path is left out: its P · V skips zero probabilities.
+    constexpr float nan = std::numeric_limits<float>::quiet_NaN();
+    struct Plant {
+        const char* what;
+        char tensor;  // 'q', 'k' or 'v'
+        int head, row, d;
+        bool underflow;  // key `row`'s weight underflows to 0
+    };
+    const Plant plant = GENERATE(Plant{"NaN in V of key 5", 'v', 0, 5, 3, false},
+                                 Plant{"NaN in V of key 5, whose weight is 0", 'v', 0, 5, 3, true},
+                                 Plant{"NaN in K of key 9", 'k', 0, 9, 6, false},
+                                 Plant{"NaN in q of (h 1, i 30)", 'q', 1, 30, 0, false});
+    const Case c = GENERATE(Case{1, 2, 1, 48, 48, 8, true}, Case{1, 2, 1, 48, 48, 8, true, 20},
+                            Case{1, 2, 1, 48, 48, 8, true, 0, false, false, DType::f16});
+    INFO(plant.what << ", " << c.name());
+    Inputs in = make_inputs(c);
+    if (plant.underflow) {
+        for (float& x : in.q) x = std::fabs(x) + 0.125f;
+        in.q = round_to(c.dtype, in.q);
+        std::fill_n(in.k.begin() + size_t(plant.row) * c.D, c.D, -1000.0f);
+    }
+    std::vector<float>& t = plant.tensor == 'q' ? in.q : plant.tensor == 'k' ? in.k : in.v;
+    const int len = plant.tensor == 'q' ? c.Lq : c.Lk;
+    t[(size_t(plant.head) * len + plant.row) * c.D + size_t(plant.d)] = nan;
+    cpu::attention(in.shape, in.mask, in.q.data(), in.k.data(), in.v.data(), 0, in.ref.data());
+    const auto is_nan = [&](int h, int i, int d) {
+        if (plant.tensor == 'q') return h == plant.head && i == plant.row;
+        const bool sees = cpu::key_visible(in.shape, in.mask, 0, i, plant.row);
+        return sees && (plant.tensor == 'k' || d == plant.d);
+    };
+    check_planted_nan(c, in, in.ref, is_nan, "CPU reference");
+    check_planted_nan(c, in, run_flash(c, in, {ops::FlashVariant::rows}), is_nan, "rows");
+    check_planted_nan(c, in, run_flash(c, in, {ops::FlashVariant::tiled}), is_nan, "tiled");
+    check_planted_nan(c, in, run_flash(c, in, {ops::FlashVariant::split, 3}), is_nan, "split, 3 slices");
 }
 
 TEST_CASE("every attention kernel folds a grid too long for the device into x and y", "[gpu][attention][grid]") {
