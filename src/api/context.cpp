@@ -1,9 +1,22 @@
 // The public Context is a handle on a shared ops::Runtime (src/ops/runtime.hpp).
 #include "ops/runtime.hpp"
+#include "ops/self_check.hpp"
+
+#include <vkattn/reference.hpp>
 
 namespace vkattn {
 
-Context::Context(const ContextOptions& options) : runtime_(std::make_shared<ops::Runtime>(options)) {}
+namespace {
+
+// The ops layer's self-checks compare with vkattn::reference, which lives in this layer.
+std::shared_ptr<ops::Runtime> make_runtime(const ContextOptions& options) {
+    ops::set_check_reference({&reference::attention, &reference::matmul});
+    return std::make_shared<ops::Runtime>(options);
+}
+
+}  // namespace
+
+Context::Context(const ContextOptions& options) : runtime_(make_runtime(options)) {}
 Context::~Context() = default;
 
 std::vector<DeviceInfo> Context::devices() {

@@ -55,7 +55,7 @@ std::string flash_coopmat_self_check(Encoder& enc, const FlashCoopmatConfig& cfg
     options.scale = scale;
     options.causal = true;
     const std::vector<float> ref =
-        reference::attention({1, 2, 1, int(Lq), int(Lk), int(D)}, q.f32, k.f32, v.f32, options);
+        check_reference().attention({1, 2, 1, int(Lq), int(Lk), int(D)}, q.f32, k.f32, v.f32, options);
     const FlashCoopmatBound bound = flash_coopmat_bound(Lk, 1.0);
     return compare_for_self_check(got, ref, bound.atol, bound.rtol);
 }

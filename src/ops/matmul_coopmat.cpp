@@ -172,7 +172,7 @@ std::string coopmat_self_check(Encoder& enc, const CoopmatConfig& cfg, bool w_tr
     std::vector<float> got(size_t(M) * N);
     dev.download(yb, 0, got.data(), got.size() * 4);
     if (self_checks_corrupted_for_testing()) got[0] += 1.0f;
-    const std::vector<float> ref = reference::matmul(int(M), int(K), int(N), x, w_ref, bias.f32);
+    const std::vector<float> ref = check_reference().matmul(int(M), int(K), int(N), x, w_ref, bias.f32);
     // The bound of tests/ops/test_matmul_coopmat.cpp (derived there): X as fp16 hi + lo, exact products, fp32 sums.
     return compare_for_self_check(got, ref, 2e-5 * std::sqrt(double(K)) + 1e-5, 1e-5);
 }

@@ -33,6 +33,24 @@ float half_to_float(uint16_t h) {
 
 }  // namespace
 
+namespace {
+std::atomic<decltype(&reference::attention)> g_attention{nullptr};
+std::atomic<decltype(&reference::matmul)> g_matmul{nullptr};
+}  // namespace
+
+void set_check_reference(const CheckReference& r) {
+    g_attention = r.attention;
+    g_matmul = r.matmul;
+}
+
+CheckReference check_reference() {
+    const CheckReference r{g_attention.load(), g_matmul.load()};
+    if (r.attention == nullptr || r.matmul == nullptr) {
+        throw Error("internal: the self-checks' CPU reference was not handed over (made without a Context?)");
+    }
+    return r;
+}
+
 void emulate_coopmat_for_testing(bool on) { emulate = on; }
 bool coopmat_emulated_for_testing() { return emulate; }
 

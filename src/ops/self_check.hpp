@@ -7,12 +7,24 @@
 
 #include "vulkan/device.hpp"
 
+#include <vkattn/reference.hpp>
+
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
 namespace vkattn::ops {
+
+// The CPU reference the checks compare with: vkattn::reference's attention and matmul. Their implementation is in
+// the api layer, which ops may not call, so api hands them over (Context's constructor, before it makes the
+// Runtime); check_reference() throws an internal error if nothing was handed over.
+struct CheckReference {
+    decltype(&reference::attention) attention = nullptr;
+    decltype(&reference::matmul) matmul = nullptr;
+};
+void set_check_reference(const CheckReference& reference);
+CheckReference check_reference();
 
 // Whether the pipeline `key` (see pipeline_key) may be used on the device. The first call per key runs `check`, which returns "" when the kernel's result is within its error bound of the reference, else
 // what it saw (one line); a vkattn::Error that `check` throws counts as a failure with its message. Cached per key;
