@@ -61,4 +61,15 @@ bool coopmat_emulated_for_testing();
 void corrupt_self_checks_for_testing(bool on);
 bool self_checks_corrupted_for_testing();
 
+// For tests: the emulation hook on for a scope, and both hooks off at its end whatever happens.
+struct CoopmatTestScope {
+    CoopmatTestScope() { emulate_coopmat_for_testing(true); }
+    ~CoopmatTestScope() {
+        emulate_coopmat_for_testing(false);
+        corrupt_self_checks_for_testing(false);
+    }
+    CoopmatTestScope(const CoopmatTestScope&) = delete;
+    CoopmatTestScope& operator=(const CoopmatTestScope&) = delete;
+};
+
 }  // namespace vkattn::ops

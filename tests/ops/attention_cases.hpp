@@ -4,12 +4,14 @@
 
 #include "cpu/attention.hpp"
 #include "cpu/half.hpp"
+#include "catch.hpp"
 #include "support.hpp"
 
 #include <vkattn/dtype.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <sstream>
 #include <string>
@@ -80,5 +82,66 @@ inline Inputs make_inputs(const Case& c) {
 // (relative 2^-11 ≈ 4.9e-4), so 2e-3 absolute plus 2e-3 relative.
 inline double atol_for(DType t) { return t == DType::f16 ? 2e-3 : 1e-4; }
 inline double rtol_for(DType t) { return t == DType::f16 ? 2e-3 : 1e-4; }
+
+// One NaN planted in q, K or V of a causal case, Lq = 6 against Lk = 20 (query i sees keys j <= i + 14) or Lq = 25
+// (queries 0..4 see no key at all), key 19 padded, 2 query heads on 1 K/V head, D = 8; `is_nan(h, i, d)` says
+// which outputs the math makes NaN (a NaN score: the whole row; a NaN in V: its column, in the rows that see the
+// key); every other output must match the clean math.
+struct NanPlant {
+    const char* what;
+    int Lq;
+    char tensor;  // 'q', 'k' or 'v'
+    int head, row, d;
+    bool (*is_nan)(int h, int i, int d);
+
+    Case with(DType dtype) const { return {1, 2, 1, Lq, 20, 8, true, 0, true, false, dtype}; }
+};
+inline const NanPlant kNanPlants[] = {
+    {"NaN in q of (h 1, i 2)", 6, 'q', 1, 2, 3, [](int h, int i, int) { return h == 1 && i == 2; }},
+    {"NaN in K of key 16", 6, 'k', 0, 16, 0, [](int, int i, int) { return i >= 2; }},
+    {"NaN in V of key 17", 6, 'v', 0, 17, 7, [](int, int i, int d) { return i >= 3 && d == 7; }},
+    {"NaN in K of padded key 19", 6, 'k', 0, 19, 1, [](int, int, int) { return false; }},
+    {"NaN in V of padded key 19", 6, 'v', 0, 19, 2, [](int, int, int) { return false; }},
+    {"NaN in q of fully masked row 2", 25, 'q', 0, 2, 0, [](int, int, int) { return false; }},
+    {"NaN in V of key 0, rows 0..4 masked", 25, 'v', 0, 0, 5, [](int, int i, int d) { return i >= 5 && d == 5; }}};
+
+// An output of inputs with a planted NaN (batch 1): NaN exactly where `is_nan(h, i, d)` says, zeros in rows with no
+// visible key, and the clean math (the reference) everywhere else, within atol + rtol · |ref| (by default the
+// scalar kernels' bounds for c.dtype).
+inline void check_planted_nan(const Case& c, const Inputs& in, const std::vector<float>& got,
+                              const std::function<bool(int, int, int)>& is_nan, const char* path, double atol,
+                              double rtol) {
+    INFO(path);
+    REQUIRE(c.B == 1);
+    REQUIRE(got.size() == in.ref.size());
+    std::vector<float> got_clean = got, ref_clean = in.ref;
+    for (int h = 0; h < c.H; ++h)
+        for (int i = 0; i < c.Lq; ++i)
+            for (int d = 0; d < c.D; ++d) {
+                const size_t e = (size_t(h) * c.Lq + i) * c.D + size_t(d);
+                INFO("h " << h << " i " << i << " d " << d << ": got " << got[e]);
+                REQUIRE(std::isnan(got[e]) == is_nan(h, i, d));
+                if (is_nan(h, i, d)) got_clean[e] = ref_clean[e] = 0.0f;
+                if (c.Lq > c.Lk && i < c.Lq - c.Lk) REQUIRE(got[e] == 0.0f);  // no visible key: zeros
+            }
+    const auto cmp = compare(got_clean, ref_clean, atol, rtol);
+    INFO(cmp.describe());
+    CHECK(cmp.ok);
+}
+inline void check_planted_nan(const Case& c, const Inputs& in, const std::vector<float>& got,
+                              const std::function<bool(int, int, int)>& is_nan, const char* path) {
+    check_planted_nan(c, in, got, is_nan, path, atol_for(c.dtype), rtol_for(c.dtype));
+}
+
+// The inputs of plant.with(dtype) with the NaN planted, and the reference recomputed from them.
+inline Inputs planted_nan_inputs(const NanPlant& plant, DType dtype) {
+    const Case c = plant.with(dtype);
+    Inputs in = make_inputs(c);
+    std::vector<float>& t = plant.tensor == 'q' ? in.q : plant.tensor == 'k' ? in.k : in.v;
+    const int len = plant.tensor == 'q' ? c.Lq : c.Lk;
+    t[(size_t(plant.head) * len + plant.row) * c.D + size_t(plant.d)] = std::numeric_limits<float>::quiet_NaN();
+    cpu::attention(in.shape, in.mask, in.q.data(), in.k.data(), in.v.data(), 0, in.ref.data());
+    return in;
+}
 
 }  // namespace vkattn::test

@@ -272,60 +272,13 @@ TEST_CASE("V near the fp32 limit gives a finite output on every path", "[gpu][at
     check(out.download(), "three kernels");
 }
 
-// An output of inputs with a planted NaN (batch 1): NaN exactly where `is_nan(h, i, d)` says, zeros in rows with no
-// visible key, and the clean math (the reference) everywhere else.
-void check_planted_nan(const Case& c, const Inputs& in, const std::vector<float>& got,
-                       const std::function<bool(int, int, int)>& is_nan, const char* path) {
-    INFO(path);
-    REQUIRE(c.B == 1);
-    REQUIRE(got.size() == in.ref.size());
-    std::vector<float> got_clean = got, ref_clean = in.ref;
-    for (int h = 0; h < c.H; ++h)
-        for (int i = 0; i < c.Lq; ++i)
-            for (int d = 0; d < c.D; ++d) {
-                const size_t e = (size_t(h) * c.Lq + i) * c.D + size_t(d);
-                INFO("h " << h << " i " << i << " d " << d << ": got " << got[e]);
-                REQUIRE(std::isnan(got[e]) == is_nan(h, i, d));
-                if (is_nan(h, i, d)) got_clean[e] = ref_clean[e] = 0.0f;
-                if (c.Lq > c.Lk && i < c.Lq - c.Lk) REQUIRE(got[e] == 0.0f);  // no visible key: zeros
-            }
-    const auto cmp = compare(got_clean, ref_clean, atol_for(c.dtype), rtol_for(c.dtype));
-    INFO(cmp.describe());
-    CHECK(cmp.ok);
-}
-
 TEST_CASE("NaN at a visible position gives NaN on every path; hidden NaN and masked rows do not",
           "[gpu][attention][flash][nan]") {
-    // Causal, Lq = 6 against Lk = 20 (query i sees keys j <= i + 14), key 19 padded; or Lq = 25 against Lk = 20,
-    // where queries 0..4 see no key at all. One NaN is planted per case; `is_nan(h, i, d)` says which outputs the
-    // math makes NaN (a NaN score: the whole row; a NaN in V: its column, in the rows that see the key); every
-    // other output must match the clean math.
-    constexpr float nan = std::numeric_limits<float>::quiet_NaN();
-    struct Plant {
-        const char* what;
-        int Lq;
-        char tensor;  // 'q', 'k' or 'v'
-        int head, row, d;
-        bool (*is_nan)(int h, int i, int d);
-    };
-    const Plant plant = GENERATE(
-        Plant{"NaN in q of (h 1, i 2)", 6, 'q', 1, 2, 3, [](int h, int i, int) { return h == 1 && i == 2; }},
-        Plant{"NaN in K of key 16", 6, 'k', 0, 16, 0, [](int, int i, int) { return i >= 2; }},
-        Plant{"NaN in V of key 17", 6, 'v', 0, 17, 7, [](int, int i, int d) { return i >= 3 && d == 7; }},
-        Plant{"NaN in K of padded key 19", 6, 'k', 0, 19, 1, [](int, int, int) { return false; }},
-        Plant{"NaN in V of padded key 19", 6, 'v', 0, 19, 2, [](int, int, int) { return false; }},
-        Plant{"NaN in q of fully masked row 2", 25, 'q', 0, 2, 0, [](int, int, int) { return false; }},
-        Plant{"NaN in V of key 0, rows 0..4 masked", 25, 'v', 0, 0, 5,
-              [](int, int i, int d) { return i >= 5 && d == 5; }});
+    // One NaN planted per case (kNanPlants, attention_cases.hpp), on every path.
+    const NanPlant plant = GENERATE(from_range(std::begin(kNanPlants), std::end(kNanPlants)));
     INFO(plant.what);
-    const Case c{1, 2, 1, plant.Lq, 20, 8, true, 0, true};
-    Inputs in = make_inputs(c);
-    std::vector<float>& t = plant.tensor == 'q' ? in.q : plant.tensor == 'k' ? in.k : in.v;
-    const int heads = plant.tensor == 'q' ? c.H : c.Hkv, len = plant.tensor == 'q' ? c.Lq : c.Lk;
-    REQUIRE(plant.head < heads);
-    REQUIRE(plant.row < len);
-    t[(size_t(plant.head) * len + plant.row) * c.D + size_t(plant.d)] = nan;
-    cpu::attention(in.shape, in.mask, in.q.data(), in.k.data(), in.v.data(), 0, in.ref.data());
+    const Case c = plant.with(DType::f32);
+    const Inputs in = planted_nan_inputs(plant, c.dtype);
 
     const auto check = [&](const std::vector<float>& got, const char* path) {
         check_planted_nan(c, in, got, plant.is_nan, path);

@@ -144,47 +144,14 @@ TEST_CASE("flash_coopmat: large scores keep the running max, NaN follows the rul
         check_case(c, ops::flash_coopmat_config(gpu().device(), uint32_t(c.D), true), in);
     }
     SECTION("NaN planted in q, K or V") {
-        // As test_flash.cpp's NaN case: causal, Lq = 6 against Lk = 20 (query i sees keys j <= i + 14), key 19
-        // padded; or Lq = 25 against Lk = 20, where queries 0..4 see no key at all.
-        constexpr float nan = std::numeric_limits<float>::quiet_NaN();
-        struct Plant {
-            const char* what;
-            int Lq;
-            char tensor;
-            int head, row, d;
-            bool (*is_nan)(int h, int i, int d);
-        };
-        const Plant plant = GENERATE(
-            Plant{"NaN in q of (h 1, i 2)", 6, 'q', 1, 2, 3, [](int h, int i, int) { return h == 1 && i == 2; }},
-            Plant{"NaN in K of key 16", 6, 'k', 0, 16, 0, [](int, int i, int) { return i >= 2; }},
-            Plant{"NaN in V of key 17", 6, 'v', 0, 17, 7, [](int, int i, int d) { return i >= 3 && d == 7; }},
-            Plant{"NaN in K of padded key 19", 6, 'k', 0, 19, 1, [](int, int, int) { return false; }},
-            Plant{"NaN in V of padded key 19", 6, 'v', 0, 19, 2, [](int, int, int) { return false; }},
-            Plant{"NaN in q of fully masked row 2", 25, 'q', 0, 2, 0, [](int, int, int) { return false; }},
-            Plant{"NaN in V of key 0, rows 0..4 masked", 25, 'v', 0, 0, 5,
-                  [](int, int i, int d) { return i >= 5 && d == 5; }});
+        // The NaN cases of the scalar paths (kNanPlants, attention_cases.hpp), in f16.
+        const NanPlant plant = GENERATE(from_range(std::begin(kNanPlants), std::end(kNanPlants)));
         INFO(plant.what);
-        const Case c{1, 2, 1, plant.Lq, 20, 8, true, 0, true, false, DType::f16};
-        Inputs in = make_inputs(c);
-        std::vector<float>& t = plant.tensor == 'q' ? in.q : plant.tensor == 'k' ? in.k : in.v;
-        const int len = plant.tensor == 'q' ? c.Lq : c.Lk;
-        t[(size_t(plant.head) * len + plant.row) * c.D + size_t(plant.d)] = nan;
-        cpu::attention(in.shape, in.mask, in.q.data(), in.k.data(), in.v.data(), 0, in.ref.data());
+        const Case c = plant.with(DType::f16);
+        const Inputs in = planted_nan_inputs(plant, c.dtype);
         const std::vector<float> got = run_coopmat(c, in, ops::flash_coopmat_config(gpu().device(), 8, true));
-        std::vector<float> got_clean = got, ref_clean = in.ref;
-        for (int h = 0; h < c.H; ++h)
-            for (int i = 0; i < c.Lq; ++i)
-                for (int d = 0; d < c.D; ++d) {
-                    const size_t e = (size_t(h) * c.Lq + i) * c.D + size_t(d);
-                    INFO("h " << h << " i " << i << " d " << d << ": got " << got[e]);
-                    REQUIRE(std::isnan(got[e]) == plant.is_nan(h, i, d));
-                    if (plant.is_nan(h, i, d)) got_clean[e] = ref_clean[e] = 0.0f;
-                    if (c.Lq > c.Lk && i < c.Lq - c.Lk) REQUIRE(got[e] == 0.0f);
-                }
         const Bound bound = coopmat_bound(c, 1.0);
-        const auto cmp = compare(got_clean, ref_clean, bound.atol, bound.rtol);
-        INFO(cmp.describe());
-        CHECK(cmp.ok);
+        check_planted_nan(c, in, got, plant.is_nan, "flash_coopmat", bound.atol, bound.rtol);
     }
 }
 
@@ -211,13 +178,7 @@ TEST_CASE("flash_coopmat checks itself on first use and gives way to the scalar 
           "[gpu][flash_coopmat][self_check]") {
     // With the test hook, the automatic choice treats this device as having cooperative matrices and runs the
     // emulated kernel; each section has its own Context, so the self-check runs afresh on its device.
-    struct Hooks {
-        Hooks() { ops::emulate_coopmat_for_testing(true); }
-        ~Hooks() {
-            ops::emulate_coopmat_for_testing(false);
-            ops::corrupt_self_checks_for_testing(false);
-        }
-    } hooks;
+    const ops::CoopmatTestScope hooks;
     const Case c{1, 4, 2, 21, 45, 40, true, 0, false, false, DType::f16};
     const Inputs in = make_inputs(c);
     Context ctx;

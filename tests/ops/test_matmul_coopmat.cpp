@@ -255,13 +255,7 @@ TEST_CASE("the cooperative-matrix matmul checks itself on first use and gives wa
           "[gpu][matmul][coopmat][self_check]") {
     // With the test hook record_matmul treats this device as having cooperative matrices and runs the emulated
     // kernel after its self-check; each section has its own Context, so the check runs afresh on its device.
-    struct Hooks {
-        Hooks() { ops::emulate_coopmat_for_testing(true); }
-        ~Hooks() {
-            ops::emulate_coopmat_for_testing(false);
-            ops::corrupt_self_checks_for_testing(false);
-        }
-    } hooks;
+    const ops::CoopmatTestScope hooks;
     Context ctx;
     if (!has_fp16(ctx)) {
         WARN("no shaderFloat16 / 16-bit storage on " << ctx.device().name << ": the coopmat kernel cannot run there");
