@@ -83,6 +83,22 @@ inline Inputs make_inputs(const Case& c) {
 inline double atol_for(DType t) { return t == DType::f16 ? 2e-3 : 1e-4; }
 inline double rtol_for(DType t) { return t == DType::f16 ? 2e-3 : 1e-4; }
 
+// Rows the reference leaves with no visible key must be exactly zero, and nothing may be NaN or inf.
+inline void check_masked_rows(const Case& c, const Inputs& in, const std::vector<float>& got) {
+    for (float x : got) REQUIRE(std::isfinite(x));
+    for (int b = 0; b < c.B; ++b)
+        for (int i = 0; i < c.Lq; ++i) {
+            bool any = false;
+            for (int j = 0; j < c.Lk && !any; ++j) {
+                const bool hidden = c.additive && std::isinf(in.additive[size_t(i) * c.Lk + j]);
+                any = cpu::key_visible(in.shape, in.mask, b, i, j) && !hidden;
+            }
+            if (any) continue;
+            for (int h = 0; h < c.H; ++h)
+                for (int d = 0; d < c.D; ++d) REQUIRE(got[((size_t(b) * c.H + h) * c.Lq + i) * c.D + d] == 0.0f);
+        }
+}
+
 // One NaN planted in q, K or V of a causal case, Lq = 6 against Lk = 20 (query i sees keys j <= i + 14) or Lq = 25
 // (queries 0..4 see no key at all), key 19 padded, 2 query heads on 1 K/V head, D = 8; `is_nan(h, i, d)` says
 // which outputs the math makes NaN (a NaN score: the whole row; a NaN in V: its column, in the rows that see the

@@ -38,22 +38,6 @@ const char* variant_name(ops::FlashVariant v) {
     }
 }
 
-// Rows the reference leaves with no visible key must be exactly zero, and nothing may be NaN or inf.
-void check_masked_rows(const Case& c, const Inputs& in, const std::vector<float>& got) {
-    for (float x : got) REQUIRE(std::isfinite(x));
-    for (int b = 0; b < c.B; ++b)
-        for (int i = 0; i < c.Lq; ++i) {
-            bool any = false;
-            for (int j = 0; j < c.Lk && !any; ++j) {
-                const bool hidden = c.additive && std::isinf(in.additive[size_t(i) * c.Lk + j]);
-                any = cpu::key_visible(in.shape, in.mask, b, i, j) && !hidden;
-            }
-            if (any) continue;
-            for (int h = 0; h < c.H; ++h)
-                for (int d = 0; d < c.D; ++d) REQUIRE(got[((size_t(b) * c.H + h) * c.Lq + i) * c.D + d] == 0.0f);
-        }
-}
-
 // A case's inputs on the device: Q, K, V contiguous, and the masks.
 struct DeviceInputs {
     Tensor q, k, v;
