@@ -45,7 +45,9 @@ if grep -i -E "missing components|warning|error|not found|could not" "$tmp/consu
 fi
 cmake --build "$tmp/consumer" >/dev/null
 "$tmp/consumer/consumer"
-ldd "$tmp/consumer/consumer" | grep -q "$prefix/lib/libvkattn.so" || { echo "consumer does not load $prefix/lib" >&2; exit 1; }
+# ldd's output in a file first: under pipefail, `ldd | grep -q` fails whenever grep stops reading before ldd ends.
+ldd "$tmp/consumer/consumer" > "$tmp/ldd.txt"
+grep -q "$prefix/lib/libvkattn.so" "$tmp/ldd.txt" || { echo "consumer does not load $prefix/lib" >&2; exit 1; }
 
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 # shellcheck disable=SC2046  # pkg-config's flags are meant to split

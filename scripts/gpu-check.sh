@@ -82,7 +82,7 @@ if ! "$bin/vkattn" bench --help >/dev/null 2>&1; then
     log "== benches: skipped: '$bin/vkattn bench --help' fails in this build (no bench subcommand)"
     summary+=("benches: skipped (no vkattn bench)")
 else
-    has() { "$bin/vkattn" bench "$1" --help 2>/dev/null | grep -q -- "$2"; }
+    has() { grep -q -- "$2" <<< "$("$bin/vkattn" bench "$1" --help 2>/dev/null)"; }  # no early close under pipefail
     mm=("$bin/vkattn" bench matmul --m 4096 --n 4096 --k 4096 --json)
     step "bench matmul 4096^3 f16" 60 "$OUT/bench-matmul.json" "${mm[@]}" --dtype f16
     VKATTN_COOPMAT=1 step "bench matmul 4096^3 f16, VKATTN_COOPMAT=1" 60 "$OUT/bench-matmul.json" "${mm[@]}" --dtype f16
