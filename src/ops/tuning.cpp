@@ -71,7 +71,7 @@ Tuning tuning_for(const DeviceInfo& d) {
         // llvmpipe runs workgroups on LP_NUM_THREADS threads, by default one per CPU.
         // W [N, K] there: each lane walks its own rows of W in order, which CPU prefetchers follow, where [K, N]
         // reads a strip of every row with a stride of N. Mesa 22.3, 2 threads, f32, M = 1: [12288, 3072] (151
-        // MB, beyond the caches) at 4.1-5.4 GB/s against 1.8-2.4 for [K, N]; M = 128, [768, 3072]: 56-68 ms
+        // MB, beyond the caches) at 4.1-5.4 GB/s against 1.8-2.4 for [K, N]; M = 128, [768, 3072]: 56-75 ms
         // against 184-241 (same runs, interleaved; vkattn bench matmul --layout nk|kn).
         t.weights_nk = true;
         t.simd_w64 = d.shader_int64;
