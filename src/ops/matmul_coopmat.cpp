@@ -93,14 +93,6 @@ bool coopmat_fits(const vk::Device& device, const MatrixRef& x, const MatrixRef&
     return true;
 }
 
-bool coopmat_usable(const vk::Device& device, const MatrixRef& x, const MatrixRef& w, bool w_transposed,
-                    const MatrixRef& y, const MatmulEpilogue& ep) {
-    if (device.info().matmul_f16_path != "coopmat_nv" || w.dtype != DType::f16 || x.rows < kCoopmatMinRows) {
-        return false;
-    }
-    return coopmat_fits(device, x, w, w_transposed, y, ep, coopmat_config(device.info(), x.rows, y.cols));
-}
-
 void record_matmul_coopmat(Encoder& enc, const MatrixRef& x, const MatrixRef& w, bool w_transposed,
                            const MatrixRef& y, const MatmulEpilogue& ep, const CoopmatConfig& cfg) {
     const uint32_t M = x.rows, K = x.cols, N = y.cols;

@@ -35,16 +35,13 @@ inline constexpr uint32_t kCoopmatMinRows = 8;
 CoopmatConfig coopmat_config(const DeviceInfo& device, uint32_t M, uint32_t N);
 
 // Whether the product can run on cooperative matrices with cfg: f16 weights, f32 x and y, each operand in one
-// binding (no split over K or N), the grid and the workgroup within the device's limits. Hardware cooperative
-// matrices (coopmat_usable; record_matmul asks coopmat_choice, below) also need the device's matmul_f16_path to be "coopmat_nv"
-// and at least kCoopmatMinRows rows.
+// binding (no split over K or N), the grid and the workgroup within the device's limits.
 bool coopmat_fits(const vk::Device& device, const MatrixRef& x, const MatrixRef& w, bool w_transposed,
                   const MatrixRef& y, const MatmulEpilogue& ep, const CoopmatConfig& cfg);
-bool coopmat_usable(const vk::Device& device, const MatrixRef& x, const MatrixRef& w, bool w_transposed,
-                    const MatrixRef& y, const MatmulEpilogue& ep);
 
-// What record_matmul runs for this product: the device's config where coopmat_usable holds (or
-// emulate_coopmat_for_testing is on, ops/self_check.hpp, which runs the emulated kernel) and the pipeline passed its
+// What record_matmul runs for this product: the device's config where the device's matmul_f16_path is
+// "coopmat_nv" (or emulate_coopmat_for_testing is on, ops/self_check.hpp, which runs the emulated kernel), W is
+// f16, X has at least kCoopmatMinRows rows, coopmat_fits holds, and the pipeline passed its
 // self-check on this device (a [BM + 3, 2·BK + 5] · W + bias product against vkattn::reference::matmul);
 // else nullopt, and record_matmul's other kernels run.
 std::optional<CoopmatConfig> coopmat_choice(Encoder& enc, const MatrixRef& x, const MatrixRef& w, bool w_transposed,

@@ -245,7 +245,10 @@ TEST_CASE("f32 weights never take the cooperative-matrix matmul", "[gpu][matmul]
     const auto mx = ops::matrix(ops::buffer(x), DType::f32, 64, 64);
     const auto mw = ops::matrix(ops::buffer(w), DType::f32, 64, 64);
     const auto my = ops::matrix(ops::buffer(y), DType::f32, 64, 64);
-    CHECK_FALSE(ops::coopmat_usable(ops::runtime(ctx).device(), mx, mw, false, my, {}));
+    {
+        const ops::CoopmatTestScope hooks;  // even where the device is taken to have cooperative matrices
+        ops::runtime(ctx).run([&](ops::Encoder& enc) { CHECK_FALSE(ops::coopmat_choice(enc, mx, mw, false, my, {})); });
+    }
     ops::CoopmatConfig cfg;
     cfg.emulate = true;
     CHECK_FALSE(ops::coopmat_fits(ops::runtime(ctx).device(), mx, mw, false, my, {}, cfg));
