@@ -31,11 +31,9 @@ float half_to_float(uint16_t h) {
     return (h & 0x8000u) != 0 ? -v : v;
 }
 
-}  // namespace
-
-namespace {
 std::atomic<decltype(&reference::attention)> g_attention{nullptr};
 std::atomic<decltype(&reference::matmul)> g_matmul{nullptr};
+
 }  // namespace
 
 void set_check_reference(const CheckReference& r) {

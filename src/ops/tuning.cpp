@@ -12,6 +12,18 @@
 namespace vkattn::ops {
 namespace {
 std::atomic<uint32_t> grid_limit_for_testing{0};
+
+// The threads llvmpipe runs workgroups on: LP_NUM_THREADS, by default one per CPU. Read once: tuning_for runs
+// for every matmul recorded.
+uint32_t lavapipe_threads() {
+    static const uint32_t threads = [] {
+        if (const char* env = std::getenv("LP_NUM_THREADS"); env != nullptr && std::atoi(env) > 0) {
+            return uint32_t(std::atoi(env));
+        }
+        return std::max(1u, std::thread::hardware_concurrency());
+    }();
+    return threads;
+}
 }
 
 void set_grid_limit_for_testing(uint32_t max_x) { grid_limit_for_testing = max_x; }
@@ -68,17 +80,13 @@ Tuning tuning_for(const DeviceInfo& d) {
         // prefetchers streaming. Mesa 22.3, 2 threads, f32 [768, 3072] at M = 1: 4 column groups per lane
         // (BN = 128) ran 3.0-5.0 ms, 24 (4 workgroups of 768 columns) 1.6-2.2 ms. Widening past 32 costs
         // compile time (~3.7 s at 32) for little.
-        // llvmpipe runs workgroups on LP_NUM_THREADS threads, by default one per CPU.
+        t.cpu_threads = lavapipe_threads();
         // W [N, K] there: each lane walks its own rows of W in order, which CPU prefetchers follow, where [K, N]
         // reads a strip of every row with a stride of N. Mesa 22.3, 2 threads, f32, M = 1: [12288, 3072] (151
         // MB, beyond the caches) at 4.1-5.4 GB/s against 1.8-2.4 for [K, N]; M = 128, [768, 3072]: 56-75 ms
         // against 184-241 (same runs, interleaved; vkattn bench matmul --layout nk|kn).
         t.weights_nk = true;
         t.simd_w64 = d.shader_int64;
-        t.cpu_threads = std::max(1u, std::thread::hardware_concurrency());
-        if (const char* env = std::getenv("LP_NUM_THREADS"); env != nullptr && std::atoi(env) > 0) {
-            t.cpu_threads = uint32_t(std::atoi(env));
-        }
     }
     // Fused attention. On lavapipe a 16-byte load costs about what 8 FMAs do and a barrier far more, so
     // flash_rows shares each loaded key across a subgroup by shuffles (measured, Mesa 22.3, 2 threads, H = 12,
