@@ -27,8 +27,6 @@ struct KernelTotal {
     long calls = 0;
 };
 
-int argmax(const std::vector<float>& v) { return int(std::max_element(v.begin(), v.end()) - v.begin()); }
-
 int run(const Options& o) {
     o.model.check_flags(true);
     const model::ModelInfo c = model::inspect_model(o.model.model);
@@ -48,9 +46,11 @@ int run(const Options& o) {
     Context& ctx = *lm->context();
     std::fprintf(stderr, "loaded in %s: %s\n", duration_str(loaded.load_ms / 1e3).c_str(), lm->description().c_str());
 
+    // Greedy decoding as generate() runs it: the device picks the token and only its id and logit come back.
+    const model::LogitRequest greedy{1, {}};
     // Warm-up: the first use of each kernel creates its pipeline, which is not what is being measured.
-    lm->forward(std::span<const int>(prompt).first(size_t(std::min(N, 8))), false);
-    lm->forward(std::span<const int>(prompt).first(1), false);
+    lm->forward_select(std::span<const int>(prompt).first(size_t(std::min(N, 8))), greedy);
+    lm->forward_select(std::span<const int>(prompt).first(1), greedy);
     lm->reset();
 
     std::map<std::string, KernelTotal> kernels;
@@ -64,7 +64,7 @@ int run(const Options& o) {
         return total;
     };
     auto t0 = std::chrono::steady_clock::now();
-    std::vector<float> logits = lm->forward(prompt, false);
+    int next = lm->forward_select(prompt, greedy).ids.at(0);
     const double prefill_ms = ms_since(t0);
     const double prefill_gpu_ms = collect();
 
@@ -72,9 +72,8 @@ int run(const Options& o) {
     double decode_gpu_ms = 0;
     Progress progress("bench gpt: decode steps", M, 2.0);
     for (int i = 0; i < M; ++i) {
-        const int next = argmax(logits);
         t0 = std::chrono::steady_clock::now();
-        logits = lm->forward(std::span<const int>(&next, 1), false);
+        next = lm->forward_select(std::span<const int>(&next, 1), greedy).ids.at(0);
         step_ms.push_back(ms_since(t0));
         decode_gpu_ms += collect();
         progress.update(i + 1);

@@ -24,6 +24,12 @@ struct LayerNormParams {
     float eps;
 };
 
+// top_k.comp: the k largest of x [V] (from element x_offset) outside skip [n_skip], and x at each skipped id
+struct TopKParams {
+    uint V, k, n_skip;
+    uint x_offset;
+};
+
 #ifdef __cplusplus
 }  // namespace vkattn::ops::glsl
 #endif

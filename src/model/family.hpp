@@ -63,7 +63,7 @@ struct ModelAccess {
 };
 
 // A family's GPU forward (Gpt2Gpu, LlamaGpu: a constructor from (Context&, weights, options), forward,
-// forward_shard, reset, position, weight_bytes) as a LanguageModel, holding the Context open_model made when the caller gave none.
+// forward_select, forward_shard, reset, position, weight_bytes) as a LanguageModel, holding the Context open_model made when the caller gave none.
 template <typename Gpu>
 class GpuModel final : public LanguageModel {
 public:
@@ -73,6 +73,9 @@ public:
 
     std::vector<float> forward(std::span<const int> tokens, bool all_logits) override {
         return gpu_.forward(tokens, all_logits);
+    }
+    LogitSelection forward_select(std::span<const int> tokens, const LogitRequest& request) override {
+        return gpu_.forward_select(tokens, request);
     }
     ForwardAttention forward_with_attention(std::span<const int> tokens, std::span<const int> layers,
                                             bool all_logits) override {

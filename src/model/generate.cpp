@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 
 namespace vkattn::model {
 namespace {
@@ -109,17 +110,28 @@ GenerateResult generate(LanguageModel& model, std::span<const int> prompt, const
     GenerateResult r;
     r.prompt_tokens = int(prompt.size());
     TextStream text(options.stop, r);
+    // A step's forward and the sampler's choice: the device selects the candidates the sampler needs when it
+    // needs few (greedy, top-k), so the logits stay on it; otherwise the whole row comes back.
+    const int V = model.vocab_size();
+    auto forward_and_sample = [&](std::span<const int> tokens) {
+        if (const std::optional<LogitRequest> request = sampler.request(V)) {
+            return sampler.sample(model.forward_select(tokens, *request), *request);
+        }
+        return sampler.sample(model.forward(tokens, false));
+    };
+
     auto t0 = std::chrono::steady_clock::now();
-    std::vector<float> logits = model.forward(prompt, false);
+    if (options.max_tokens == 0) {
+        model.forward(prompt, false);  // the prompt still enters the cache
+        r.prefill_ms = ms_since(t0);
+        r.reason = StopReason::max_tokens;
+        return r;
+    }
+    int next = forward_and_sample(prompt);
     r.prefill_ms = ms_since(t0);
 
     t0 = std::chrono::steady_clock::now();
     while (true) {
-        if (int(r.tokens.size()) == options.max_tokens) {
-            r.reason = StopReason::max_tokens;
-            break;
-        }
-        const int next = sampler.sample(logits);
         if (options.stop_at_eos && std::find(eos.begin(), eos.end(), next) != eos.end()) {
             r.reason = StopReason::eos;
             break;
@@ -140,7 +152,7 @@ GenerateResult generate(LanguageModel& model, std::span<const int> prompt, const
             r.reason = StopReason::context_full;
             break;
         }
-        logits = model.forward(std::span<const int>(&next, 1), false);
+        next = forward_and_sample(std::span<const int>(&next, 1));
         ++r.decode_steps;
     }
     r.decode_ms = ms_since(t0);

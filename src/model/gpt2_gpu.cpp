@@ -15,6 +15,7 @@
 #include "ops/matmul.hpp"
 #include "model/attention_capture.hpp"
 #include "model/family.hpp"
+#include "model/logit_select.hpp"
 #include "model/gpt2_internal.hpp"
 #include "model/gpt2_schema.hpp"
 #include "model/shard.hpp"
@@ -49,6 +50,7 @@ struct Gpt2Gpu::Impl {
     uint32_t logits_rows = 0;
     vk::Buffer rows, x, h, attn, mlp;
     vk::ReadbackBuffer logits;
+    std::optional<DeviceSelection> selection;  // forward_select's kernel state, made on first use
 
     Impl(Context& c, const Gpt2Weights& w, const Gpt2GpuOptions& o)
         : runtime(ops::shared_runtime(c)), device(runtime->device()), cfg(w.config), options(o), wdt(o.weights),
@@ -138,7 +140,7 @@ struct Gpt2Gpu::Impl {
     }
 
     // logits rows [0, n) = ln_f(x rows [first, first + n)) · wteᵀ, in chunks that fit one binding.
-    void record_head(ops::Encoder& enc, uint32_t first, uint32_t n) {
+    void record_head(ops::Encoder& enc, uint32_t first, uint32_t n, bool read_back = true) {
         const uint32_t C = uint32_t(cfg.n_embd), V = uint32_t(cfg.vocab_size);
         const uint64_t max_range = device.info().max_storage_buffer_range;
         const uint32_t chunk = uint32_t(std::max<uint64_t>(1, (max_range - 256) / (uint64_t(V) * 4)));
@@ -150,7 +152,7 @@ struct Gpt2Gpu::Impl {
             ops::record_matmul(enc, matrix(h, DType::f32, rc, C, uint64_t(r0) * C), matrix(params.wte, wdt, V, C), true,
                                matrix(logits.buffer(), DType::f32, rc, V, uint64_t(r0) * V));
         }
-        logits.record_copy(enc.recorder, uint64_t(n) * V * 4);
+        if (read_back) logits.record_copy(enc.recorder, uint64_t(n) * V * 4);
     }
 };
 
@@ -226,9 +228,24 @@ std::vector<float> Gpt2Gpu::forward(std::span<const int> tokens, bool all_logits
 
 std::vector<float> Gpt2Gpu::forward(std::span<const int> tokens, bool all_logits, std::span<const int> layers,
                                     std::vector<LayerAttention>* attention) {
+    return step(tokens, all_logits, layers, attention, nullptr, nullptr);
+}
+
+LogitSelection Gpt2Gpu::forward_select(std::span<const int> tokens, const LogitRequest& request) {
+    LogitSelection selection;
+    step(tokens, false, {}, nullptr, &request, &selection);
+    return selection;
+}
+
+std::vector<float> Gpt2Gpu::step(std::span<const int> tokens, bool all_logits, std::span<const int> layers,
+                                 std::vector<LayerAttention>* attention, const LogitRequest* request, LogitSelection* selection) {
     Impl& m = *impl_;
     const Gpt2Config& cfg = m.cfg;
     check_capture_layers(layers, cfg.n_layer);
+    if (request) {
+        check_request(*request, cfg.vocab_size);
+        if (tokens.empty()) throw Error("forward_select needs at least one token");
+    }
     const uint32_t T = uint32_t(tokens.size());
     if (T == 0) return {};
     check_tokens(tokens, cfg.vocab_size);
@@ -239,6 +256,8 @@ std::vector<float> Gpt2Gpu::forward(std::span<const int> tokens, bool all_logits
     const uint32_t H = uint32_t(cfg.n_head), V = uint32_t(cfg.vocab_size);
     const uint32_t pos = uint32_t(m.pos);
     const uint32_t n_logits = all_logits ? T : 1;
+    // The selection runs on the device unless the vocabulary is longer than its kernel takes.
+    const bool on_device = request && V <= ops::kTopKMaxVocab;
     m.ensure_capacity(T, n_logits);
 
     const uint32_t Lk = pos + T;
@@ -254,12 +273,24 @@ std::vector<float> Gpt2Gpu::forward(std::span<const int> tokens, bool all_logits
             m.record_attention(enc, p, l);
             m.record_post_attention(enc, p, l);
         }
-        m.record_head(enc, T - n_logits, n_logits);  // only the rows whose logits are wanted
+        m.record_head(enc, T - n_logits, n_logits, !on_device);  // only the rows whose logits are wanted
+        if (on_device) {
+            if (!m.selection) m.selection.emplace(m.device);
+            m.selection->record(enc, m.logits.buffer(), 0, V, *request);
+        }
     });
     m.pos += int(T);
 
+    if (on_device) {
+        *selection = m.selection->read(V);
+        return {};
+    }
     std::vector<float> out(size_t(n_logits) * V);
     m.logits.read(out.data(), out.size() * 4);
+    if (request) {
+        *selection = select_on_host(out, *request);
+        return {};
+    }
     if (attention) *attention = capture.download();
     return out;
 }

@@ -24,6 +24,7 @@
 #include "cpu/half.hpp"
 #include "model/attention_capture.hpp"
 #include "model/family.hpp"
+#include "model/logit_select.hpp"
 #include "model/llama_internal.hpp"
 #include "model/shard.hpp"
 #include "ops/attention.hpp"
@@ -105,6 +106,7 @@ struct LlamaGpu::Impl {
     uint32_t logits_rows = 0;
     std::optional<vk::Buffer> rows, x, h, q, attn, mlp;
     std::optional<vk::ReadbackBuffer> logits;
+    std::optional<DeviceSelection> selection;  // forward_select's kernel state, made on first use
 
     Impl(Context& c, const LlamaWeights& w, const LlamaGpuOptions& o)
         : runtime(ops::shared_runtime(c)), device(runtime->device()), cfg(w.config), options(o), wdt(o.weights) {}
@@ -264,7 +266,7 @@ struct LlamaGpu::Impl {
     }
 
     // logits rows [0, n) = norm(x rows [first, first + n)) · lm_headᵀ, in chunks that fit one binding.
-    void record_head(ops::Encoder& enc, uint32_t first, uint32_t n) {
+    void record_head(ops::Encoder& enc, uint32_t first, uint32_t n, bool read_back = true) {
         const uint32_t C = uint32_t(cfg.hidden_size), V = uint32_t(cfg.vocab_size);
         const uint64_t max_range = device.info().max_storage_buffer_range;
         const uint32_t chunk = uint32_t(std::max<uint64_t>(1, (max_range - 256) / (uint64_t(V) * 4)));
@@ -276,7 +278,7 @@ struct LlamaGpu::Impl {
             ops::record_matmul(enc, matrix(*h, DType::f32, rc, C, uint64_t(r0) * C), matrix(head, wdt, V, C), true,
                                matrix(logits->buffer(), DType::f32, rc, V, uint64_t(r0) * V));
         }
-        logits->record_copy(enc.recorder, uint64_t(n) * V * 4);
+        if (read_back) logits->record_copy(enc.recorder, uint64_t(n) * V * 4);
     }
 };
 
@@ -375,9 +377,24 @@ std::vector<float> LlamaGpu::forward(std::span<const int> tokens, bool all_logit
 
 std::vector<float> LlamaGpu::forward(std::span<const int> tokens, bool all_logits, std::span<const int> layers,
                                      std::vector<LayerAttention>* attention) {
+    return step(tokens, all_logits, layers, attention, nullptr, nullptr);
+}
+
+LogitSelection LlamaGpu::forward_select(std::span<const int> tokens, const LogitRequest& request) {
+    LogitSelection selection;
+    step(tokens, false, {}, nullptr, &request, &selection);
+    return selection;
+}
+
+std::vector<float> LlamaGpu::step(std::span<const int> tokens, bool all_logits, std::span<const int> layers,
+                                  std::vector<LayerAttention>* attention, const LogitRequest* request, LogitSelection* selection) {
     Impl& m = *impl_;
     const LlamaConfig& cfg = m.cfg;
     check_capture_layers(layers, cfg.num_hidden_layers);
+    if (request) {
+        check_request(*request, cfg.vocab_size);
+        if (tokens.empty()) throw Error("forward_select needs at least one token");
+    }
     // Validate everything before touching the cache, so a bad call leaves the model usable.
     check_tokens(tokens, cfg.vocab_size);
     if (uint64_t(m.pos) + tokens.size() > uint64_t(m.max_ctx)) {
@@ -390,6 +407,8 @@ std::vector<float> LlamaGpu::forward(std::span<const int> tokens, bool all_logit
     const uint32_t H = uint32_t(cfg.num_attention_heads), V = uint32_t(cfg.vocab_size);
     const uint32_t pos = uint32_t(m.pos);
     const uint32_t n_logits = all_logits ? T : 1;
+    // The selection runs on the device unless the vocabulary is longer than its kernel takes.
+    const bool on_device = request && V <= ops::kTopKMaxVocab;
     m.ensure_cache(pos + T);
     m.ensure_capacity(T, n_logits);
 
@@ -406,12 +425,24 @@ std::vector<float> LlamaGpu::forward(std::span<const int> tokens, bool all_logit
             m.record_attention(enc, p, l);
             m.record_post_attention(enc, p, l);
         }
-        m.record_head(enc, T - n_logits, n_logits);  // only the rows whose logits are wanted
+        m.record_head(enc, T - n_logits, n_logits, !on_device);  // only the rows whose logits are wanted
+        if (on_device) {
+            if (!m.selection) m.selection.emplace(m.device);
+            m.selection->record(enc, m.logits->buffer(), 0, V, *request);
+        }
     });
     m.pos += int(T);
 
+    if (on_device) {
+        *selection = m.selection->read(V);
+        return {};
+    }
     std::vector<float> out(size_t(n_logits) * V);
     m.logits->read(out.data(), out.size() * 4);
+    if (request) {
+        *selection = select_on_host(out, *request);
+        return {};
+    }
     if (attention) *attention = capture.download();
     return out;
 }

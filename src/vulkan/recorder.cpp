@@ -154,6 +154,24 @@ void Recorder::copy(VkBuffer src, VkBuffer dst, std::span<const VkBufferCopy> re
                          nullptr, 0, nullptr);
 }
 
+void Recorder::update(VkBuffer dst, uint64_t offset, const void* data, uint64_t bytes) {
+    if (submitted_) throw Error("internal: update recorded after submit");
+    if (bytes == 0) return;
+    if (bytes % 4 != 0 || offset % 4 != 0 || bytes > 65536) {
+        throw Error("internal: vkCmdUpdateBuffer of " + std::to_string(bytes) + " bytes at offset " +
+                    std::to_string(offset) + " (needs multiples of 4, at most 65536 bytes)");
+    }
+    VkMemoryBarrier before{VK_STRUCTURE_TYPE_MEMORY_BARRIER, nullptr, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT,
+                           VK_ACCESS_TRANSFER_WRITE_BIT};
+    vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1, &before, 0,
+                         nullptr, 0, nullptr);
+    vkCmdUpdateBuffer(cmd_, dst, offset, bytes, data);
+    VkMemoryBarrier after{VK_STRUCTURE_TYPE_MEMORY_BARRIER, nullptr, VK_ACCESS_TRANSFER_WRITE_BIT,
+                          VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT};
+    vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &after, 0,
+                         nullptr, 0, nullptr);
+}
+
 const Buffer& Recorder::scratch(uint64_t bytes) {
     if (scratch_.empty() || scratch_.back().size() < bytes) scratch_.push_back(device_.take_scratch(bytes));
     return scratch_.back();

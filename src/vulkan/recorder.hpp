@@ -41,6 +41,11 @@ public:
     // Records buffer-to-buffer copies, fenced by barriers from earlier dispatches and to later ones.
     void copy(VkBuffer src, VkBuffer dst, std::span<const VkBufferCopy> regions);
 
+    // Records a write of `bytes` (a multiple of 4, at most 65536) from the host into dst at offset (a multiple
+    // of 4), the data kept in the command buffer: small per-submission inputs without a staging buffer.
+    // Fenced like copy().
+    void update(VkBuffer dst, uint64_t offset, const void* data, uint64_t bytes);
+
     // Scratch memory of at least `bytes` for the work being recorded. One buffer serves every call (each
     // dispatch is fenced from the next by a barrier) unless a call needs more than it holds. Borrowed from the
     // device and given back when the Recorder dies, so repeated submissions allocate nothing.

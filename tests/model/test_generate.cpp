@@ -2,6 +2,7 @@
 // open_model on both backends.
 #include "catch.hpp"
 #include "model/llama_fixtures.hpp"
+#include "model/logit_select.hpp"
 #include "model/safetensors_writer.hpp"
 #include "support.hpp"
 
@@ -245,4 +246,76 @@ TEST_CASE("generate stops at the eos_token_id config.json names, on the GPU and 
             }
         }
     }
+}
+
+// forward_select: on vulkan the top_k kernel picks the sampler's candidates from logits that never leave the
+// device; they must be what the host picks from the same model's logits, at the prefill and at a decode step.
+TEST_CASE("forward_select selects what the host selects from the same logits, on both backends",
+          "[gpu][generate][sampler]") {
+    const std::vector<int> prompt = {43, 34, 66, 15, 8};
+    const int next = 21;
+    for (const char* name : {"tiny_gpt2", "tiny_llama3_gqa"}) {
+        model::ModelOptions on_gpu;
+        on_gpu.context = &test::gpu();
+        const auto gpu = model::open_model(test::fixture(name), model::Backend::vulkan, on_gpu);
+        const auto cpu = model::open_model(test::fixture(name), model::Backend::cpu);
+        for (model::LanguageModel* m : {gpu.get(), cpu.get()}) {
+            INFO(name << " " << m->description());
+            const std::vector<float> first = m->forward(prompt, false);
+            const std::vector<float> second = m->forward(std::span<const int>(&next, 1), false);
+            m->reset();
+            for (const model::LogitRequest& request :
+                 {model::LogitRequest{1, {}}, model::LogitRequest{40, {2, 15, 34, 43, 66}},
+                  model::LogitRequest{256, {0, 7}}}) {
+                INFO("k " << request.k << ", " << request.skip.size() << " skipped");
+                const model::LogitSelection a = m->forward_select(prompt, request);
+                const model::LogitSelection b = m->forward_select(std::span<const int>(&next, 1), request);
+                m->reset();
+                for (const auto& [got, logits] : {std::pair{&a, &first}, std::pair{&b, &second}}) {
+                    const model::LogitSelection want = model::select_on_host(*logits, request);
+                    CHECK(got->vocab == want.vocab);
+                    CHECK(got->ids == want.ids);
+                    CHECK(got->logits == want.logits);
+                    CHECK(got->skipped == want.skipped);
+                    CHECK(got->first_nan == -1);
+                }
+            }
+            // Refusals leave the cache as it was.
+            CHECK(error_of([&] { m->forward_select(prompt, {0, {}}); }).find("k must be in [1, 256]") !=
+                  std::string::npos);
+            CHECK(error_of([&] { m->forward_select(prompt, {4, {9, 3}}); }).find("entry 1 is 3") != std::string::npos);
+            CHECK(error_of([&] { m->forward_select({}, {4, {}}); }).find("needs at least one token") !=
+                  std::string::npos);
+            CHECK(m->position() == 0);
+        }
+    }
+}
+
+// generate() asks the device for the candidates when it can (here top-k with a repeat penalty): the tokens
+// must be those the sampler draws from the whole rows of logits of the same GPU model.
+TEST_CASE("sampled generate on the GPU draws what the whole logits give", "[gpu][generate][sampler]") {
+    const std::vector<int> prompt = {43, 34, 66, 15};
+    model::ModelOptions on_gpu;
+    on_gpu.context = &test::gpu();
+    const auto gpu = model::open_model(test::fixture("tiny_llama3_gqa"), model::Backend::vulkan, on_gpu);
+    model::GenerateOptions o = at_most(12);
+    o.stop_at_eos = false;
+    o.sampling.temperature = 0.9f;
+    o.sampling.top_k = 20;
+    o.sampling.top_p = 0.95f;
+    o.sampling.repeat_penalty = 1.3f;
+    o.sampling.seed = 3;
+    const model::GenerateResult r = model::generate(*gpu, prompt, o);
+    REQUIRE(r.tokens.size() == 12);
+
+    gpu->reset();
+    model::Sampler sampler(o.sampling);
+    sampler.accept(prompt);
+    std::vector<int> tokens;
+    std::vector<float> logits = gpu->forward(prompt, false);
+    while (tokens.size() < 12) {
+        tokens.push_back(sampler.sample(logits));
+        if (tokens.size() < 12) logits = gpu->forward(std::span<const int>(&tokens.back(), 1), false);
+    }
+    CHECK(r.tokens == tokens);
 }

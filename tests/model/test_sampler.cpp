@@ -3,11 +3,14 @@
 #include "catch.hpp"
 #include "support.hpp"
 
+#include "model/logit_select.hpp"
+
 #include <vkattn/model/sampler.hpp>
 #include "vkattn/error.hpp"
 
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -260,4 +263,73 @@ TEST_CASE("min-p and repeat penalty options are validated", "[cpu]") {
               o.min_p = 0.05f;
               o.repeat_penalty = 1.1f;
           }).empty());
+}
+
+// What the device selection hands the sampler must give the token the whole row gives: step after step (the
+// repeat penalty's history growing), with ties, for every option set a selection serves.
+TEST_CASE("a logit selection gives the token the whole row gives", "[cpu][sampler]") {
+    struct Case {
+        const char* name;
+        SamplerOptions o;
+    };
+    auto with = [](float temperature, int top_k, float top_p, float min_p, float penalty) {
+        SamplerOptions o = options(temperature, top_k, top_p, 7);
+        o.min_p = min_p;
+        o.repeat_penalty = penalty;
+        o.repeat_last_n = 16;
+        return o;
+    };
+    const Case cases[] = {
+        {"greedy", with(0, 0, 1, 0, 1)},
+        {"greedy with a penalty", with(0, 0, 1, 0, 1.5f)},
+        {"top-1", with(0.8f, 1, 1, 0, 1)},
+        {"top-40", with(0.8f, 40, 1, 0, 1)},
+        {"top-40, top-p, min-p, penalty", with(1.0f, 40, 0.9f, 0.05f, 1.3f)},
+        {"top-256, hot", with(1.5f, 256, 1, 0, 0.7f)},
+    };
+    const int V = 1000;
+    for (const Case& c : cases) {
+        INFO(c.name);
+        Sampler whole(c.o), selected(c.o);
+        const std::vector<int> prompt = {3, 999, 3, 42};
+        whole.accept(prompt);
+        selected.accept(prompt);
+        for (int step = 0; step < 200; ++step) {
+            // Logits on a coarse grid: many ties, and the penalised tokens often among the top.
+            std::vector<float> logits = test::random_values(size_t(V), uint64_t(step) * 31 + 5, -4.0f, 4.0f);
+            for (float& x : logits) x = std::round(x * 2) / 2;
+            const std::optional<model::LogitRequest> request = selected.request(V);
+            REQUIRE(request);
+            const int a = whole.sample(logits);
+            const int b = selected.sample(model::select_on_host(logits, *request), *request);
+            REQUIRE(a == b);
+        }
+    }
+}
+
+TEST_CASE("the sampler asks for the whole row only when it needs it", "[cpu][sampler]") {
+    CHECK(Sampler(options(0, 0, 1, 0)).request(50).value().k == 1);
+    CHECK(Sampler(options(0.7f, 40, 0.9f, 0)).request(50).value().k == 40);
+    CHECK_FALSE(Sampler(options(0.7f, 0, 1, 0)).request(50));    // every token a candidate
+    CHECK_FALSE(Sampler(options(0.7f, 257, 1, 0)).request(50));  // more than a selection serves
+    SamplerOptions penalty = options(0, 0, 1, 0);
+    penalty.repeat_penalty = 1.2f;
+    Sampler s(penalty);
+    s.accept(std::vector<int>{9, 2, 9, 70, -1});  // outside [0, V) and repeated ids are left out
+    CHECK(s.request(50).value().skip == std::vector<int>{2, 9});
+    CHECK(Sampler(options(0, 0, 1, 0)).request(50).value().skip.empty());  // no penalty: nothing skipped
+
+    // A selection that does not answer its request is refused, not trusted.
+    Sampler g(options(0, 0, 1, 0));
+    const model::LogitRequest r = g.request(4).value();
+    model::LogitSelection wrong;
+    wrong.vocab = 4;
+    wrong.ids = {1, 2};
+    wrong.logits = {1.0f, 0.5f};
+    CHECK(error_of([&] { g.sample(wrong, r); }).find("does not answer its request") != std::string::npos);
+    model::LogitSelection nan = wrong;
+    nan.ids = {1};
+    nan.logits = {1.0f};
+    nan.first_nan = 3;
+    CHECK(error_of([&] { g.sample(nan, r); }) == "sampler got NaN at logit 3");
 }

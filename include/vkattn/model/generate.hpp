@@ -30,7 +30,7 @@ struct GenerateResult {
     StopReason reason = StopReason::max_tokens;
     int prompt_tokens = 0;
     int decode_steps = 0;       // single-token forwards after the prefill
-    double prefill_ms = 0;      // wall clock of the prompt's forward
+    double prefill_ms = 0;      // wall clock of the prompt's forward and the first token's sampling
     double decode_ms = 0;       // wall clock of the decode steps (sampling included)
 };
 

@@ -49,6 +49,9 @@ public:
     // untouched, on a layer out of range or given twice, or a capture that does not fit the device.
     std::vector<float> forward(std::span<const int> tokens, bool all_logits, std::span<const int> layers,
                                std::vector<LayerAttention>* attention);
+    // forward(tokens, false), returning only what `request` asks of the last position's logits, selected on the
+    // device (LanguageModel::forward_select): the logits themselves never leave it.
+    LogitSelection forward_select(std::span<const int> tokens, const LogitRequest& request);
 
     void reset();               // empties the KV cache
     int position() const;       // tokens in the KV cache
@@ -56,6 +59,10 @@ public:
     uint64_t weight_bytes() const;  // device bytes held by the weights
 
 private:
+    // forward, or forward_select when request is given (then *selection is the answer and no logits return).
+    VKATTN_LOCAL std::vector<float> step(std::span<const int> tokens, bool all_logits, std::span<const int> layers,
+                                         std::vector<LayerAttention>* attention, const LogitRequest* request,
+                                         LogitSelection* selection);
     struct VKATTN_LOCAL Impl;
     std::unique_ptr<Impl> impl_;
 };

@@ -6,6 +6,7 @@
 #include <vkattn/dtype.hpp>
 #include <vkattn/export.hpp>
 #include <vkattn/model/attention_capture.hpp>
+#include <vkattn/model/sampler.hpp>
 #include <vkattn/model/tokenizer.hpp>
 
 #include <cstdint>
@@ -126,6 +127,12 @@ public:
     // inspectable kernels, whatever ModelOptions::fused_attention says; the other layers are unchanged. Throws
     // vkattn::Error, leaving the cache untouched, on what forward refuses, a layer out of range or given twice,
     // or a capture that does not fit the device; and on a model type that cannot capture (the base class).
+    // forward(tokens, false), returning only what `request` asks of the last position's logits [V]
+    // (Sampler::request): on vulkan a kernel selects it on the device, so that a decode step reads back a few
+    // hundred bytes instead of V floats. Throws vkattn::Error as forward does, and, leaving the cache untouched,
+    // on a request out of range (k outside [1, Sampler::kMaxCandidates], more than Sampler::kMaxSkipped skip
+    // ids, or skip ids not ascending, distinct and in [0, V)). An empty tokens span is refused.
+    virtual LogitSelection forward_select(std::span<const int> tokens, const LogitRequest& request);
     virtual ForwardAttention forward_with_attention(std::span<const int> tokens, std::span<const int> layers,
                                                     bool all_logits = true);
     virtual void reset() = 0;          // empties the KV cache
