@@ -31,6 +31,7 @@
 #include "ops/llama_ops.hpp"
 #include "ops/matmul.hpp"
 #include "ops/transformer.hpp"
+#include "ops/tuning.hpp"
 
 #include <vkattn/error.hpp>
 #include <vkattn/model/llama_gpu.hpp>
@@ -407,8 +408,9 @@ std::vector<float> LlamaGpu::step(std::span<const int> tokens, bool all_logits, 
     const uint32_t H = uint32_t(cfg.num_attention_heads), V = uint32_t(cfg.vocab_size);
     const uint32_t pos = uint32_t(m.pos);
     const uint32_t n_logits = all_logits ? T : 1;
-    // The selection runs on the device unless the vocabulary is longer than its kernel takes.
-    const bool on_device = request && V <= ops::kTopKMaxVocab;
+    // The selection runs on the device unless the logits are in host memory already (Tuning::sample_on_host)
+    // or the vocabulary is longer than its kernel takes.
+    const bool on_device = request && V <= ops::kTopKMaxVocab && !ops::tuning_for(m.device.info()).sample_on_host;
     m.ensure_cache(pos + T);
     m.ensure_capacity(T, n_logits);
 

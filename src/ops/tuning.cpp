@@ -63,6 +63,7 @@ Tuning tuning_for(const DeviceInfo& d) {
     t.mv_wg = mv;
     t.mv_split = std::max(1u, mv / 4);
     t.mv_wg_t = std::min(64u, wg);
+    t.sample_on_host = d.type == "cpu" && d.unified_memory;
     if (d.type == "cpu") {
         // llvmpipe: a workgroup is one thread, its invocations SIMD lanes; a barrier switches coroutines and
         // shared memory costs like global memory, and a vec4 load costs what a scalar one does. On lavapipe

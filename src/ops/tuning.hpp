@@ -34,6 +34,11 @@ struct Tuning {
     bool weights_nk = false;
     bool simd_w64 = false;         // simd's 64-bit weight loads (matmul_simd64_*), where the device has shaderInt64
     uint32_t cpu_threads = 1;      // CPU devices: the threads that run workgroups
+    // The sampler's candidates (LanguageModel::forward_select) picked by the host from the logits where they
+    // are, not by the top_k kernel: CPU devices with unified memory, whose logits already sit in the host's
+    // cached memory and whose one-workgroup top_k runs on one thread (3 ms a GPT-2 step on lavapipe, 2% of
+    // it; the host's pick takes ~0.1 ms).
+    bool sample_on_host = false;
     uint32_t mv_rows = 4;          // the most rows that count as decode; matvec's rows per dispatch
     uint32_t mv_wg = 256;          // [K, N]: invocations per workgroup (power of two) ...
     uint32_t mv_split = 64;        // ... in this many K slices (power of two dividing mv_wg)

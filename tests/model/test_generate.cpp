@@ -248,8 +248,9 @@ TEST_CASE("generate stops at the eos_token_id config.json names, on the GPU and 
     }
 }
 
-// forward_select: on vulkan the top_k kernel picks the sampler's candidates from logits that never leave the
-// device; they must be what the host picks from the same model's logits, at the prefill and at a decode step.
+// forward_select: on a GPU the top_k kernel picks the sampler's candidates from logits that never leave the
+// device (on lavapipe the host picks them, unless VKATTN_DISCRETE_MEMORY=1 as in CTest gpu_discrete_memory);
+// they must be what the host picks from the same model's logits, at the prefill and at a decode step.
 TEST_CASE("forward_select selects what the host selects from the same logits, on both backends",
           "[gpu][generate][sampler]") {
     const std::vector<int> prompt = {43, 34, 66, 15, 8};
