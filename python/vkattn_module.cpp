@@ -879,6 +879,10 @@ PYBIND11_MODULE(vkattn, m) {
         .def_property_readonly("peak_device_memory_bytes",
                                [](ContextBox& c) { return c.get().peak_device_memory_bytes(); })
         .def("reset_peak_memory", [](ContextBox& c) { c.get().reset_peak_memory(); })
+        .def_property_readonly(
+            "warnings", [](ContextBox& c) { return c.get().warnings(); },
+            "one line for each kernel that failed its self-check against the CPU reference on this device, so\n"
+            "that another ran in its place (the library prints nothing)")
         .def_property_readonly("closed", [](ContextBox& c) { return !c.ctx; })
         .def("close", &close_context,
              "Destroys the device context now; later calls with it raise vkattn.Error. Closing twice is fine;\n"

@@ -354,6 +354,7 @@ class TestDevicesAndContexts(unittest.TestCase):
             vkattn.attention(*qkv((2, 8, 64), (2, 8, 64)), context=ctx)
             if ctx.device["timestamps"]:
                 self.assertGreaterEqual(len(ctx.last_timings), 1)
+            self.assertEqual(ctx.warnings, [])  # no kernel failed its self-check
         with vkattn.Context(validation=False) as ctx:
             self.assertFalse(ctx.validation)
 

@@ -157,6 +157,23 @@ std::unique_ptr<model::LanguageModel> ModelOptions::open(const std::string& on, 
     return model::open_model(model, model::parse_backend(on.empty() ? backend : on), options(profile));
 }
 
+void print_warnings(const Context* ctx) {
+    // The lines already printed: a Context's list only grows, and one command may look at it several times.
+    static const Context* seen_ctx = nullptr;
+    static size_t seen = 0;
+    if (ctx == nullptr) return;
+    if (ctx != seen_ctx) {
+        seen_ctx = ctx;
+        seen = 0;
+    }
+    const std::vector<std::string> warnings = ctx->warnings();
+    for (; seen < warnings.size(); ++seen) std::fprintf(stderr, "vkattn: warning: %s\n", warnings[seen].c_str());
+}
+
+LoadedModel::~LoadedModel() {
+    if (lm) print_warnings(lm->context());
+}
+
 LoadedModel open_timed(const ModelOptions& o, const std::string& backend, bool profile) {
     const auto t0 = std::chrono::steady_clock::now();
     LoadedModel m;

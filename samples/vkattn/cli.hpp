@@ -91,10 +91,20 @@ struct ModelOptions {
     bool impl_alias = false;  // --attention was given
 };
 
-// Loads the model like ModelOptions::open and measures how long that took (wall clock, ms).
+// Prints on stderr, once each, the lines ctx has gathered in Context::warnings() (a kernel that failed its
+// self-check, so that another ran in its place): the library prints nothing itself. Null: nothing.
+void print_warnings(const Context* ctx);
+
+// Loads the model like ModelOptions::open and measures how long that took (wall clock, ms). Its Context's
+// warnings are printed when it closes, whichever way the command ends.
 struct LoadedModel {
     std::unique_ptr<model::LanguageModel> lm;
     double load_ms = 0;
+
+    LoadedModel() = default;
+    LoadedModel(LoadedModel&&) = default;
+    LoadedModel& operator=(LoadedModel&&) = default;
+    ~LoadedModel();
 };
 LoadedModel open_timed(const ModelOptions& o, const std::string& backend = "", bool profile = false);
 

@@ -223,6 +223,7 @@ int run(const Options& o) {
         std::fprintf(report, "GPU time (timestamps): %.2f ms [%s]\n", total, parts.c_str());
         j["gpu_ms"] = total;
         out = result.download();
+        print_warnings(&ctx);
     }
     if (!o.out_file.empty()) {
         const std::vector<int64_t> shape = {s.B, s.H, s.Lq, s.D};

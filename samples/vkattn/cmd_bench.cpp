@@ -64,18 +64,7 @@ Timing time_runs(Context* ctx, const Repeat& r, const std::string& what, Fn&& fn
     t.min_ms = *std::min_element(ms.begin(), ms.end());
     t.clock = stamps ? "gpu timestamps" : "wall clock";
     if (ctx) t.peak_bytes = ctx->peak_device_memory_bytes();
-    // The library prints nothing: a kernel that failed its self-check, so that another ran in its place, is said
-    // here, once per context.
-    static const Context* seen_ctx = nullptr;
-    static size_t seen = 0;
-    if (ctx != nullptr) {
-        if (ctx != seen_ctx) {
-            seen_ctx = ctx;
-            seen = 0;
-        }
-        const auto warnings = ctx->warnings();
-        for (; seen < warnings.size(); ++seen) std::fprintf(stderr, "vkattn: warning: %s\n", warnings[seen].c_str());
-    }
+    print_warnings(ctx);  // a kernel that failed its self-check, so that another ran in its place
     return t;
 }
 

@@ -176,6 +176,7 @@ Runner add_demo(CLI::App& app) {
         const bool a = seed_example(ctx);
         const bool b = multi_head(ctx);
         const bool c = language_model(ctx, spec);
+        print_warnings(&ctx);
         return a && b && c ? kOk : kMismatch;
     };
 }
