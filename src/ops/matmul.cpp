@@ -133,8 +133,14 @@ void record_matmul(Encoder& enc, const MatrixRef& x, const MatrixRef& w, bool w_
         throw Error("one row of a weight needs more than the device's maxStorageBufferRange of " +
                     std::to_string(w_range) + " bytes");
     }
-    if (!w_transposed && chunk != w_rows && ep.gelu) {
-        throw Error("internal: a GELU epilogue cannot follow a K-split matmul");
+    // K per dispatch within the device's loop budget (Tuning::max_k): [K, N] in slices of W's rows, [N, K] in
+    // slices of every row; each slice's partial products accumulate in Y.
+    if (!w_transposed && tune.max_k > 0) chunk = std::min(chunk, tune.max_k);
+    const uint32_t k_step = w_transposed && tune.max_k_t > 0 ? std::min(K, tune.max_k_t) : K;
+    if (ep.gelu && (w_transposed ? k_step < K : chunk != w_rows)) {
+        throw Error("a GELU epilogue cannot follow a matmul split along K (K = " + std::to_string(K) +
+                    " in slices of " + std::to_string(w_transposed ? k_step : chunk) +
+                    ", for the binding limit or the device's loop budget)");
     }
     // The grid's limits: whole blocks of columns and rows per dispatch (matvec: its ROWS rows at most). Whole
     // blocks keep a column offset a multiple of 4, as the vec4 loads need.
@@ -170,7 +176,7 @@ void record_matmul(Encoder& enc, const MatrixRef& x, const MatrixRef& w, bool w_
                 p.y_offset = y_off + m0 * y.stride + n0;
                 p.y_stride = y.stride;
                 if (w_transposed) {
-                    p.K = K;
+                    p.K = K;  // sliced below when longer than k_step
                     p.flags = base_flags;
                 } else {
                     // A slice of K: the bias joins with the last slice, every slice after the first accumulates.
@@ -180,20 +186,36 @@ void record_matmul(Encoder& enc, const MatrixRef& x, const MatrixRef& w, bool w_
                               (base_flags & VKATTN_MATMUL_GELU) |
                               ((ep.accumulate || r0 > 0) ? VKATTN_MATMUL_ACCUMULATE : 0);
                 }
-                std::vector<uint32_t> spec = g.spec;
-                if (kernel == MatmulKernel::matvec) spec[1] = p.M;
-                if (g.has_vec4) {
-                    // vec4 loads: W along N and X along K ([K, N]; simd shares X by shuffles instead), or X and
-                    // W both along K ([N, K]).
-                    const bool w_ok = p.w_offset % 4 == 0 && w.stride % 4 == 0;
-                    const bool x_ok = p.x_offset % 4 == 0 && x.stride % 4 == 0;
-                    spec.back() = w_transposed ? (w_ok && x_ok && p.K % 4 == 0)
-                                               : (w_ok && p.N % 4 == 0 && (x_ok || kernel == MatmulKernel::simd));
+                const auto dispatch = [&](const glsl::MatmulParams& q) {
+                    std::vector<uint32_t> spec = g.spec;
+                    if (kernel == MatmulKernel::matvec) spec[1] = q.M;
+                    if (g.has_vec4) {
+                        // vec4 loads: W along N and X along K ([K, N]; simd shares X by shuffles instead), or X
+                        // and W both along K ([N, K]).
+                        const bool w_ok = q.w_offset % 4 == 0 && w.stride % 4 == 0;
+                        const bool x_ok = q.x_offset % 4 == 0 && x.stride % 4 == 0;
+                        spec.back() = w_transposed ? (w_ok && x_ok && q.K % 4 == 0)
+                                                   : (w_ok && q.N % 4 == 0 && (x_ok || kernel == MatmulKernel::simd));
+                    }
+                    const vk::Pipeline& pipeline =
+                        enc.pipelines.get({g.name, code, 4, sizeof(glsl::MatmulParams), std::move(spec)});
+                    const uint32_t gx = (q.N + g.bn - 1) / g.bn, gy = (q.M + g.bm - 1) / g.bm;
+                    enc.recorder.dispatch(pipeline, bindings, &q, sizeof(q), {gx, gy, 1}, g.name);
+                };
+                // [N, K]: slices of K (a multiple of 4: the offsets keep their alignment), the bias with the
+                // last, every slice after the first accumulating.
+                for (uint32_t k0 = 0; k0 == 0 || k0 < p.K; k0 += k_step) {  // once for K = 0 too
+                    glsl::MatmulParams q = p;
+                    if (k_step < p.K) {
+                        q.K = std::min(k_step, p.K - k0);
+                        q.x_offset += k0;
+                        q.w_offset += k0;
+                        q.flags = (k0 + q.K == p.K ? base_flags & VKATTN_MATMUL_BIAS : 0) |
+                                  ((ep.accumulate || k0 > 0) ? VKATTN_MATMUL_ACCUMULATE : 0);
+                    }
+                    dispatch(q);
+                    if (!w_transposed) break;  // [K, N] slices K by the bindings above
                 }
-                const vk::Pipeline& pipeline =
-                    enc.pipelines.get({g.name, code, 4, sizeof(glsl::MatmulParams), std::move(spec)});
-                const uint32_t gx = (p.N + g.bn - 1) / g.bn, gy = (p.M + g.bm - 1) / g.bm;
-                enc.recorder.dispatch(pipeline, bindings, &p, sizeof(p), {gx, gy, 1}, g.name);
             }
         }
     }

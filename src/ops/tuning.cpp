@@ -88,6 +88,8 @@ Tuning tuning_for(const DeviceInfo& d) {
         // against 184-241 (same runs, interleaved; vkattn bench matmul --layout nk|kn).
         t.weights_nk = true;
         t.simd_w64 = d.shader_int64;
+        t.max_k = 32768;     // ~33k iterations of matmul_simd's k loop, half the budget
+        t.max_k_t = 131072;  // four k per iteration
     }
     // Fused attention. On lavapipe a 16-byte load costs about what 8 FMAs do and a barrier far more, so
     // flash_rows shares each loaded key across a subgroup by shuffles (measured, Mesa 22.3, 2 threads, H = 12,

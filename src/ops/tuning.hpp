@@ -40,6 +40,12 @@ struct Tuning {
     // it; the host's pick takes ~0.1 ms).
     bool sample_on_host = false;
     uint32_t mv_rows = 4;          // the most rows that count as decode; matvec's rows per dispatch
+    // The longest K one matmul dispatch takes ([K, N], and max_k_t for [N, K]); 0: any. llvmpipe ends an
+    // invocation's loops after 65,535 iterations in all (gallivm's LP_MAX_TGSI_LOOP_ITERATIONS), silently, and
+    // matmul_simd's invocations loop about K times ([K, N]) or K / 4 ([N, K]): a longer K is cut into slices
+    // that accumulate in Y. (vkattn::matmul with K = 70,000 gave wrong sums on lavapipe before.)
+    uint32_t max_k = 0;
+    uint32_t max_k_t = 0;
     uint32_t mv_wg = 256;          // [K, N]: invocations per workgroup (power of two) ...
     uint32_t mv_split = 64;        // ... in this many K slices (power of two dividing mv_wg)
     uint32_t mv_wg_t = 64;         // [N, K]: invocations per workgroup (power of two) ...

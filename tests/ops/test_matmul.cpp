@@ -179,7 +179,7 @@ TEST_CASE("matmul refuses GELU after a K-split", "[gpu][matmul][errors]") {
     ops::MatmulOverride o;
     o.max_binding_bytes = 4096;
     VKATTN_REQUIRE_CONTAINS(test::error_message([&] { check({5, 300, 72, true, true, false}, DType::f32, false, o); }),
-                            "GELU epilogue cannot follow a K-split");
+                            "GELU epilogue cannot follow a matmul split along K");
 }
 
 TEST_CASE("matmul picks the decode kernel for a few rows", "[gpu][matmul]") {
@@ -376,4 +376,24 @@ TEST_CASE("matmul and matmul_nt name the shape they expected", "[gpu][matmul][er
                             "matmul: x is [2, 3] so w must have 3 rows, got [5, 3]");
     VKATTN_REQUIRE_CONTAINS(test::error_message([&] { matmul_nt(ctx, x, w_nk, y_bad); }),
                             "matmul_nt: y must be [2, 5], got [2, 4]");
+}
+// llvmpipe ends an invocation's loops after 65,535 iterations in all (gallivm's LP_MAX_TGSI_LOOP_ITERATIONS),
+// silently, and matmul_simd's invocations loop about K times ([K, N]) or K / 4 ([N, K]): a long K is cut into
+// slices that accumulate in Y. Before that, these gave wrong sums on lavapipe with no error.
+TEST_CASE("matmul sums a K longer than llvmpipe's loop budget", "[gpu][matmul]") {
+    const bool transposed = GENERATE(false, true);
+    const int K = transposed ? GENERATE(140000, 300001) : GENERATE(70000, 140001);
+    check(Problem{1, K, 8, true, false, true}, DType::f32, transposed, ops::MatmulOverride{});
+    check(Problem{3, K, 40, true, false, false, 0, 2, 0, 4}, DType::bf16, transposed, ops::MatmulOverride{});
+}
+
+TEST_CASE("matmul refuses a GELU epilogue over a K it must split", "[gpu][matmul][errors]") {
+    ops::MatmulOverride o;
+    ops::Tuning t = ops::tuning_for(test::gpu().device());
+    t.max_k = 64;
+    t.max_k_t = 64;
+    o.tuning = t;
+    const bool transposed = GENERATE(false, true);
+    VKATTN_REQUIRE_CONTAINS(test::error_message([&] { check({2, 100, 8, true, true, false}, DType::f32, transposed, o); }),
+                            "GELU epilogue cannot follow a matmul split along K");
 }
