@@ -124,7 +124,9 @@ void record_split(Encoder& enc, const Tuning& tune, const FlashTiles& tiles, uin
     const uint32_t qn = std::min(d.Lq, tiles.split_qn);
     const uint32_t wg = tune.flash_split_wg;
     if (splits == 0) splits = choose_splits(tune, d, qn);
-    splits = std::clamp(splits, 1u, d.Lk);
+    // Each invocation loops once per wg keys of its slice: slices within the loop budget (Tuning::loop_budget).
+    const uint32_t budget_splits = tune.loop_budget > 0 ? ceil_div(d.Lk, uint64_t(wg) * tune.loop_budget) : 1;
+    splits = std::clamp(std::max(splits, budget_splits), 1u, d.Lk);
     // Partials of one (b, h): Lq rows × parts × (D accumulators + max + sum) floats. Fewer slices when even
     // one (b, h) would not fit the cap; fewer heads per dispatch when a chunk would not.
     const uint64_t max_bytes = std::min<uint64_t>(kScratchCap, enc.device.info().max_storage_buffer_range);
@@ -134,6 +136,11 @@ void record_split(Encoder& enc, const Tuning& tune, const FlashTiles& tiles, uin
     if (head_bytes(splits) > max_bytes) {
         throw Error("split-KV attention needs " + std::to_string(head_bytes(splits)) +
                     " bytes of partials for one head, over the " + std::to_string(max_bytes) + "-byte limit");
+    }
+    if (splits < budget_splits) {
+        throw Error("attention over " + std::to_string(d.Lk) + " keys with " + std::to_string(d.Lq) +
+                    " query rows needs more key slices than " + std::to_string(max_bytes) +
+                    " bytes of partials per head hold on " + info.name + " (its loop budget)");
     }
     const uint32_t split_keys = ceil_div(d.Lk, splits);
     splits = ceil_div(d.Lk, split_keys);  // no empty trailing slice
@@ -193,6 +200,8 @@ void record_split(Encoder& enc, const Tuning& tune, const FlashTiles& tiles, uin
 FlashVariant flash_variant(const DeviceInfo& device, const AttentionDims& d) {
     const Tuning t = tuning_for(device);
     if (d.Lq <= t.flash_split_max_lq && d.Lk >= t.flash_split_min_lk) return FlashVariant::split;
+    // flash_rows' invocations loop once per block of flash_rows_kb keys: past the loop budget, split-KV.
+    if (t.flash_rows && t.loop_budget > 0 && ceil_div(d.Lk, t.flash_rows_kb) > t.loop_budget) return FlashVariant::split;
     return t.flash_rows ? FlashVariant::rows : FlashVariant::tiled;
 }
 

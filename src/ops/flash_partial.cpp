@@ -33,9 +33,19 @@ uint32_t ceil_div(uint64_t a, uint64_t b) { return uint32_t((a + b - 1) / b); }
 FlashPartialLayout flash_partial_layout(const DeviceInfo& device, const AttentionDims& d, DType dtype) {
     const Tuning tune = tuning_for(device);
     FlashPartialLayout l;
-    l.rows = tune.flash_rows;
+    // flash_rows loops once per block of flash_rows_kb keys, the split kernel once per parts keys: each
+    // within the device's loop budget (Tuning::loop_budget).
+    const auto over_budget = [&](uint32_t keys_per_iteration) {
+        return tune.loop_budget > 0 && ceil_div(d.Lk, keys_per_iteration) > tune.loop_budget;
+    };
+    l.rows = tune.flash_rows && !over_budget(tune.flash_rows_kb);
     // split: one slice, each invocation of the workgroup keeping its own state.
     l.parts = l.rows ? 1 : tune.flash_split_wg;
+    if (!l.rows && over_budget(l.parts)) {
+        throw Error("a ring attention block of " + std::to_string(d.Lk) + " keys is more than one kernel may loop over on " +
+                    device.name + " (" + std::to_string(uint64_t(l.parts) * tune.loop_budget) +
+                    " keys); use more ranks");
+    }
     const uint64_t rows = uint64_t(d.B) * d.H * d.Lq * l.parts;
     l.ml_floats = rows * 2;
     l.scratch_bytes = l.rows ? 0 : rows * (padded_dim(d.D) + 2) * 4;

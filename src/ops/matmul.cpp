@@ -133,10 +133,11 @@ void record_matmul(Encoder& enc, const MatrixRef& x, const MatrixRef& w, bool w_
         throw Error("one row of a weight needs more than the device's maxStorageBufferRange of " +
                     std::to_string(w_range) + " bytes");
     }
-    // K per dispatch within the device's loop budget (Tuning::max_k): [K, N] in slices of W's rows, [N, K] in
-    // slices of every row; each slice's partial products accumulate in Y.
-    if (!w_transposed && tune.max_k > 0) chunk = std::min(chunk, tune.max_k);
-    const uint32_t k_step = w_transposed && tune.max_k_t > 0 ? std::min(K, tune.max_k_t) : K;
+    // K per dispatch within the device's loop budget (Tuning::loop_budget; the kernels loop about K times for
+    // W [K, N], K / 4 for [N, K]): [K, N] in slices of W's rows, [N, K] in slices of every row, each slice's
+    // partial products accumulating in Y.
+    if (!w_transposed && tune.loop_budget > 0) chunk = std::min(chunk, tune.loop_budget);
+    const uint32_t k_step = w_transposed && tune.loop_budget > 0 ? std::min(K, 4 * tune.loop_budget) : K;
     if (ep.gelu && (w_transposed ? k_step < K : chunk != w_rows)) {
         throw Error("a GELU epilogue cannot follow a matmul split along K (K = " + std::to_string(K) +
                     " in slices of " + std::to_string(w_transposed ? k_step : chunk) +

@@ -3,10 +3,16 @@
 #include "ops/shader_table.hpp"
 #include "ops/tuning.hpp"
 
+#include <string>
+
 namespace vkattn::ops {
 
 void record_pv(Encoder& enc, const AttentionDims& d, const vk::Buffer& probs, const TensorRef& v, const TensorRef& out) {
     const Tuning tune = tuning_for(enc.device.info());
+    // Each invocation walks Lk in steps of TILE.
+    check_loop_budget(enc.device.info(), (uint64_t(d.Lk) + tune.matmul_tile - 1) / tune.matmul_tile,
+                      "the three-kernel attention's P·V over " + std::to_string(d.Lk) + " keys",
+                      "the fused kernel takes this length");
     const char* name = v.dtype == DType::f16 ? "pv_f16" : "pv_f32";
     const vk::Pipeline& pipeline = enc.pipelines.get(
         {name, spirv(name), 3, sizeof(glsl::PvParams), {tune.matmul_tile}});

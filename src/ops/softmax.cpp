@@ -10,6 +10,10 @@ namespace vkattn::ops {
 void record_softmax(Encoder& enc, const AttentionDims& d, const vk::Buffer& scores, const vk::Buffer& probs,
                     const MaskArgs& mask) {
     const Tuning tune = tuning_for(enc.device.info());
+    // Each invocation sweeps its row three times (max, sum, write) in steps of WG.
+    check_loop_budget(enc.device.info(), 3 * ((uint64_t(d.Lk) + tune.softmax_wg - 1) / tune.softmax_wg),
+                      "the three-kernel attention's softmax over " + std::to_string(d.Lk) + " keys",
+                      "the fused kernel takes this length");
     const vk::Pipeline& pipeline = enc.pipelines.get(
         {"softmax", spirv("softmax"), 4, sizeof(glsl::SoftmaxParams), {tune.softmax_wg}});
 

@@ -88,8 +88,7 @@ Tuning tuning_for(const DeviceInfo& d) {
         // against 184-241 (same runs, interleaved; vkattn bench matmul --layout nk|kn).
         t.weights_nk = true;
         t.simd_w64 = d.shader_int64;
-        t.max_k = 32768;     // ~33k iterations of matmul_simd's k loop, half the budget
-        t.max_k_t = 131072;  // four k per iteration
+        t.loop_budget = 32768;  // half of llvmpipe's 65,535: the kernels' other loops run too
     }
     // Fused attention. On lavapipe a 16-byte load costs about what 8 FMAs do and a barrier far more, so
     // flash_rows shares each loaded key across a subgroup by shuffles (measured, Mesa 22.3, 2 threads, H = 12,
@@ -141,6 +140,14 @@ FlashTiles flash_tiles(const Tuning& t, const DeviceInfo& d, uint32_t D) {
     // flash_split holds every query row's q and accumulator in each invocation: 256 floats of each at most.
     f.split_qn = std::max(1u, std::min(t.flash_split_max_lq, 256u / D));
     return f;
+}
+
+void check_loop_budget(const DeviceInfo& device, uint64_t iterations, const std::string& what, const std::string& hint) {
+    const uint32_t budget = tuning_for(device).loop_budget;
+    if (budget == 0 || iterations <= budget) return;
+    throw Error(what + " needs about " + std::to_string(iterations) + " loop iterations per shader invocation; on " +
+                device.name + " a kernel may run " + std::to_string(budget) +
+                " (llvmpipe ends an invocation's loops after 65,535 in all, silently); " + hint);
 }
 
 }  // namespace vkattn::ops

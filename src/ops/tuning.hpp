@@ -5,6 +5,7 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
 
 namespace vkattn::ops {
 
@@ -40,12 +41,13 @@ struct Tuning {
     // it; the host's pick takes ~0.1 ms).
     bool sample_on_host = false;
     uint32_t mv_rows = 4;          // the most rows that count as decode; matvec's rows per dispatch
-    // The longest K one matmul dispatch takes ([K, N], and max_k_t for [N, K]); 0: any. llvmpipe ends an
-    // invocation's loops after 65,535 iterations in all (gallivm's LP_MAX_TGSI_LOOP_ITERATIONS), silently, and
-    // matmul_simd's invocations loop about K times ([K, N]) or K / 4 ([N, K]): a longer K is cut into slices
-    // that accumulate in Y. (vkattn::matmul with K = 70,000 gave wrong sums on lavapipe before.)
-    uint32_t max_k = 0;
-    uint32_t max_k_t = 0;
+    // The most iterations a kernel's loop may run in one invocation; 0: no limit. llvmpipe ends an invocation's
+    // loops after 65,535 iterations in all (gallivm's LP_MAX_TGSI_LOOP_ITERATIONS), silently, so on CPU devices
+    // the ops cut longer work: matmul slices K (its loops run about K times for W [K, N], K / 4 for [N, K]) and
+    // accumulates the slices in Y; fused attention past loop_budget blocks of keys per flash_rows invocation
+    // takes split-KV, with slices of at most loop_budget keys per invocation. Before, vkattn::matmul with
+    // K = 70,000 and attention with Lq = 16, Lk = 600,000 gave wrong numbers on lavapipe without an error.
+    uint32_t loop_budget = 0;
     uint32_t mv_wg = 256;          // [K, N]: invocations per workgroup (power of two) ...
     uint32_t mv_split = 64;        // ... in this many K slices (power of two dividing mv_wg)
     uint32_t mv_wg_t = 64;         // [N, K]: invocations per workgroup (power of two) ...
@@ -95,5 +97,9 @@ void set_grid_limit_for_testing(uint32_t max_x);
 // 128), and softmax workgroups of 128 or the device's maximum power of two below it. CPU devices multiply
 // matrices with the simd kernel and decode without barriers.
 Tuning tuning_for(const DeviceInfo& device);
+
+// Throws vkattn::Error when `iterations` (a kernel's loop iterations per invocation, estimated) exceed the
+// device's Tuning::loop_budget: what names the work, hint what to do instead.
+void check_loop_budget(const DeviceInfo& device, uint64_t iterations, const std::string& what, const std::string& hint);
 
 }  // namespace vkattn::ops

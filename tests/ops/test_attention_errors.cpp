@@ -7,7 +7,12 @@
 #include <vkattn/tensor.hpp>
 #include <vkattn/units.hpp>
 
+#include <vector>
+
 using namespace vkattn;
+#ifdef VKATTN_CATCH3
+using Catch::Approx;
+#endif
 using vkattn::test::error_message;
 using vkattn::test::gpu;
 
@@ -76,6 +81,23 @@ TEST_CASE("work beyond the device's limits is refused with the limit named", "[g
     Tensor q(ctx, {1, 12, L, 64}), out(ctx, {1, 12, L, 64});
     VKATTN_REQUIRE_CONTAINS(error_message([&] { attention(ctx, q, q, q, out, {.impl = AttentionImpl::naive}); }),
                             "three-kernel attention needs " + bytes_str(need) + " for the");
+}
+
+// llvmpipe ends an invocation's loops after 65,535 iterations in all, silently: the three-kernel path's P·V walks
+// Lk in steps of a tile, so past the device's loop budget it is refused (before, Lk = 1.2M gave wrong numbers on
+// lavapipe with exit 0). Devices without a budget run the case.
+TEST_CASE("the three-kernel attention refuses more keys than the device's loops can walk", "[gpu][attention][errors]") {
+    Context& ctx = gpu();
+    const int64_t Lk = 1200000;
+    Tensor q(ctx, {1, 1, 1, 4}, std::vector<float>(4, 0.5f)), out(ctx, {1, 1, 1, 4});
+    Tensor kv(ctx, {1, 1, Lk, 4}, std::vector<float>(size_t(Lk) * 4, 0.25f));
+    const auto run = [&] { attention(ctx, q, kv, kv, out, {.impl = AttentionImpl::naive}); };
+    if (ctx.device().type == "cpu") {
+        VKATTN_REQUIRE_CONTAINS(error_message(run), "the three-kernel attention's P·V over 1200000 keys needs about");
+    } else {
+        run();  // every key 0.25: the output is 0.25 wherever the sums are right
+        for (const float x : out.download()) CHECK(x == Approx(0.25f).epsilon(1e-5));
+    }
 }
 
 TEST_CASE("an unknown device is refused with the candidates listed", "[gpu][errors]") {

@@ -392,6 +392,15 @@ TEST_CASE("split-KV decode over a long cache, slices chosen by the tuning table"
     check_variant(c, {ops::FlashVariant::split, 37});  // many slices, some shorter than one workgroup's stride
 }
 
+// llvmpipe ends an invocation's loops after 65,535 iterations in all, silently: past Tuning::loop_budget blocks
+// of keys, fused attention takes split-KV with slices within it (before, Lq = 16, Lk = 600,000 gave wrong rows on
+// lavapipe with no error). On GPUs, which have no such budget, the same cases run their usual kernel.
+TEST_CASE("fused attention over more keys than llvmpipe's loop budget", "[gpu][attention][flash]") {
+    const Case c = GENERATE(Case{1, 1, 1, 16, 600000, 8, true},
+                            Case{1, 2, 1, 9, 530000, 8, false, 0, false, false, DType::f16});
+    check_variant(c, {});
+}
+
 TEST_CASE("attention() runs fused by default and naive on request, both matching", "[gpu][attention][flash]") {
     const Case c = GENERATE(Case{1, 4, 2, 37, 37, 64, true}, Case{1, 4, 4, 1, 600, 64, true},
                             Case{2, 2, 2, 9, 13, 32, false, 3, true, true},

@@ -390,8 +390,7 @@ TEST_CASE("matmul sums a K longer than llvmpipe's loop budget", "[gpu][matmul]")
 TEST_CASE("matmul refuses a GELU epilogue over a K it must split", "[gpu][matmul][errors]") {
     ops::MatmulOverride o;
     ops::Tuning t = ops::tuning_for(test::gpu().device());
-    t.max_k = 64;
-    t.max_k_t = 64;
+    t.loop_budget = 16;
     o.tuning = t;
     const bool transposed = GENERATE(false, true);
     VKATTN_REQUIRE_CONTAINS(test::error_message([&] { check({2, 100, 8, true, true, false}, DType::f32, transposed, o); }),
