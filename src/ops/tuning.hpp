@@ -41,8 +41,9 @@ struct Tuning {
     // it; the host's pick takes ~0.1 ms).
     bool sample_on_host = false;
     uint32_t mv_rows = 4;          // the most rows that count as decode; matvec's rows per dispatch
-    // The most iterations a kernel's loop may run in one invocation; 0: no limit. llvmpipe ends an invocation's
-    // loops after 65,535 iterations in all (gallivm's LP_MAX_TGSI_LOOP_ITERATIONS), silently, so on CPU devices
+    // The most iterations a kernel's loop may run in one invocation; 0: no limit. llvmpipe (Mesa 22.3, Debian
+    // 12's) ends an invocation's loops after 65,535 iterations in all (gallivm's LP_MAX_TGSI_LOOP_ITERATIONS),
+    // silently: a matmul summing 140,000 ones gave 52,430 there, and 140,000 on Mesa 25.0. So on CPU devices
     // the ops cut longer work: matmul slices K (its loops run about K times for W [K, N], K / 4 for [N, K]) and
     // accumulates the slices in Y; fused attention past loop_budget blocks of keys per flash_rows invocation
     // takes split-KV, with slices of at most loop_budget keys per invocation. Before, vkattn::matmul with
