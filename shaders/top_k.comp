@@ -10,7 +10,7 @@
 // how many of the values at it are wanted: those with the lowest ids. When fewer are wanted than there are,
 // four more passes select among them the same way on the inverted id (~id: the lowest ids largest). The k
 // chosen are gathered in any order and ranked in shared memory by (key descending, id ascending), a total
-// order, so the output is the same on every device.
+// order, so the output is the same on every device. k = 1 (greedy) needs none of that: one sweep (top_1).
 //
 // llvmpipe ends every loop of an invocation once all its loops together have run 65,535 iterations (gallivm's
 // LP_MAX_TGSI_LOOP_ITERATIONS), silently: each invocation here runs about 10 V / WG + 3,000 of them, which
@@ -42,6 +42,8 @@ shared uint s_nan;        // the lowest NaN index
 shared uint s_count;      // values gathered so far
 shared uint sel_key[K_MAX];
 shared uint sel_id[K_MAX];
+shared uint best_key[WG];  // k = 1: each invocation's best
+shared uint best_id[WG];
 
 // A larger float has a larger key. -0 takes +0's key: they compare equal, so they tie (the lower id first).
 // No number has key 0 (that would be the NaN 0xFFFFFFFF).
@@ -66,6 +68,53 @@ uint digit(uint q, uint i, uint key) {
     return same_prefix ? (bits >> shift) & 255u : 256u;
 }
 
+bool is_skipped(uint i) {  // binary search of the ascending skip list
+    uint lo = 0, hi = p.n_skip;
+    while (lo < hi) {
+        const uint mid = (lo + hi) / 2;
+        const uint s = skip[mid];
+        if (s == i) return true;
+        if (s < i) lo = mid + 1; else hi = mid;
+    }
+    return false;
+}
+
+// k = 1 (greedy, the usual decode): one sweep, each invocation keeping its largest key (the first, i.e. lowest,
+// id on ties: its ids ascend), then the invocations' bests compared by (key, id) in shared memory.
+void top_1(uint t) {
+    uint bk = 0u, bi = 0xFFFFFFFFu;
+    for (uint i = t; i < p.V; i += WG) {
+        const float v = x[p.x_offset + i];
+        if (isnan(v)) {
+            atomicMin(s_nan, i);
+            continue;
+        }
+        const uint key = order_key(v);
+        if (key > bk && !is_skipped(i)) {
+            bk = key;
+            bi = i;
+        }
+    }
+    best_key[t] = bk;
+    best_id[t] = bi;
+    barrier();  // every invocation's best and NaN → the pick
+    if (t == 0) {
+        for (uint s = 1; s < WG; ++s) {
+            if (best_key[s] > bk || (best_key[s] == bk && best_id[s] < bi)) {
+                bk = best_key[s];
+                bi = best_id[s];
+            }
+        }
+        outw[0] = bk != 0u ? 1u : 0u;  // none when every value is NaN or skipped
+        outw[1] = s_nan;
+        if (bk != 0u) {
+            outw[2] = bi;
+            outw[3] = floatBitsToUint(x[p.x_offset + bi]);
+        }
+    }
+    for (uint j = t; j < p.n_skip; j += WG) outw[4 + j] = floatBitsToUint(x[p.x_offset + skip[j]]);
+}
+
 void main() {
     const uint t = gl_LocalInvocationID.x;
     if (t == 0) {
@@ -76,6 +125,11 @@ void main() {
         s_done = false;
         s_nan = 0xFFFFFFFFu;
         s_count = 0u;
+    }
+    barrier();  // set → the sweeps' atomics
+    if (p.k == 1u) {  // uniform
+        top_1(t);
+        return;
     }
     // The keys, and the first NaN.
     for (uint i = t; i < p.V; i += WG) {

@@ -88,7 +88,7 @@ TEST_CASE("top_k breaks ties by the lower id, across the threshold", "[gpu][top_
     // -0 and +0 compare equal: they tie, the lower id first, and each keeps its sign.
     std::vector<float> zeros = random_values(300, 12, -1.0f, 1.0f);
     for (float& v : zeros) v = v < -0.5f ? -1.0f : v < 0.0f ? -0.0f : 0.0f;
-    check_top_k("signed zeros", zeros, 300, 0, {}, 10);
+    for (const uint32_t k : {1u, 10u}) check_top_k("signed zeros", zeros, 300, 0, {}, k);
 }
 
 TEST_CASE("top_k with infinities and NaNs", "[gpu][top_k]") {
@@ -96,13 +96,17 @@ TEST_CASE("top_k with infinities and NaNs", "[gpu][top_k]") {
     x[10] = kInf;
     x[1999] = kInf;
     x[500] = -kInf;
-    check_top_k("infinities", x, 2000, 0, {}, 5);
-    check_top_k("all -inf", std::vector<float>(100, -kInf), 100, 0, {}, 3);
+    for (const uint32_t k : {1u, 5u}) {  // k = 1 takes the kernel's one-sweep path
+        check_top_k("infinities", x, 2000, 0, {}, k);
+        check_top_k("all -inf", std::vector<float>(100, -kInf), 100, 0, {}, k);
+    }
     x[1234] = kNaN;
     x[77] = kNaN;
-    check_top_k("NaNs", x, 2000, 0, {}, 8);
-    check_top_k("a NaN in the skip list comes first", x, 2000, 0, {3, 77, 1500}, 8);
-    check_top_k("only NaNs", std::vector<float>(50, kNaN), 50, 0, {}, 4);
+    for (const uint32_t k : {1u, 8u}) {
+        check_top_k("NaNs", x, 2000, 0, {}, k);
+        check_top_k("a NaN in the skip list comes first", x, 2000, 0, {3, 10, 77, 1500}, k);
+        check_top_k("only NaNs", std::vector<float>(50, kNaN), 50, 0, {}, k);
+    }
 }
 
 TEST_CASE("top_k leaves out the skip list and returns its values", "[gpu][top_k]") {
@@ -120,16 +124,20 @@ TEST_CASE("top_k leaves out the skip list and returns its values", "[gpu][top_k]
     for (int i = 0; i < 20; ++i) {
         if (i != 4 && i != 13) most.push_back(i);
     }
-    check_top_k("two left", random_values(20, 15), 20, 0, most, 5);
     std::vector<int> all(20);
     for (int i = 0; i < 20; ++i) all[size_t(i)] = i;
-    check_top_k("none left", random_values(20, 16), 20, 0, all, 5);
+    for (const uint32_t k : {1u, 5u}) {
+        check_top_k("two left", random_values(20, 15), 20, 0, most, k);
+        check_top_k("none left", random_values(20, 16), 20, 0, all, k);
+    }
 }
 
 TEST_CASE("top_k of a row at an unaligned offset", "[gpu][top_k]") {
     const uint32_t V = 1001;
     const std::vector<float> rows = random_values(3 * V, 17, -3.0f, 3.0f);
-    for (const uint32_t row : {1u, 2u}) check_top_k("row", rows, V, row, {5, 900}, 40);
+    for (const uint32_t row : {1u, 2u}) {
+        for (const uint32_t k : {1u, 40u}) check_top_k("row", rows, V, row, {5, 900}, k);
+    }
 }
 
 TEST_CASE("top_k refuses k, skip lists and rows it cannot take", "[gpu][top_k]") {
