@@ -30,15 +30,24 @@ void check_request(const LogitRequest& request, int vocab) {
     }
 }
 
-LogitSelection select_on_host(std::span<const float> logits, const LogitRequest& request) {
-    cpu::TopK top = cpu::top_k(logits, request.skip, request.k);
+namespace {
+
+// A selection from what the host's (cpu::TopK) or the device's (ops::TopKResult) top-k found: the same fields.
+template <typename TopK>
+LogitSelection to_selection(TopK&& top, int vocab) {
     LogitSelection s;
-    s.vocab = int(logits.size());
+    s.vocab = vocab;
     s.ids = std::move(top.ids);
     s.logits = std::move(top.values);
     s.skipped = std::move(top.skipped);
     s.first_nan = int(top.first_nan);
     return s;
+}
+
+}  // namespace
+
+LogitSelection select_on_host(std::span<const float> logits, const LogitRequest& request) {
+    return to_selection(cpu::top_k(logits, request.skip, request.k), int(logits.size()));
 }
 
 LogitSelection LanguageModel::forward_select(std::span<const int> tokens, const LogitRequest& request) {
@@ -63,14 +72,7 @@ void DeviceSelection::record(ops::Encoder& enc, const vk::Buffer& logits, uint64
 LogitSelection DeviceSelection::read(uint32_t V) const {
     std::vector<uint32_t> words(ops::top_k_words(k_, n_skip_));
     out_.read(words.data(), words.size() * 4);
-    ops::TopKResult r = ops::read_top_k(words, k_, n_skip_);
-    LogitSelection s;
-    s.vocab = int(V);
-    s.ids = std::move(r.ids);
-    s.logits = std::move(r.values);
-    s.skipped = std::move(r.skipped);
-    s.first_nan = int(r.first_nan);
-    return s;
+    return to_selection(ops::read_top_k(words, k_, n_skip_), int(V));
 }
 
 }  // namespace vkattn::model
