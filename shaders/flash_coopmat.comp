@@ -31,7 +31,9 @@
 // with the same meaning, as in matmul_coopmat.comp: a subgroup is then SG consecutive invocations, an accumulator
 // is LM·LN/SG elements per lane (element e = lane + i·SG, row-major), and a "loaded" A or B fragment is where it
 // starts in shared memory, which the multiply-add reads. Devices without cooperative matrices (lavapipe in CI) so
-// test every index of this kernel: tiling, masks, padding of L and D, GQA.
+// test every index of this kernel: tiling, masks, padding of L and D, GQA. There the loops over fragment elements
+// are not unrolled (FRAGMENT_LOOP) and O is one array indexed in them, as in matmul_coopmat.comp: unrolled, llvmpipe
+// kept O's DP·LM/SG elements per lane live across every barrier in coroutine frames (60-80 s per kernel on Mesa 25).
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
@@ -42,6 +44,12 @@
 #endif
 #include "storage.glsl"
 #include "attention_params.h"
+
+#if VKATTN_COOPMAT_EMULATE
+#define FRAGMENT_LOOP [[dont_unroll]]
+#else
+#define FRAGMENT_LOOP [[unroll]]  // cooperative matrices and O stay in registers
+#endif
 
 layout(local_size_x_id = 0) in;                   // NSG · SG
 layout(constant_id = 1) const uint DP = 64;       // head dim p.D rounded up to a multiple of LK and LN
@@ -134,10 +142,9 @@ void main() {
     }
     for (uint e = tid; e < NBUF * BK * NW; e += WG) v_nan_sh[e] = 0;
 
-    // This lane's elements of O: o[c][e] is row my_rows + (lane + e·SG) / LN, column c·LN + (lane + e·SG) % LN.
-    float o[DP / LN][CE];
-    [[unroll]] for (uint c = 0; c < DP / LN; ++c)
-        [[unroll]] for (uint e = 0; e < CE; ++e) o[c][e] = 0.0;
+    // This lane's elements of O: o[c · CE + e] is row my_rows + (lane + e·SG) / LN, column c·LN + (lane + e·SG) % LN.
+    float o[DP / LN * CE];
+    FRAGMENT_LOOP for (uint e = 0; e < DP / LN * CE; ++e) o[e] = 0.0;
     barrier();  // Q, row states and cleared NaN bits written → the first tile's NaN bits may be set
 
     const uvec2 keys = key_range(row0, min(p.Lq, row0 + BQ) - 1);
@@ -151,21 +158,21 @@ void main() {
         if (NBUF == 2 && j0 + BK < keys.y) stage_tile(j0 + BK, 1 - u, k_base, v_base);  // uniform
 
         // 2. S [my rows, BK] = Q · K_tileᵀ; K_tile as B is column-major: B (d, key) = k_sh [key · QS + d].
-        [[unroll]] for (uint c = 0; c < BK / LN; ++c) {
+        FRAGMENT_LOOP for (uint c = 0; c < BK / LN; ++c) {
 #if VKATTN_COOPMAT_EMULATE
             float acc[CE];
-            [[unroll]] for (uint e = 0; e < CE; ++e) acc[e] = 0.0;
+            FRAGMENT_LOOP for (uint e = 0; e < CE; ++e) acc[e] = 0.0;
             for (uint kk = 0; kk < DP; kk += LK) {
                 const uint a = my_rows * QS + kk;        // the "loaded" A fragment: Q rows, columns kk..
                 const uint bb = tile + (c * LN) * QS + kk;  // the B fragment: keys c·LN.., columns kk..
-                [[unroll]] for (uint e = 0; e < CE; ++e) {
+                FRAGMENT_LOOP for (uint e = 0; e < CE; ++e) {
                     const uint r = (lane + e * SG) / LN, cc = (lane + e * SG) % LN;
                     float sum = 0.0;
                     for (uint t = 0; t < LK; ++t) sum += float(q_sh[a + r * QS + t]) * float(k_sh[bb + cc * QS + t]);
                     acc[e] += sum;
                 }
             }
-            [[unroll]] for (uint e = 0; e < CE; ++e) {
+            FRAGMENT_LOOP for (uint e = 0; e < CE; ++e) {
                 const uint r = (lane + e * SG) / LN, cc = (lane + e * SG) % LN;
                 s_sh[(my_rows + r) * SS + c * LN + cc] = acc[e];
             }
@@ -225,21 +232,21 @@ void main() {
 
         // 4. O [my rows, :] = alpha · O + P_tile · V_tile, one LN-wide column block at a time through cs.
         const uint cs = sg * CS_TILE;
-        [[unroll]] for (uint c = 0; c < DP / LN; ++c) {
+        FRAGMENT_LOOP for (uint c = 0; c < DP / LN; ++c) {
 #if VKATTN_COOPMAT_EMULATE
             float acc[CE];
-            [[unroll]] for (uint e = 0; e < CE; ++e) acc[e] = 0.0;
+            FRAGMENT_LOOP for (uint e = 0; e < CE; ++e) acc[e] = 0.0;
             for (uint kk = 0; kk < BK; kk += LK) {
                 const uint a = my_rows * PS + kk;        // A: P rows, keys kk..
                 const uint bb = tile + kk * QS + c * LN;  // B: V rows kk.., columns c·LN.. (row-major)
-                [[unroll]] for (uint e = 0; e < CE; ++e) {
+                FRAGMENT_LOOP for (uint e = 0; e < CE; ++e) {
                     const uint r = (lane + e * SG) / LN, cc = (lane + e * SG) % LN;
                     float sum = 0.0;
                     for (uint t = 0; t < LK; ++t) sum += float(p_sh[a + r * PS + t]) * float(v_sh[bb + t * QS + cc]);
                     acc[e] += sum;
                 }
             }
-            [[unroll]] for (uint e = 0; e < CE; ++e) {
+            FRAGMENT_LOOP for (uint e = 0; e < CE; ++e) {
                 const uint r = (lane + e * SG) / LN, cc = (lane + e * SG) % LN;
                 s_sh[cs + r * CSS + cc] = acc[e];
             }
@@ -256,9 +263,9 @@ void main() {
             subgroupMemoryBarrierShared();
             subgroupBarrier();  // the block stored → every lane reads its elements
 #endif
-            [[unroll]] for (uint e = 0; e < CE; ++e) {
+            FRAGMENT_LOOP for (uint e = 0; e < CE; ++e) {
                 const uint r = (lane + e * SG) / LN, cc = (lane + e * SG) % LN;
-                o[c][e] = o[c][e] * alpha_sh[my_rows + r] + s_sh[cs + r * CSS + cc];
+                o[c * CE + e] = o[c * CE + e] * alpha_sh[my_rows + r] + s_sh[cs + r * CSS + cc];
             }
 #if !VKATTN_COOPMAT_EMULATE
             subgroupBarrier();  // reads done → the next block overwrites cs
@@ -273,15 +280,15 @@ void main() {
     }
 
     // O / l, NaN where the rule says; rows past Lq and columns past D are not stored.
-    [[unroll]] for (uint c = 0; c < DP / LN; ++c) {
-        [[unroll]] for (uint e = 0; e < CE; ++e) {
+    FRAGMENT_LOOP for (uint c = 0; c < DP / LN; ++c) {
+        FRAGMENT_LOOP for (uint e = 0; e < CE; ++e) {
             const uint r = my_rows + (lane + e * SG) / LN, d = c * LN + (lane + e * SG) % LN;
             const uint i = row0 + r;
             if (i < p.Lq && d < p.D) {
                 const float l = l_sh[r];
                 const float inv = l == 0.0 ? 0.0 : 1.0 / l;  // no visible key: O stayed zeros
                 const bool nan_col = ((cols_sh[r * NW + d / 32] >> (d % 32)) & 1u) != 0;
-                const float val = (nan_sh[r] != 0 || nan_col) ? QUIET_NAN : o[c][e] * inv;
+                const float val = (nan_sh[r] != 0 || nan_col) ? QUIET_NAN : o[c * CE + e] * inv;
                 o_s[row_of(p.o, b, h, i) + d] = TO_ELEM(val);
             }
         }

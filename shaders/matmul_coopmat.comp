@@ -16,7 +16,11 @@
 // VKATTN_COOPMAT_EMULATE replaces the cooperative-matrix type and its load, multiply-add and store by
 // plain code with the same meaning (a subgroup is then SG consecutive invocations, each holding LM·LN/SG
 // accumulator elements), so that devices without cooperative matrices, lavapipe in CI, test every index
-// of this kernel: tiling, padding, both W layouts and the epilogue.
+// of this kernel: tiling, padding, both W layouts and the epilogue. The emulation's loops over fragments are
+// not unrolled (FRAGMENT_LOOP) and its accumulators are one array indexed in them: unrolled, each lane's
+// TM·TN·LM·LN/SG accumulators became that many values live across every barrier, which llvmpipe compiles into
+// coroutine frames (a 64 × 64 block with 8-lane subgroups: 12 minutes and 10 GB on Mesa 22.3, longer on Mesa 25;
+// not unrolled, under 2 seconds on both).
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
@@ -28,6 +32,12 @@
 #extension GL_KHR_shader_subgroup_basic : require
 #endif
 #include "matmul_params.h"
+
+#if VKATTN_COOPMAT_EMULATE
+#define FRAGMENT_LOOP [[dont_unroll]]
+#else
+#define FRAGMENT_LOOP [[unroll]]  // cooperative-matrix arrays are indexed by constants
+#endif
 
 layout(local_size_x_id = 0) in;                   // SGM · SGN · SG
 layout(constant_id = 1) const uint LM = 16;       // the cooperative-matrix shape: A is LM × LK,
@@ -116,10 +126,8 @@ void main() {
     const uint col0 = sg_n * TN * LN;
 
 #if VKATTN_COOPMAT_EMULATE
-    float acc[TM][TN][CE];
-    [[unroll]] for (uint i = 0; i < TM; ++i)
-        [[unroll]] for (uint j = 0; j < TN; ++j)
-            [[unroll]] for (uint e = 0; e < CE; ++e) acc[i][j][e] = 0.0;
+    float acc[TM * TN * CE];  // accumulator (i, j) at (i · TN + j) · CE
+    FRAGMENT_LOOP for (uint e = 0; e < TM * TN * CE; ++e) acc[e] = 0.0;
 #else
     fcoopmatNV<32, gl_ScopeSubgroup, LM, LN> acc[TM][TN];
     [[unroll]] for (uint i = 0; i < TM; ++i)
@@ -166,22 +174,22 @@ void main() {
         barrier();  // tiles and flag staged → cooperative-matrix loads read them
 
         if (computes) {
-            [[unroll]] for (uint kk = 0; kk < BK; kk += LK) {
+            FRAGMENT_LOOP for (uint kk = 0; kk < BK; kk += LK) {
 #if VKATTN_COOPMAT_EMULATE
                 // A "loaded" tile is where it starts in shared memory; the multiply-add reads it there.
                 // hi and lo are two multiply-adds, as on the hardware: each rounds to fp32 once.
-                [[unroll]] for (uint i = 0; i < TM; ++i) {
+                FRAGMENT_LOOP for (uint i = 0; i < TM; ++i) {
                     const uint a = (row0 + i * LM) * XS_STRIDE + kk;
-                    [[unroll]] for (uint j = 0; j < TN; ++j) {
+                    FRAGMENT_LOOP for (uint j = 0; j < TN; ++j) {
                         const uint b = B_COL_MAJOR ? (col0 + j * LN) * WS_STRIDE + kk : kk * WS_STRIDE + col0 + j * LN;
-                        [[unroll]] for (uint e = 0; e < CE; ++e) {
+                        FRAGMENT_LOOP for (uint e = 0; e < CE; ++e) {
                             const uint r = (lane + e * SG) / LN, c = (lane + e * SG) % LN;
                             float sum_hi = 0.0, sum_lo = 0.0;
                             for (uint t = 0; t < LK; ++t) {
                                 sum_hi += float(xs_hi[a + r * XS_STRIDE + t]) * b_at(b, t, c);
                                 sum_lo += float(xs_lo[a + r * XS_STRIDE + t]) * b_at(b, t, c);
                             }
-                            acc[i][j][e] = (acc[i][j][e] + sum_hi) + sum_lo;
+                            acc[(i * TN + j) * CE + e] = (acc[(i * TN + j) * CE + e] + sum_hi) + sum_lo;
                         }
                     }
                 }
@@ -216,13 +224,13 @@ void main() {
     // slot of cs, then the whole workgroup finishes all NSG slots and writes what lies inside Y. The flag is
     // read after the loop's last barrier (or the first, when K = 0), so it is the same for every invocation.
     const bool fp32_block = x_beyond_fp16 != 0;
-    [[unroll]] for (uint i = 0; i < TM; ++i) {
-        [[unroll]] for (uint j = 0; j < TN; ++j) {
+    FRAGMENT_LOOP for (uint i = 0; i < TM; ++i) {
+        FRAGMENT_LOOP for (uint j = 0; j < TN; ++j) {
             if (computes && !fp32_block) {
 #if VKATTN_COOPMAT_EMULATE
-                [[unroll]] for (uint e = 0; e < CE; ++e) {
+                FRAGMENT_LOOP for (uint e = 0; e < CE; ++e) {
                     const uint r = (lane + e * SG) / LN, c = (lane + e * SG) % LN;
-                    cs[sg * CS_TILE + r * CS_STRIDE + c] = acc[i][j][e];
+                    cs[sg * CS_TILE + r * CS_STRIDE + c] = acc[(i * TN + j) * CE + e];
                 }
 #else
                 coopMatStoreNV(acc[i][j], cs, sg * CS_TILE, CS_STRIDE, false);
