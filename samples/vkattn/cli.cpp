@@ -8,6 +8,10 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
 
 #ifdef _WIN32
 #include <io.h>
@@ -210,6 +214,22 @@ bool stderr_is_terminal() {
 #else
     return isatty(fileno(stderr)) != 0;
 #endif
+}
+
+std::string read_text_file(const std::string& option, const std::string& path, bool allow_stdin) {
+    std::ostringstream text;
+    if (allow_stdin && path == "-") {
+        text << std::cin.rdbuf();
+        return std::move(text).str();
+    }
+    std::error_code ec;
+    const std::string named = option + " " + quoted_prefix(path, 200);
+    if (!std::filesystem::exists(path, ec)) throw Error(named + ": no such file");
+    if (!std::filesystem::is_regular_file(path, ec)) throw Error(named + ": not a regular file");
+    std::ifstream in(path, std::ios::binary);
+    text << in.rdbuf();
+    if (!in) throw Error(named + ": could not be read");
+    return std::move(text).str();
 }
 
 bool stdin_is_terminal() {

@@ -116,6 +116,11 @@ const model::Tokenizer& need_tokenizer(const model::LanguageModel& lm, const std
 // Throws Error unless every id is in [0, info.vocab_size) and there are at most info.context_length of them.
 void check_prompt(std::span<const int> ids, const model::ModelInfo& info, const std::string& option);
 
+// The bytes of the text file that `option` names (e.g. "--file"), or of stdin for "-" when allow_stdin. Throws
+// Error naming the option and the path (a prefix of it, escaped) when the path is missing, is not a regular file
+// (a directory, a FIFO: never opened, so never a hang) or cannot be read.
+std::string read_text_file(const std::string& option, const std::string& path, bool allow_stdin);
+
 // True when stderr is a terminal, so progress lines may be redrawn in place.
 bool stderr_is_terminal();
 // True when stdin is a terminal (nothing piped in).

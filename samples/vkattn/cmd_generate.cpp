@@ -41,25 +41,6 @@ void write_out(std::string_view text) {
     std::fflush(stdout);
 }
 
-// The prompt text of --file PATH, --file - (stdin), or stdin when no prompt option was given.
-std::string read_prompt_file(const std::string& path) {
-    if (path == "-") {
-        std::ostringstream text;
-        text << std::cin.rdbuf();
-        return std::move(text).str();
-    }
-    std::error_code ec;
-    if (!std::filesystem::exists(path, ec)) throw Error("--file " + quoted_prefix(path, 200) + ": no such file");
-    if (!std::filesystem::is_regular_file(path, ec)) {
-        throw Error("--file " + quoted_prefix(path, 200) + ": not a regular file");
-    }
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    if (!in) throw Error("--file " + quoted_prefix(path, 200) + ": could not be read");
-    return std::move(text).str();
-}
-
 // Flags that cannot apply to this command line, refused before anything is loaded.
 void check_flags(const Options& o) {
     const CLI::App& c = *o.cmd;
@@ -126,7 +107,7 @@ int run(const Options& o) {
         ids = parse_ids(o.tokens, "--tokens");
         check_prompt(ids, info, "--tokens");
     }
-    const std::string prompt_text = o.prompt_given ? o.prompt : file.empty() ? "" : read_prompt_file(file);
+    const std::string prompt_text = o.prompt_given ? o.prompt : file.empty() ? "" : read_text_file("--file", file, true);
     const std::string prompt_option = o.prompt_given ? "--prompt" : file == "-" ? "the prompt on stdin" : "--file";
 
     // Text mode prints the prompt and then the continuation; --tokens mode prints only the new ids, so that

@@ -56,24 +56,6 @@ void check_flags(const Options& o) {
     if (!o.probs_out.empty()) check_writable_folder(o.probs_out, "--probs-out");
 }
 
-// The prompt text of --file PATH, or of stdin for --file -.
-std::string read_text_file(const std::string& path) {
-    std::ostringstream text;
-    if (path == "-") {
-        text << std::cin.rdbuf();
-        return std::move(text).str();
-    }
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(path, ec)) {
-        throw Error("--file " + quoted_prefix(path, 200) + ": " +
-                    (std::filesystem::exists(path, ec) ? "not a regular file" : "no such file"));
-    }
-    std::ifstream in(path, std::ios::binary);
-    text << in.rdbuf();
-    if (!in) throw Error("--file " + quoted_prefix(path, 200) + ": could not be read");
-    return std::move(text).str();
-}
-
 // A token as a label: its bytes, with a space shown as '_' and control characters escaped, so that " the" and
 // "the" differ on the map (non-ASCII characters are drawn as '?').
 std::string label(const model::Tokenizer* tokenizer, int id) {
@@ -161,7 +143,7 @@ int run(const Options& o) {
             throw Error(text_option + " needs a tokenizer (tokenizer files in a model directory), and " + info.source +
                         " has none: give token ids with --tokens, or --tokenizer DIR");
         }
-        text = text_option == "--text" ? o.text : read_text_file(o.file);
+        text = text_option == "--text" ? o.text : read_text_file("--file", o.file, true);
     }
     std::vector<int> layers;
     if (o.layer) {

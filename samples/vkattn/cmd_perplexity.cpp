@@ -28,16 +28,6 @@ struct Options {
     bool ring = false;  // sequence-parallel over MPI ranks
 };
 
-std::string read_text(const std::string& path) {
-    std::error_code ec;
-    if (!std::filesystem::is_regular_file(path, ec)) throw Error("--file " + path + ": no such file");
-    std::ifstream in(path, std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    if (!in) throw Error("--file " + path + ": could not be read");
-    return std::move(text).str();
-}
-
 // -log p(target | row) for one row of logits [V], by a log-softmax in double.
 double nll(std::span<const float> row, int target) {
     const double mx = *std::max_element(row.begin(), row.end());
@@ -164,7 +154,7 @@ int run(const Options& o) {
                                    ", which would leave tokens unscored");
             o.model.check_flags();
             if (o.ring && o.model.backend != "vulkan") throw Error("--ring runs on vulkan devices, not --backend " + o.model.backend);
-            text = read_text(o.file);
+            text = read_text_file("--file", o.file, false);
         });
         everywhere([&] {
             ModelOptions mo = o.model;
