@@ -46,11 +46,12 @@ int run(const Options& o) {
     Context& ctx = *lm->context();
     std::fprintf(stderr, "loaded in %s: %s\n", duration_str(loaded.load_ms / 1e3).c_str(), lm->description().c_str());
 
-    // Greedy decoding as generate() runs it: the device picks the token and only its id and logit come back.
+    // Greedy decoding as generate() runs it: the device picks the token and only its id and logit come back, and
+    // each decode step is recorded while the device runs the one before (submit_select).
     const model::LogitRequest greedy{1, {}};
     // Warm-up: the first use of each kernel creates its pipeline, which is not what is being measured.
     lm->forward_select(std::span<const int>(prompt).first(size_t(std::min(N, 8))), greedy);
-    lm->forward_select(std::span<const int>(prompt).first(1), greedy);
+    lm->submit_select(prompt[0], greedy)->wait();
     lm->reset();
 
     std::map<std::string, KernelTotal> kernels;
@@ -73,7 +74,7 @@ int run(const Options& o) {
     Progress progress("bench gpt: decode steps", M, 2.0);
     for (int i = 0; i < M; ++i) {
         t0 = std::chrono::steady_clock::now();
-        next = lm->forward_select(std::span<const int>(&next, 1), greedy).ids.at(0);
+        next = lm->submit_select(next, greedy)->wait().ids.at(0);
         step_ms.push_back(ms_since(t0));
         decode_gpu_ms += collect();
         progress.update(i + 1);

@@ -77,6 +77,9 @@ public:
     LogitSelection forward_select(std::span<const int> tokens, const LogitRequest& request) override {
         return gpu_.forward_select(tokens, request);
     }
+    std::unique_ptr<PendingSelection> submit_select(int token, const LogitRequest& request) override {
+        return gpu_.submit_select(token, request);
+    }
     ForwardAttention forward_with_attention(std::span<const int> tokens, std::span<const int> layers,
                                             bool all_logits) override {
         ForwardAttention out;

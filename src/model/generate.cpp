@@ -119,6 +119,14 @@ GenerateResult generate(LanguageModel& model, std::span<const int> prompt, const
         }
         return sampler.sample(model.forward(tokens, false));
     };
+    // A decode step the same way, through submit_select: a GPU model records the next step while the device
+    // runs this one.
+    auto decode_and_sample = [&](int token) {
+        if (const std::optional<LogitRequest> request = sampler.request(V)) {
+            return sampler.sample(model.submit_select(token, *request)->wait(), *request);
+        }
+        return sampler.sample(model.forward(std::span<const int>(&token, 1), false));
+    };
 
     auto t0 = std::chrono::steady_clock::now();
     if (options.max_tokens == 0) {
@@ -152,7 +160,7 @@ GenerateResult generate(LanguageModel& model, std::span<const int> prompt, const
             r.reason = StopReason::context_full;
             break;
         }
-        next = forward_and_sample(std::span<const int>(&next, 1));
+        next = decode_and_sample(next);
         ++r.decode_steps;
     }
     r.decode_ms = ms_since(t0);

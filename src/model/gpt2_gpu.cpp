@@ -19,6 +19,7 @@
 #include "model/gpt2_internal.hpp"
 #include "model/gpt2_schema.hpp"
 #include "model/shard.hpp"
+#include "model/step_ahead.hpp"
 #include "ops/runtime.hpp"
 #include "ops/transformer.hpp"
 #include "ops/tuning.hpp"
@@ -52,10 +53,40 @@ struct Gpt2Gpu::Impl {
     vk::Buffer rows, x, h, attn, mlp;
     vk::ReadbackBuffer logits;
     std::optional<DeviceSelection> selection;  // forward_select's kernel state, made on first use
+    StepAhead ahead;  // submit_select's steps; last, so that a step in flight completes before the buffers go
 
     Impl(Context& c, const Gpt2Weights& w, const Gpt2GpuOptions& o)
         : runtime(ops::shared_runtime(c)), device(runtime->device()), cfg(w.config), options(o), wdt(o.weights),
-          nk(ops::tuning_for(device.info()).weights_nk) {}
+          nk(ops::tuning_for(device.info()).weights_nk), ahead(*runtime) {}
+
+    // Before any other use of the model: the step in flight completed, the one recorded ahead forgotten.
+    void settle() {
+        ahead.complete();
+        ahead.drop();
+    }
+
+    void check_context(uint32_t T) const {
+        if (uint64_t(pos) + T > uint64_t(cfg.n_positions)) {
+            throw Error("context of " + std::to_string(pos + T) + " tokens (" + std::to_string(pos) + " cached + " +
+                        std::to_string(T) + " new) exceeds n_positions = " + std::to_string(cfg.n_positions));
+        }
+    }
+
+    // The body of a one-token step at the current position (StepAhead): everything but the token's row.
+    void prepare_step() {
+        ensure_capacity(1, 1);
+        const uint32_t p0 = uint32_t(pos);
+        const GpuPass p{.T = 1, .pos = p0, .runs = {{0, p0, 1}}, .scores = {}, .capture = nullptr};
+        ahead.prepare(pos, [&](ops::Encoder& enc) {
+            ops::record_position_add(enc, 1, pos, uint32_t(cfg.n_embd), wdt, params.wpe, rows, x);
+            for (size_t l = 0; l < params.layers.size(); ++l) {
+                record_pre_attention(enc, p, l);
+                record_attention(enc, p, l);
+                record_post_attention(enc, p, l);
+            }
+            record_head(enc, 0, 1, false);
+        });
+    }
 
     // y (+)= x [M, K] · W [K, N] (+ epilogue), W as stored.
     void matmul(ops::Encoder& enc, const ops::MatrixRef& x, const vk::Buffer& w, uint32_t K, uint32_t N,
@@ -218,7 +249,10 @@ Gpt2Gpu::Gpt2Gpu(Context& ctx, const Gpt2Weights& w, const Gpt2GpuOptions& optio
 
 Gpt2Gpu::~Gpt2Gpu() = default;
 
-void Gpt2Gpu::reset() { impl_->pos = 0; }
+void Gpt2Gpu::reset() {
+    impl_->settle();
+    impl_->pos = 0;
+}
 int Gpt2Gpu::position() const { return impl_->pos; }
 const Gpt2Config& Gpt2Gpu::config() const { return impl_->cfg; }
 uint64_t Gpt2Gpu::weight_bytes() const { return impl_->weight_bytes; }
@@ -242,6 +276,7 @@ std::vector<float> Gpt2Gpu::step(std::span<const int> tokens, bool all_logits, s
                                  std::vector<LayerAttention>* attention, const LogitRequest* request, LogitSelection* selection) {
     Impl& m = *impl_;
     const Gpt2Config& cfg = m.cfg;
+    m.settle();
     check_capture_layers(layers, cfg.n_layer);
     if (request) {
         check_request(*request, cfg.vocab_size);
@@ -250,10 +285,7 @@ std::vector<float> Gpt2Gpu::step(std::span<const int> tokens, bool all_logits, s
     const uint32_t T = uint32_t(tokens.size());
     if (T == 0) return {};
     check_tokens(tokens, cfg.vocab_size);
-    if (uint64_t(m.pos) + T > uint64_t(cfg.n_positions)) {
-        throw Error("context of " + std::to_string(m.pos + T) + " tokens (" + std::to_string(m.pos) + " cached + " +
-                    std::to_string(T) + " new) exceeds n_positions = " + std::to_string(cfg.n_positions));
-    }
+    m.check_context(T);
     const uint32_t H = uint32_t(cfg.n_head), V = uint32_t(cfg.vocab_size);
     const uint32_t pos = uint32_t(m.pos);
     const uint32_t n_logits = all_logits ? T : 1;
@@ -297,9 +329,48 @@ std::vector<float> Gpt2Gpu::step(std::span<const int> tokens, bool all_logits, s
     return out;
 }
 
+std::unique_ptr<PendingSelection> Gpt2Gpu::submit_select(int token, const LogitRequest& request) {
+    Impl& m = *impl_;
+    const Gpt2Config& cfg = m.cfg;
+    const uint32_t C = uint32_t(cfg.n_embd), V = uint32_t(cfg.vocab_size);
+    check_request(request, cfg.vocab_size);
+    const int tokens[] = {token};
+    check_tokens(tokens, cfg.vocab_size);
+    m.ahead.complete();  // the previous step's selection kept for its PendingSelection
+    m.check_context(1);
+    if (!m.options.fused_attention) {  // the three-kernel path's scores buffer is per step: no step ahead
+        return ready_selection(forward_select(tokens, request));
+    }
+    const bool on_device = V <= ops::kTopKMaxVocab && !ops::tuning_for(m.device.info()).sample_on_host;
+    if (!m.ahead.prepared_for(m.pos)) m.prepare_step();
+    if (on_device && !m.selection) m.selection.emplace(m.device);
+    auto pending = m.ahead.submit(
+        [&](ops::Encoder& enc) { ops::record_token_rows(enc, tokens, C, m.wdt, m.params.wte, m.rows); },
+        [&](ops::Encoder& enc) {
+            if (on_device) m.selection->record(enc, m.logits.buffer(), 0, V, request);
+            else m.logits.record_copy(enc.recorder, uint64_t(V) * 4);
+        },
+        [&m, V, on_device, request] {
+            if (on_device) return m.selection->read(V);
+            std::vector<float> row(V);
+            m.logits.read(row.data(), row.size() * 4);
+            return select_on_host(row, request);
+        });
+    ++m.pos;
+    // The next step's body while the device runs this one. A failure here is not this step's: the next
+    // submit_select prepares again and reports it, before it submits anything.
+    try {
+        if (m.pos < cfg.n_positions) m.prepare_step();
+    } catch (const std::exception&) {
+        m.ahead.drop();
+    }
+    return pending;
+}
+
 void Gpt2Gpu::forward_shard(const ShardForward& shard) {
     Impl& m = *impl_;
     const Gpt2Config& cfg = m.cfg;
+    m.settle();
     const uint32_t T = uint32_t(check_shard(shard, cfg.vocab_size, cfg.n_positions, cfg.n_positions));
     const uint32_t C = uint32_t(cfg.n_embd), H = uint32_t(cfg.n_head), D = uint32_t(cfg.head_dim());
     const uint32_t V = uint32_t(cfg.vocab_size);

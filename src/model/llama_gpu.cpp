@@ -27,6 +27,7 @@
 #include "model/logit_select.hpp"
 #include "model/llama_internal.hpp"
 #include "model/shard.hpp"
+#include "model/step_ahead.hpp"
 #include "ops/attention.hpp"
 #include "ops/llama_ops.hpp"
 #include "ops/matmul.hpp"
@@ -108,11 +109,28 @@ struct LlamaGpu::Impl {
     std::optional<vk::Buffer> rows, x, h, q, attn, mlp;
     std::optional<vk::ReadbackBuffer> logits;
     std::optional<DeviceSelection> selection;  // forward_select's kernel state, made on first use
+    StepAhead ahead;  // submit_select's steps; last, so that a step in flight completes before the buffers go
 
     Impl(Context& c, const LlamaWeights& w, const LlamaGpuOptions& o)
-        : runtime(ops::shared_runtime(c)), device(runtime->device()), cfg(w.config), options(o), wdt(o.weights) {}
+        : runtime(ops::shared_runtime(c)), device(runtime->device()), cfg(w.config), options(o), wdt(o.weights),
+          ahead(*runtime) {}
 
     void run(const std::function<void(ops::Encoder&)>& record) { runtime->run(record); }
+
+    // Before any other use of the model: the step in flight completed, the one recorded ahead forgotten.
+    void settle() {
+        ahead.complete();
+        ahead.drop();
+    }
+
+    // Validates a step of T tokens before it touches the cache, so a bad call leaves the model usable.
+    void check_context(uint64_t T) const {
+        if (uint64_t(pos) + T > uint64_t(max_ctx)) {
+            throw Error("context of " + std::to_string(uint64_t(pos) + T) + " tokens (" + std::to_string(pos) +
+                        " cached + " + std::to_string(T) + " new) exceeds the maximum context of " +
+                        std::to_string(max_ctx));
+        }
+    }
 
     // The parts side by side in one buffer of dtype t; a value t cannot hold is refused naming its tensor.
     vk::Buffer upload(const std::vector<Part>& parts, DType t) {
@@ -192,18 +210,36 @@ struct LlamaGpu::Impl {
     }
 
 
+    // Embedding rows gathered by copies (the table may exceed one binding); 16-bit rows are widened to f32 by a
+    // matmul with the identity, exact: each output is 1 · w plus exact zeros. Two halves, which a step recorded
+    // ahead of its token records apart (StepAhead).
     void record_embed(ops::Encoder& enc, std::span<const int> tokens) {
-        // Embedding rows gathered by copies (the table may exceed one binding); 16-bit rows are widened to
-        // f32 by a matmul with the identity, exact: each output is 1 · w plus exact zeros.
-        const uint32_t T = uint32_t(tokens.size()), C = uint32_t(cfg.hidden_size);
-        const uint64_t row_bytes = uint64_t(C) * dtype_size(wdt);
-        std::vector<VkBufferCopy> regions(T);
-        for (uint32_t t = 0; t < T; ++t) regions[t] = {uint64_t(tokens[t]) * row_bytes, t * row_bytes, row_bytes};
-        if (wdt == DType::f32) {
-            enc.recorder.copy(embed.get(), x->get(), regions);
-            return;
-        }
-        enc.recorder.copy(embed.get(), rows->get(), regions);
+        record_token_rows(enc, tokens);
+        record_widen(enc, uint32_t(tokens.size()));
+    }
+    // The body of a one-token step at the current position (StepAhead): everything but the token's row.
+    void prepare_step() {
+        ensure_cache(uint32_t(pos) + 1);
+        ensure_capacity(1, 1);
+        const uint32_t p0 = uint32_t(pos);
+        const GpuPass p{.T = 1, .pos = p0, .runs = {{0, p0, 1}}, .scores = {}, .capture = nullptr};
+        ahead.prepare(pos, [&](ops::Encoder& enc) {
+            record_widen(enc, 1);
+            for (size_t l = 0; l < layers.size(); ++l) {
+                record_pre_attention(enc, p, l);
+                record_attention(enc, p, l);
+                record_post_attention(enc, p, l);
+            }
+            record_head(enc, 0, 1, false);
+        });
+    }
+
+    void record_token_rows(ops::Encoder& enc, std::span<const int> tokens) {
+        ops::record_token_rows(enc, tokens, uint32_t(cfg.hidden_size), wdt, embed, wdt == DType::f32 ? *x : *rows);
+    }
+    void record_widen(ops::Encoder& enc, uint32_t T) {
+        if (wdt == DType::f32) return;
+        const uint32_t C = uint32_t(cfg.hidden_size);
         for (uint32_t r0 = 0; r0 < T; r0 += kWidenRows) {
             const uint32_t rc = std::min(kWidenRows, T - r0);
             ops::record_matmul(enc, ops::MatrixRef{&*ident, DType::f32, 0, rc, rc, kWidenRows},
@@ -365,7 +401,10 @@ LlamaGpu::LlamaGpu(Context& ctx, const LlamaWeights& w, const LlamaGpuOptions& o
 
 LlamaGpu::~LlamaGpu() = default;
 
-void LlamaGpu::reset() { impl_->pos = 0; }
+void LlamaGpu::reset() {
+    impl_->settle();
+    impl_->pos = 0;
+}
 int LlamaGpu::position() const { return impl_->pos; }
 int LlamaGpu::max_context() const { return impl_->max_ctx; }
 const LlamaConfig& LlamaGpu::config() const { return impl_->cfg; }
@@ -391,6 +430,7 @@ std::vector<float> LlamaGpu::step(std::span<const int> tokens, bool all_logits, 
                                   std::vector<LayerAttention>* attention, const LogitRequest* request, LogitSelection* selection) {
     Impl& m = *impl_;
     const LlamaConfig& cfg = m.cfg;
+    m.settle();
     check_capture_layers(layers, cfg.num_hidden_layers);
     if (request) {
         check_request(*request, cfg.vocab_size);
@@ -398,11 +438,7 @@ std::vector<float> LlamaGpu::step(std::span<const int> tokens, bool all_logits, 
     }
     // Validate everything before touching the cache, so a bad call leaves the model usable.
     check_tokens(tokens, cfg.vocab_size);
-    if (uint64_t(m.pos) + tokens.size() > uint64_t(m.max_ctx)) {
-        throw Error("context of " + std::to_string(uint64_t(m.pos) + tokens.size()) + " tokens (" +
-                    std::to_string(m.pos) + " cached + " + std::to_string(tokens.size()) +
-                    " new) exceeds the maximum context of " + std::to_string(m.max_ctx));
-    }
+    m.check_context(tokens.size());
     const uint32_t T = uint32_t(tokens.size());
     if (T == 0) return {};
     const uint32_t H = uint32_t(cfg.num_attention_heads), V = uint32_t(cfg.vocab_size);
@@ -449,9 +485,48 @@ std::vector<float> LlamaGpu::step(std::span<const int> tokens, bool all_logits, 
     return out;
 }
 
+std::unique_ptr<PendingSelection> LlamaGpu::submit_select(int token, const LogitRequest& request) {
+    Impl& m = *impl_;
+    const LlamaConfig& cfg = m.cfg;
+    const uint32_t V = uint32_t(cfg.vocab_size);
+    check_request(request, cfg.vocab_size);
+    const int tokens[] = {token};
+    check_tokens(tokens, cfg.vocab_size);
+    m.ahead.complete();  // the previous step's selection kept for its PendingSelection
+    m.check_context(1);
+    if (!m.options.fused_attention) {  // the three-kernel path's scores buffer is per step: no step ahead
+        return ready_selection(forward_select(tokens, request));
+    }
+    const bool on_device = V <= ops::kTopKMaxVocab && !ops::tuning_for(m.device.info()).sample_on_host;
+    if (!m.ahead.prepared_for(m.pos)) m.prepare_step();
+    if (on_device && !m.selection) m.selection.emplace(m.device);
+    auto pending = m.ahead.submit(
+        [&](ops::Encoder& enc) { m.record_token_rows(enc, tokens); },
+        [&](ops::Encoder& enc) {
+            if (on_device) m.selection->record(enc, m.logits->buffer(), 0, V, request);
+            else m.logits->record_copy(enc.recorder, uint64_t(V) * 4);
+        },
+        [&m, V, on_device, request] {
+            if (on_device) return m.selection->read(V);
+            std::vector<float> row(V);
+            m.logits->read(row.data(), row.size() * 4);
+            return select_on_host(row, request);
+        });
+    ++m.pos;
+    // The next step's body while the device runs this one. A failure here is not this step's: the next
+    // submit_select prepares again and reports it, before it submits anything.
+    try {
+        if (m.pos < m.max_ctx) m.prepare_step();
+    } catch (const std::exception&) {
+        m.ahead.drop();
+    }
+    return pending;
+}
+
 void LlamaGpu::forward_shard(const ShardForward& shard) {
     Impl& m = *impl_;
     const LlamaConfig& cfg = m.cfg;
+    m.settle();
     const uint32_t T = uint32_t(check_shard(shard, cfg.vocab_size, cfg.max_position_embeddings, m.max_ctx));
     const uint32_t H = uint32_t(cfg.num_attention_heads), Hkv = uint32_t(cfg.num_key_value_heads);
     const uint32_t D = uint32_t(cfg.head_dim), HD = H * D, KD = Hkv * D, KV = 2 * KD, V = uint32_t(cfg.vocab_size);

@@ -56,6 +56,26 @@ LogitSelection LanguageModel::forward_select(std::span<const int> tokens, const 
     return select_on_host(forward(tokens, false), request);
 }
 
+namespace {
+// A selection already made (the base class's submit_select).
+class ReadySelection final : public PendingSelection {
+public:
+    explicit ReadySelection(LogitSelection s) : selection_(std::move(s)) {}
+    LogitSelection wait() override { return selection_; }
+
+private:
+    LogitSelection selection_;
+};
+}  // namespace
+
+std::unique_ptr<PendingSelection> ready_selection(LogitSelection selection) {
+    return std::make_unique<ReadySelection>(std::move(selection));
+}
+
+std::unique_ptr<PendingSelection> LanguageModel::submit_select(int token, const LogitRequest& request) {
+    return ready_selection(forward_select(std::span<const int>(&token, 1), request));
+}
+
 DeviceSelection::DeviceSelection(vk::Device& device) : device_(device) {}
 
 void DeviceSelection::record(ops::Encoder& enc, const vk::Buffer& logits, uint64_t row, uint32_t V,

@@ -4,8 +4,10 @@
 
 #include "ops/top_k.hpp"
 
+#include <vkattn/model/language_model.hpp>
 #include <vkattn/model/sampler.hpp>
 
+#include <memory>
 #include <span>
 
 namespace vkattn::model {
@@ -15,6 +17,9 @@ void check_request(const LogitRequest& request, int vocab);
 
 // The selection from a row of logits on the host (cpu::top_k).
 LogitSelection select_on_host(std::span<const float> logits, const LogitRequest& request);
+
+// A PendingSelection that is already complete (submit_select where nothing is recorded ahead).
+std::unique_ptr<PendingSelection> ready_selection(LogitSelection selection);
 
 // The skip list and the output of a selection on the device, kept across steps so that none allocates.
 class DeviceSelection {

@@ -10,14 +10,22 @@ namespace vkattn::ops {
 void record_embedding(Encoder& enc, std::span<const int> tokens, int pos0, uint32_t C, DType dtype,
                       const vk::Buffer& wte, const vk::Buffer& wpe, const vk::Buffer& rows, const vk::Buffer& x,
                       uint32_t row0) {
-    const uint32_t T = uint32_t(tokens.size());
+    record_token_rows(enc, tokens, C, dtype, wte, rows, row0);
+    record_position_add(enc, uint32_t(tokens.size()), pos0, C, dtype, wpe, rows, x, row0);
+}
+
+void record_token_rows(Encoder& enc, std::span<const int> tokens, uint32_t C, DType dtype, const vk::Buffer& wte,
+                       const vk::Buffer& rows, uint32_t row0) {
     const uint64_t row_bytes = uint64_t(C) * dtype_size(dtype);
-    std::vector<VkBufferCopy> regions(T);
-    for (uint32_t t = 0; t < T; ++t) {
+    std::vector<VkBufferCopy> regions(tokens.size());
+    for (size_t t = 0; t < tokens.size(); ++t) {
         regions[t] = {uint64_t(tokens[t]) * row_bytes, (uint64_t(row0) + t) * row_bytes, row_bytes};
     }
     enc.recorder.copy(wte.get(), rows.get(), regions);
+}
 
+void record_position_add(Encoder& enc, uint32_t T, int pos0, uint32_t C, DType dtype, const vk::Buffer& wpe,
+                         const vk::Buffer& rows, const vk::Buffer& x, uint32_t row0) {
     const char* name = dtype == DType::f16 ? "embedding_f16" : "embedding_f32";
     const vk::Pipeline& pipeline = enc.pipelines.get({name, spirv(name), 3, sizeof(glsl::EmbeddingParams), {}});
     glsl::EmbeddingParams p{};

@@ -17,9 +17,15 @@ void Runtime::run(const std::function<void(Encoder&)>& record) {
     Encoder enc{device_, pipelines_, recorder};
     record(enc);
     recorder.submit_and_wait();
-    if (profile_) {
-        last_timings_.clear();
-        for (const auto& t : recorder.timings()) last_timings_.push_back({t.name, t.ms});
+    const vk::Recorder* parts[] = {&recorder};
+    keep_timings(parts);
+}
+
+void Runtime::keep_timings(std::span<const vk::Recorder* const> parts) {
+    if (!profile_) return;
+    last_timings_.clear();
+    for (const vk::Recorder* r : parts) {
+        for (const auto& t : r->timings()) last_timings_.push_back({t.name, t.ms});
     }
 }
 

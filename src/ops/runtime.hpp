@@ -21,6 +21,7 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <span>
 #include <vector>
 
 namespace vkattn::ops {
@@ -45,6 +46,9 @@ public:
     // per-dispatch timings when profiling. Thread-safe: runs hold the device's lock from the first
     // recorded command to the end of the wait, so runs from several threads take turns.
     void run(const std::function<void(Encoder&)>& record);
+    // For work recorded into several Recorders and submitted as one vk::Batch (a decode step recorded ahead,
+    // model/step_ahead.hpp): their timings, in order, become last_timings() when profiling. Call under the lock.
+    void keep_timings(std::span<const vk::Recorder* const> parts);
 
 private:
     // Creation order; destruction runs in reverse.

@@ -13,6 +13,12 @@ namespace vkattn::ops {
 void record_embedding(Encoder& enc, std::span<const int> tokens, int pos0, uint32_t C, DType dtype,
                       const vk::Buffer& wte, const vk::Buffer& wpe, const vk::Buffer& rows, const vk::Buffer& x,
                       uint32_t row0 = 0);
+// Its two halves, which a step recorded ahead of its token records apart (model/step_ahead.hpp): the gather of
+// the token rows into rows [row0, row0 + T), and x = those rows + wpe [pos0, pos0 + T).
+void record_token_rows(Encoder& enc, std::span<const int> tokens, uint32_t C, DType dtype, const vk::Buffer& wte,
+                       const vk::Buffer& rows, uint32_t row0 = 0);
+void record_position_add(Encoder& enc, uint32_t T, int pos0, uint32_t C, DType dtype, const vk::Buffer& wpe,
+                         const vk::Buffer& rows, const vk::Buffer& x, uint32_t row0 = 0);
 
 // y [T, C] = layernorm(x [T, C]) · w [C] + b [C], f32; offsets and row strides in elements.
 struct RowsRef {

@@ -469,6 +469,7 @@ Device::~Device() {
     vkDeviceWaitIdle(device_);
     free_scratch_.clear();
     free_descriptor_pools_.clear();
+    free_fences_.clear();
     allocator_.reset();
     fence_.reset();
     pool_.reset();
@@ -565,16 +566,48 @@ std::vector<std::string> Device::warnings() const {
 
 void Device::submit_and_wait(VkCommandBuffer cmd) {
     std::lock_guard lock(mutex_);
+    VkFence fence = fence_.get();
+    VKATTN_CHECK(vkResetFences(device_, 1, &fence));
+    submit(std::span(&cmd, 1), fence);
+    wait(fence);
+}
+
+void Device::submit(std::span<const VkCommandBuffer> cmds, VkFence fence) {
+    std::lock_guard lock(mutex_);
     check_messages();  // a message while recording is as much a failure as one while running
     VkSubmitInfo submit{};
     submit.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO;
-    submit.commandBufferCount = 1;
-    submit.pCommandBuffers = &cmd;
-    VkFence fence = fence_.get();
-    VKATTN_CHECK(vkResetFences(device_, 1, &fence));
+    submit.commandBufferCount = uint32_t(cmds.size());
+    submit.pCommandBuffers = cmds.data();
     VKATTN_CHECK(vkQueueSubmit(queue_, 1, &submit, fence));
+}
+
+void Device::wait(VkFence fence) {
+    // Not under the lock: other threads may record and submit while this one waits for its own fence.
     VKATTN_CHECK(vkWaitForFences(device_, 1, &fence, VK_TRUE, UINT64_MAX));
+    std::lock_guard lock(mutex_);
     check_messages();
+}
+
+UniqueFence Device::take_fence() {
+    std::lock_guard lock(mutex_);
+    if (!free_fences_.empty()) {
+        UniqueFence fence = std::move(free_fences_.back());
+        free_fences_.pop_back();
+        return fence;
+    }
+    VkFenceCreateInfo info{};
+    info.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO;
+    VkFence fence = VK_NULL_HANDLE;
+    VKATTN_CHECK(vkCreateFence(device_, &info, nullptr, &fence));
+    return UniqueFence(device_, fence);
+}
+
+void Device::give_back(UniqueFence&& fence) {
+    std::lock_guard lock(mutex_);
+    VkFence f = fence.get();
+    VKATTN_CHECK(vkResetFences(device_, 1, &f));
+    free_fences_.push_back(std::move(fence));
 }
 
 void Device::copy(VkBuffer src, uint64_t src_offset, VkBuffer dst, uint64_t dst_offset, uint64_t bytes) {

@@ -13,6 +13,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -87,6 +88,13 @@ public:
 
     // Submits one recorded command buffer and waits for it. Throws on a validation message or device loss.
     void submit_and_wait(VkCommandBuffer cmd);
+    // The two halves, for a Batch: command buffers submitted in order behind `fence` (unsignaled), then the wait
+    // for it. Each checks for validation messages as submit_and_wait does.
+    void submit(std::span<const VkCommandBuffer> cmds, VkFence fence);
+    void wait(VkFence fence);
+    // Fences for Batches, kept when given back so that repeated submissions create none.
+    UniqueFence take_fence();
+    void give_back(UniqueFence&& fence);
     VkCommandPool command_pool() const { return pool_.get(); }
     uint32_t timestamp_valid_bits() const { return timestamp_bits_; }
 
@@ -147,6 +155,7 @@ private:
     mutable std::recursive_mutex mutex_;
     std::vector<Buffer> free_scratch_;                      // ascending size
     std::vector<UniqueDescriptorPool> free_descriptor_pools_;
+    std::vector<UniqueFence> free_fences_;
     std::map<std::string, bool> self_checks_;
     std::vector<std::string> warnings_;
 };

@@ -179,6 +179,13 @@ const Buffer& Recorder::scratch(uint64_t bytes) {
 
 void Recorder::submit_and_wait() {
     if (submitted_) throw Error("internal: a Recorder is submitted once");
+    end();
+    device_.submit_and_wait(cmd_);
+    read_timings();
+}
+
+void Recorder::end() {
+    if (submitted_) throw Error("internal: a Recorder is ended once");
     submitted_ = true;
     // Compute and copy writes → host reads of mapped memory after the fence.
     VkMemoryBarrier barrier{VK_STRUCTURE_TYPE_MEMORY_BARRIER, nullptr,
@@ -186,8 +193,9 @@ void Recorder::submit_and_wait() {
     vkCmdPipelineBarrier(cmd_, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
                          VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &barrier, 0, nullptr, 0, nullptr);
     VKATTN_CHECK(vkEndCommandBuffer(cmd_));
-    device_.submit_and_wait(cmd_);
+}
 
+void Recorder::read_timings() {
     if (!timestamps_ || labels_.empty()) return;
     const uint64_t mask = device_.timestamp_valid_bits() >= 64 ? ~0ull : ((1ull << device_.timestamp_valid_bits()) - 1);
     const double period_ms = device_.info().timestamp_period_ns * 1e-6;
@@ -205,6 +213,40 @@ void Recorder::submit_and_wait() {
         const uint64_t t1 = stamps[2 * i + 1] & mask;
         timings_.push_back({labels_[i], double((t1 - t0) & mask) * period_ms});
     }
+}
+
+Batch::Batch(Device& device) : device_(device), fence_(device.take_fence()) {}
+
+Batch::~Batch() {
+    if (submitted_ && !waited_) {
+        // The command buffers may not be freed while the device runs them; an error here has no one to reach.
+        VkFence fence = fence_.get();
+        vkWaitForFences(device_.get(), 1, &fence, VK_TRUE, UINT64_MAX);
+    }
+    try {
+        device_.give_back(std::move(fence_));
+    } catch (...) {
+        // A fence that cannot be reset is not kept: its handle destroys it.
+    }
+}
+
+void Batch::submit(std::span<Recorder* const> parts) {
+    if (submitted_) throw Error("internal: a Batch is submitted once");
+    std::vector<VkCommandBuffer> cmds;
+    for (Recorder* r : parts) {
+        if (!r->ended()) r->end();
+        cmds.push_back(r->command_buffer());
+    }
+    parts_.assign(parts.begin(), parts.end());
+    device_.submit(cmds, fence_.get());
+    submitted_ = true;
+}
+
+void Batch::wait() {
+    if (!submitted_ || waited_) throw Error("internal: Batch::wait without a submission to wait for");
+    waited_ = true;
+    device_.wait(fence_.get());
+    for (Recorder* r : parts_) r->read_timings();
 }
 
 ReadbackBuffer::ReadbackBuffer(Device& device, uint64_t bytes) : buffer_(device, bytes) {

@@ -54,6 +54,13 @@ public:
     // Ends recording, submits, waits. A Recorder is used once.
     void submit_and_wait();
 
+    // Ends recording (then only a Batch may submit it), with the barrier that makes the writes visible to the host.
+    void end();
+    bool ended() const { return submitted_; }
+    VkCommandBuffer command_buffer() const { return cmd_; }
+    // Reads the timestamps once the submission has completed (Batch::wait does).
+    void read_timings();
+
     // Per-dispatch GPU times after submit_and_wait(), in recording order (empty without timestamps).
     const std::vector<DispatchTiming>& timings() const { return timings_; }
     size_t dispatch_count() const { return labels_.size(); }
@@ -72,6 +79,31 @@ private:
     std::vector<std::string> labels_;
     std::vector<DispatchTiming> timings_;
     std::vector<Buffer> scratch_;  // borrowed from the device; the last one is the current
+};
+
+// Recorders submitted together, in order, behind one fence, and waited for later: a decode step recorded ahead of
+// time runs between a prologue and an epilogue recorded just before its submission, while the host goes on. The
+// device's lock is taken by each call, not held from submit to wait. The Recorders must outlive the Batch.
+class Batch {
+public:
+    explicit Batch(Device& device);  // borrows a fence from the device
+    Batch(const Batch&) = delete;
+    Batch& operator=(const Batch&) = delete;
+    ~Batch();  // waits for a submission not yet waited for (errors ignored), gives the fence back
+
+    // Ends each part that is not ended yet and submits them all, in this order. Once per Batch.
+    void submit(std::span<Recorder* const> parts);
+    // Waits for the submission; then each part's timings() hold its dispatches' GPU times.
+    void wait();
+    bool submitted() const { return submitted_; }
+    bool waited() const { return waited_; }
+
+private:
+    Device& device_;
+    UniqueFence fence_;
+    std::vector<Recorder*> parts_;
+    bool submitted_ = false;
+    bool waited_ = false;
 };
 
 // A device buffer that the host reads after each submission, with no staging copy of its own: read where it

@@ -1,5 +1,6 @@
 // The GPT-2 forward pass on a Vulkan device: weights uploaded once, activations and the KV cache kept on the
-// GPU, one command buffer (one submit, one wait) per forward step.
+// GPU, one submission and one wait per forward step (submit_select: the wait left to the caller, the next step
+// recorded meanwhile).
 #pragma once
 
 #include <vkattn/context.hpp>
@@ -52,6 +53,9 @@ public:
     // forward(tokens, false), returning only what `request` asks of the last position's logits, selected on the
     // device (LanguageModel::forward_select): the logits themselves never leave it.
     LogitSelection forward_select(std::span<const int> tokens, const LogitRequest& request);
+    // forward_select({token}, request) submitted, and the next step recorded while the device runs it
+    // (LanguageModel::submit_select). With the three-kernel attention it completes before returning.
+    std::unique_ptr<PendingSelection> submit_select(int token, const LogitRequest& request);
 
     void reset();               // empties the KV cache
     int position() const;       // tokens in the KV cache

@@ -113,6 +113,14 @@ struct ForwardAttention {
     std::vector<LayerAttention> attention;  // one per layer asked for, in that order; probs [H, T, pos + T]
 };
 
+// A decode step on its way through the device (LanguageModel::submit_select).
+class VKATTN_API PendingSelection {
+public:
+    virtual ~PendingSelection() = default;  // completes the step if wait() was not called
+    // The step's selection, waiting for the device if it has not finished. Throws vkattn::Error on a device error.
+    virtual LogitSelection wait() = 0;
+};
+
 class VKATTN_API LanguageModel {
 public:
     virtual ~LanguageModel() = default;
@@ -133,6 +141,13 @@ public:
     // on a request out of range (k outside [1, Sampler::kMaxCandidates], more than Sampler::kMaxSkipped skip
     // ids, or skip ids not ascending, distinct and in [0, V)). An empty tokens span is refused.
     virtual LogitSelection forward_select(std::span<const int> tokens, const LogitRequest& request);
+    // forward_select({token}, request) started and returned from before it completes: a decode loop samples step
+    // n from wait() while the model has already recorded step n + 1 on the host during the device's step n, so
+    // the host's part of a step (recording its ~200-300 dispatches) overlaps the device's instead of adding to it
+    // (generate() decodes this way). position() counts the token on return. Throws vkattn::Error, leaving the
+    // cache untouched, as forward_select does. Any other call on the model completes the step first (its
+    // wait() then returns at once). The base class runs forward_select before returning.
+    virtual std::unique_ptr<PendingSelection> submit_select(int token, const LogitRequest& request);
     virtual ForwardAttention forward_with_attention(std::span<const int> tokens, std::span<const int> layers,
                                                     bool all_logits = true);
     virtual void reset() = 0;          // empties the KV cache

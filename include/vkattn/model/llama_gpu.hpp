@@ -1,6 +1,7 @@
 // The Llama-family forward pass (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM) on a Vulkan device:
-// weights uploaded once, activations and a KV cache of the Hkv key/value heads kept on the GPU, one command
-// buffer (one submit, one wait) per forward step. LlamaCpu (llama_cpu.hpp) is its oracle.
+// weights uploaded once, activations and a KV cache of the Hkv key/value heads kept on the GPU, one submission and
+// one wait per forward step (submit_select: the wait left to the caller, the next step recorded meanwhile).
+// LlamaCpu (llama_cpu.hpp) is its oracle.
 #pragma once
 
 #include <vkattn/context.hpp>
@@ -66,6 +67,9 @@ public:
     // forward(tokens, false), returning only what `request` asks of the last position's logits, selected on the
     // device (LanguageModel::forward_select): the logits themselves never leave it.
     LogitSelection forward_select(std::span<const int> tokens, const LogitRequest& request);
+    // forward_select({token}, request) submitted, and the next step recorded while the device runs it
+    // (LanguageModel::submit_select). With the three-kernel attention it completes before returning.
+    std::unique_ptr<PendingSelection> submit_select(int token, const LogitRequest& request);
 
     void reset();               // empties the KV cache; the next forward starts at position 0
     int position() const;       // tokens in the KV cache: the position the next token takes

@@ -1,0 +1,97 @@
+#include "model/step_ahead.hpp"
+
+#include <vkattn/error.hpp>
+
+#include <mutex>
+
+namespace vkattn::model {
+
+class StepAhead::Pending final : public PendingSelection {
+public:
+    explicit Pending(std::shared_ptr<Outcome> outcome) : outcome_(std::move(outcome)) {}
+    ~Pending() override {
+        try {
+            if (outcome_->owner != nullptr) outcome_->owner->complete();
+        } catch (...) {
+            // complete() keeps errors in the outcome; nothing else can throw that a destructor could report.
+        }
+    }
+
+    LogitSelection wait() override {
+        if (outcome_->owner != nullptr) outcome_->owner->complete();
+        if (outcome_->error) std::rethrow_exception(outcome_->error);
+        if (!outcome_->selection) throw Error("internal: a decode step's selection was already taken");
+        return *outcome_->selection;
+    }
+
+private:
+    std::shared_ptr<Outcome> outcome_;
+};
+
+StepAhead::~StepAhead() {
+    try {
+        complete();
+    } catch (...) {
+        // complete() keeps errors in the outcome.
+    }
+}
+
+std::unique_ptr<vk::Recorder> StepAhead::new_recorder() const {
+    return std::make_unique<vk::Recorder>(runtime_.device(), runtime_.profiling());
+}
+
+void StepAhead::prepare(int pos, const Record& body) {
+    body_.reset();
+    std::lock_guard lock(runtime_.device().mutex());  // recording uses the device's pools and pipeline registry
+    auto recorder = new_recorder();
+    ops::Encoder enc{runtime_.device(), runtime_.pipelines(), *recorder};
+    body(enc);
+    body_ = std::move(recorder);
+    body_pos_ = pos;
+}
+
+std::unique_ptr<PendingSelection> StepAhead::submit(const Record& prologue, const Record& epilogue,
+                                                    std::function<LogitSelection()> finish) {
+    if (body_ == nullptr) throw Error("internal: a decode step submitted without its body");
+    complete();
+    InFlight f;
+    {
+        std::lock_guard lock(runtime_.device().mutex());
+        f.prologue = new_recorder();
+        f.epilogue = new_recorder();
+        ops::Encoder pro{runtime_.device(), runtime_.pipelines(), *f.prologue};
+        prologue(pro);
+        ops::Encoder epi{runtime_.device(), runtime_.pipelines(), *f.epilogue};
+        epilogue(epi);
+        f.body = std::move(body_);
+        f.batch = std::make_unique<vk::Batch>(runtime_.device());
+        vk::Recorder* parts[] = {f.prologue.get(), f.body.get(), f.epilogue.get()};
+        f.batch->submit(parts);
+    }
+    f.finish = std::move(finish);
+    f.outcome = std::make_shared<Outcome>();
+    f.outcome->owner = this;
+    auto pending = std::make_unique<Pending>(f.outcome);
+    in_flight_.emplace(std::move(f));
+    return pending;
+}
+
+void StepAhead::complete() {
+    if (!in_flight_) return;
+    InFlight f = std::move(*in_flight_);
+    in_flight_.reset();
+    f.outcome->owner = nullptr;
+    try {
+        f.batch->wait();
+        {
+            std::lock_guard lock(runtime_.device().mutex());
+            const vk::Recorder* parts[] = {f.prologue.get(), f.body.get(), f.epilogue.get()};
+            runtime_.keep_timings(parts);
+        }
+        f.outcome->selection = f.finish();
+    } catch (...) {
+        f.outcome->error = std::current_exception();
+    }
+}
+
+}  // namespace vkattn::model
