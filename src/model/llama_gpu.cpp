@@ -444,9 +444,7 @@ std::vector<float> LlamaGpu::step(std::span<const int> tokens, bool all_logits, 
     const uint32_t H = uint32_t(cfg.num_attention_heads), V = uint32_t(cfg.vocab_size);
     const uint32_t pos = uint32_t(m.pos);
     const uint32_t n_logits = all_logits ? T : 1;
-    // The selection runs on the device unless the logits are in host memory already (Tuning::sample_on_host)
-    // or the vocabulary is longer than its kernel takes.
-    const bool on_device = request && V <= ops::kTopKMaxVocab && !ops::tuning_for(m.device.info()).sample_on_host;
+    const bool on_device = request && selects_on_device(m.device.info(), V);
     m.ensure_cache(pos + T);
     m.ensure_capacity(T, n_logits);
 
@@ -497,29 +495,11 @@ std::unique_ptr<PendingSelection> LlamaGpu::submit_select(int token, const Logit
     if (!m.options.fused_attention) {  // the three-kernel path's scores buffer is per step: no step ahead
         return ready_selection(forward_select(tokens, request));
     }
-    const bool on_device = V <= ops::kTopKMaxVocab && !ops::tuning_for(m.device.info()).sample_on_host;
     if (!m.ahead.prepared_for(m.pos)) m.prepare_step();
-    if (on_device && !m.selection) m.selection.emplace(m.device);
-    auto pending = m.ahead.submit(
-        [&](ops::Encoder& enc) { m.record_token_rows(enc, tokens); },
-        [&](ops::Encoder& enc) {
-            if (on_device) m.selection->record(enc, m.logits->buffer(), 0, V, request);
-            else m.logits->record_copy(enc.recorder, uint64_t(V) * 4);
-        },
-        [&m, V, on_device, request] {
-            if (on_device) return m.selection->read(V);
-            std::vector<float> row(V);
-            m.logits->read(row.data(), row.size() * 4);
-            return select_on_host(row, request);
-        });
+    auto pending = m.ahead.submit_select([&](ops::Encoder& enc) { m.record_token_rows(enc, tokens); }, *m.logits,
+                                         m.selection, V, request);
     ++m.pos;
-    // The next step's body while the device runs this one. A failure here is not this step's: the next
-    // submit_select prepares again and reports it, before it submits anything.
-    try {
-        if (m.pos < m.max_ctx) m.prepare_step();
-    } catch (const std::exception&) {
-        m.ahead.drop();
-    }
+    if (m.pos < m.max_ctx) m.ahead.prepare_next([&] { m.prepare_step(); });  // while the device runs this one
     return pending;
 }
 

@@ -1,6 +1,7 @@
 #include "model/logit_select.hpp"
 
 #include "cpu/top_k.hpp"
+#include "ops/tuning.hpp"
 
 #include <vkattn/error.hpp>
 #include <vkattn/model/language_model.hpp>
@@ -67,6 +68,10 @@ private:
     LogitSelection selection_;
 };
 }  // namespace
+
+bool selects_on_device(const DeviceInfo& device, uint32_t V) {
+    return V <= ops::kTopKMaxVocab && !ops::tuning_for(device).sample_on_host;
+}
 
 std::unique_ptr<PendingSelection> ready_selection(LogitSelection selection) {
     return std::make_unique<ReadySelection>(std::move(selection));

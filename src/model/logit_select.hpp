@@ -18,6 +18,10 @@ void check_request(const LogitRequest& request, int vocab);
 // The selection from a row of logits on the host (cpu::top_k).
 LogitSelection select_on_host(std::span<const float> logits, const LogitRequest& request);
 
+// Whether a selection from V logits runs on the device (the top_k kernel) rather than on the host: not where the
+// logits are in host memory already (Tuning::sample_on_host) or the vocabulary is longer than the kernel takes.
+bool selects_on_device(const DeviceInfo& device, uint32_t V);
+
 // A PendingSelection that is already complete (submit_select where nothing is recorded ahead).
 std::unique_ptr<PendingSelection> ready_selection(LogitSelection selection);
 

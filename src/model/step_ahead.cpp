@@ -3,6 +3,7 @@
 #include <vkattn/error.hpp>
 
 #include <mutex>
+#include <vector>
 
 namespace vkattn::model {
 
@@ -74,6 +75,33 @@ std::unique_ptr<PendingSelection> StepAhead::submit(const Record& prologue, cons
     auto pending = std::make_unique<Pending>(f.outcome);
     in_flight_.emplace(std::move(f));
     return pending;
+}
+
+std::unique_ptr<PendingSelection> StepAhead::submit_select(const Record& prologue, const vk::ReadbackBuffer& logits,
+                                                           std::optional<DeviceSelection>& selection, uint32_t V,
+                                                           const LogitRequest& request) {
+    const bool on_device = selects_on_device(runtime_.device().info(), V);
+    if (on_device && !selection) selection.emplace(runtime_.device());
+    return submit(
+        prologue,
+        [&](ops::Encoder& enc) {
+            if (on_device) selection->record(enc, logits.buffer(), 0, V, request);
+            else logits.record_copy(enc.recorder, uint64_t(V) * 4);
+        },
+        [&logits, &selection, V, on_device, request] {
+            if (on_device) return selection->read(V);
+            std::vector<float> row(V);
+            logits.read(row.data(), row.size() * 4);
+            return select_on_host(row, request);
+        });
+}
+
+void StepAhead::prepare_next(const std::function<void()>& prepare) {
+    try {
+        prepare();
+    } catch (const std::exception&) {
+        drop();
+    }
 }
 
 void StepAhead::complete() {

@@ -5,6 +5,7 @@
 // go to the queue as one vk::Batch, so the step's commands run in order as if recorded in one command buffer.
 #pragma once
 
+#include "model/logit_select.hpp"
 #include "ops/runtime.hpp"
 
 #include <vkattn/model/language_model.hpp>
@@ -37,6 +38,15 @@ public:
     // returned PendingSelection hands it out.
     std::unique_ptr<PendingSelection> submit(const Record& prologue, const Record& epilogue,
                                              std::function<LogitSelection()> finish);
+    // submit() for a selection answering request from logits [V] at the start of `logits` (which the body's LM
+    // head wrote): on the device (`selection`, made on first use) where selects_on_device says so, else on the
+    // host from the logits read back.
+    std::unique_ptr<PendingSelection> submit_select(const Record& prologue, const vk::ReadbackBuffer& logits,
+                                                    std::optional<DeviceSelection>& selection, uint32_t V,
+                                                    const LogitRequest& request);
+    // Runs `prepare` (which records the next step's body) after a submission. A failure there is not the submitted
+    // step's: the body is dropped, and the next submission prepares again and reports it before submitting.
+    void prepare_next(const std::function<void()>& prepare);
     // Completes the step in flight, if any: waits for the device and runs its finish. Every other use of the
     // model calls this first, so that nothing it does overlaps the step or overwrites what finish reads.
     void complete();
