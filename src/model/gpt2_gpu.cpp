@@ -59,12 +59,6 @@ struct Gpt2Gpu::Impl {
         : runtime(ops::shared_runtime(c)), device(runtime->device()), cfg(w.config), options(o), wdt(o.weights),
           nk(ops::tuning_for(device.info()).weights_nk), ahead(*runtime) {}
 
-    // Before any other use of the model: the step in flight completed, the one recorded ahead forgotten.
-    void settle() {
-        ahead.complete();
-        ahead.drop();
-    }
-
     void check_context(uint32_t T) const {
         if (uint64_t(pos) + T > uint64_t(cfg.n_positions)) {
             throw Error("context of " + std::to_string(pos + T) + " tokens (" + std::to_string(pos) + " cached + " +
@@ -79,11 +73,7 @@ struct Gpt2Gpu::Impl {
         const GpuPass p{.T = 1, .pos = p0, .runs = {{0, p0, 1}}, .scores = {}, .capture = nullptr};
         ahead.prepare(pos, [&](ops::Encoder& enc) {
             ops::record_position_add(enc, 1, pos, uint32_t(cfg.n_embd), wdt, params.wpe, rows, x);
-            for (size_t l = 0; l < params.layers.size(); ++l) {
-                record_pre_attention(enc, p, l);
-                record_attention(enc, p, l);
-                record_post_attention(enc, p, l);
-            }
+            record_layers(enc, p);
             record_head(enc, 0, 1, false);
         });
     }
@@ -171,6 +161,15 @@ struct Gpt2Gpu::Impl {
                {.bias = &l.fc_proj_b, .accumulate = true});
     }
 
+    // Every layer, embedding done (x) to the input of the final LayerNorm.
+    void record_layers(ops::Encoder& enc, const GpuPass& p) {
+        for (size_t l = 0; l < params.layers.size(); ++l) {
+            record_pre_attention(enc, p, l);
+            record_attention(enc, p, l);
+            record_post_attention(enc, p, l);
+        }
+    }
+
     // logits rows [0, n) = ln_f(x rows [first, first + n)) · wteᵀ, in chunks that fit one binding.
     void record_head(ops::Encoder& enc, uint32_t first, uint32_t n, bool read_back = true) {
         const uint32_t C = uint32_t(cfg.n_embd), V = uint32_t(cfg.vocab_size);
@@ -250,7 +249,7 @@ Gpt2Gpu::Gpt2Gpu(Context& ctx, const Gpt2Weights& w, const Gpt2GpuOptions& optio
 Gpt2Gpu::~Gpt2Gpu() = default;
 
 void Gpt2Gpu::reset() {
-    impl_->settle();
+    impl_->ahead.settle();
     impl_->pos = 0;
 }
 int Gpt2Gpu::position() const { return impl_->pos; }
@@ -276,7 +275,7 @@ std::vector<float> Gpt2Gpu::step(std::span<const int> tokens, bool all_logits, s
                                  std::vector<LayerAttention>* attention, const LogitRequest* request, LogitSelection* selection) {
     Impl& m = *impl_;
     const Gpt2Config& cfg = m.cfg;
-    m.settle();
+    m.ahead.settle();
     check_capture_layers(layers, cfg.n_layer);
     if (request) {
         check_request(*request, cfg.vocab_size);
@@ -300,11 +299,7 @@ std::vector<float> Gpt2Gpu::step(std::span<const int> tokens, bool all_logits, s
     if (!m.options.fused_attention || capture.any()) p.scores.emplace(m.device, scores_bytes);
     m.runtime->run([&](ops::Encoder& enc) {
         m.record_embed(enc, p, tokens);
-        for (size_t l = 0; l < m.params.layers.size(); ++l) {
-            m.record_pre_attention(enc, p, l);
-            m.record_attention(enc, p, l);
-            m.record_post_attention(enc, p, l);
-        }
+        m.record_layers(enc, p);
         m.record_head(enc, T - n_logits, n_logits, !on_device);  // only the rows whose logits are wanted
         if (on_device) {
             if (!m.selection) m.selection.emplace(m.device);
@@ -334,7 +329,6 @@ std::unique_ptr<PendingSelection> Gpt2Gpu::submit_select(int token, const LogitR
     check_request(request, cfg.vocab_size);
     const int tokens[] = {token};
     check_tokens(tokens, cfg.vocab_size);
-    m.ahead.complete();  // the previous step's selection kept for its PendingSelection
     m.check_context(1);
     if (!m.options.fused_attention) {  // the three-kernel path's scores buffer is per step: no step ahead
         return ready_selection(forward_select(tokens, request));
@@ -351,7 +345,7 @@ std::unique_ptr<PendingSelection> Gpt2Gpu::submit_select(int token, const LogitR
 void Gpt2Gpu::forward_shard(const ShardForward& shard) {
     Impl& m = *impl_;
     const Gpt2Config& cfg = m.cfg;
-    m.settle();
+    m.ahead.settle();
     const uint32_t T = uint32_t(check_shard(shard, cfg.vocab_size, cfg.n_positions, cfg.n_positions));
     const uint32_t C = uint32_t(cfg.n_embd), H = uint32_t(cfg.n_head), D = uint32_t(cfg.head_dim());
     const uint32_t V = uint32_t(cfg.vocab_size);

@@ -117,12 +117,6 @@ struct LlamaGpu::Impl {
 
     void run(const std::function<void(ops::Encoder&)>& record) { runtime->run(record); }
 
-    // Before any other use of the model: the step in flight completed, the one recorded ahead forgotten.
-    void settle() {
-        ahead.complete();
-        ahead.drop();
-    }
-
     // Validates a step of T tokens before it touches the cache, so a bad call leaves the model usable.
     void check_context(uint64_t T) const {
         if (uint64_t(pos) + T > uint64_t(max_ctx)) {
@@ -225,11 +219,7 @@ struct LlamaGpu::Impl {
         const GpuPass p{.T = 1, .pos = p0, .runs = {{0, p0, 1}}, .scores = {}, .capture = nullptr};
         ahead.prepare(pos, [&](ops::Encoder& enc) {
             record_widen(enc, 1);
-            for (size_t l = 0; l < layers.size(); ++l) {
-                record_pre_attention(enc, p, l);
-                record_attention(enc, p, l);
-                record_post_attention(enc, p, l);
-            }
+            record_layers(enc, p);
             record_head(enc, 0, 1, false);
         });
     }
@@ -300,6 +290,15 @@ struct LlamaGpu::Impl {
         ops::record_swiglu(enc, p.T, I, {&*mlp, 0, 2 * I}, {&*mlp, I, 2 * I}, {&*mlp, 0, 2 * I});
         ops::record_matmul(enc, ops::MatrixRef{&*mlp, DType::f32, 0, p.T, I, 2 * I}, matrix(b.down_w, wdt, C, I), true,
                            matrix(*x, DType::f32, p.T, C), {.accumulate = true});
+    }
+
+    // Every layer, embedding done (x) to the input of the final norm.
+    void record_layers(ops::Encoder& enc, const GpuPass& p) {
+        for (size_t l = 0; l < layers.size(); ++l) {
+            record_pre_attention(enc, p, l);
+            record_attention(enc, p, l);
+            record_post_attention(enc, p, l);
+        }
     }
 
     // logits rows [0, n) = norm(x rows [first, first + n)) · lm_headᵀ, in chunks that fit one binding.
@@ -402,7 +401,7 @@ LlamaGpu::LlamaGpu(Context& ctx, const LlamaWeights& w, const LlamaGpuOptions& o
 LlamaGpu::~LlamaGpu() = default;
 
 void LlamaGpu::reset() {
-    impl_->settle();
+    impl_->ahead.settle();
     impl_->pos = 0;
 }
 int LlamaGpu::position() const { return impl_->pos; }
@@ -430,7 +429,7 @@ std::vector<float> LlamaGpu::step(std::span<const int> tokens, bool all_logits, 
                                   std::vector<LayerAttention>* attention, const LogitRequest* request, LogitSelection* selection) {
     Impl& m = *impl_;
     const LlamaConfig& cfg = m.cfg;
-    m.settle();
+    m.ahead.settle();
     check_capture_layers(layers, cfg.num_hidden_layers);
     if (request) {
         check_request(*request, cfg.vocab_size);
@@ -456,11 +455,7 @@ std::vector<float> LlamaGpu::step(std::span<const int> tokens, bool all_logits, 
     if (!m.options.fused_attention || capture.any()) p.scores.emplace(m.device, scores_bytes);
     m.run([&](ops::Encoder& enc) {
         m.record_embed(enc, tokens);
-        for (size_t l = 0; l < m.layers.size(); ++l) {
-            m.record_pre_attention(enc, p, l);
-            m.record_attention(enc, p, l);
-            m.record_post_attention(enc, p, l);
-        }
+        m.record_layers(enc, p);
         m.record_head(enc, T - n_logits, n_logits, !on_device);  // only the rows whose logits are wanted
         if (on_device) {
             if (!m.selection) m.selection.emplace(m.device);
@@ -490,7 +485,6 @@ std::unique_ptr<PendingSelection> LlamaGpu::submit_select(int token, const Logit
     check_request(request, cfg.vocab_size);
     const int tokens[] = {token};
     check_tokens(tokens, cfg.vocab_size);
-    m.ahead.complete();  // the previous step's selection kept for its PendingSelection
     m.check_context(1);
     if (!m.options.fused_attention) {  // the three-kernel path's scores buffer is per step: no step ahead
         return ready_selection(forward_select(tokens, request));
@@ -506,7 +500,7 @@ std::unique_ptr<PendingSelection> LlamaGpu::submit_select(int token, const Logit
 void LlamaGpu::forward_shard(const ShardForward& shard) {
     Impl& m = *impl_;
     const LlamaConfig& cfg = m.cfg;
-    m.settle();
+    m.ahead.settle();
     const uint32_t T = uint32_t(check_shard(shard, cfg.vocab_size, cfg.max_position_embeddings, m.max_ctx));
     const uint32_t H = uint32_t(cfg.num_attention_heads), Hkv = uint32_t(cfg.num_key_value_heads);
     const uint32_t D = uint32_t(cfg.head_dim), HD = H * D, KD = Hkv * D, KV = 2 * KD, V = uint32_t(cfg.vocab_size);

@@ -45,6 +45,16 @@ LogitSelection to_selection(TopK&& top, int vocab) {
     return s;
 }
 
+// A selection already made (the base class's submit_select).
+class ReadySelection final : public PendingSelection {
+public:
+    explicit ReadySelection(LogitSelection s) : selection_(std::move(s)) {}
+    LogitSelection wait() override { return selection_; }
+
+private:
+    LogitSelection selection_;
+};
+
 }  // namespace
 
 LogitSelection select_on_host(std::span<const float> logits, const LogitRequest& request) {
@@ -56,18 +66,6 @@ LogitSelection LanguageModel::forward_select(std::span<const int> tokens, const 
     if (tokens.empty()) throw Error("forward_select needs at least one token");
     return select_on_host(forward(tokens, false), request);
 }
-
-namespace {
-// A selection already made (the base class's submit_select).
-class ReadySelection final : public PendingSelection {
-public:
-    explicit ReadySelection(LogitSelection s) : selection_(std::move(s)) {}
-    LogitSelection wait() override { return selection_; }
-
-private:
-    LogitSelection selection_;
-};
-}  // namespace
 
 bool selects_on_device(const DeviceInfo& device, uint32_t V) {
     return V <= ops::kTopKMaxVocab && !ops::tuning_for(device).sample_on_host;

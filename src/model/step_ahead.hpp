@@ -32,6 +32,11 @@ public:
     void prepare(int pos, const Record& body);
     // Forgets the prepared body: the model's position or buffers changed under it.
     void drop() { body_.reset(); }
+    // Before any other use of the model: the step in flight completed, the body recorded ahead forgotten.
+    void settle() {
+        complete();
+        drop();
+    }
 
     // Submits the prepared body (prepared_for the model's position: the caller checks) between prologue and
     // epilogue, after completing a step still in flight. `finish` reads the answer once the device is done; the

@@ -583,7 +583,8 @@ void Device::submit(std::span<const VkCommandBuffer> cmds, VkFence fence) {
 }
 
 void Device::wait(VkFence fence) {
-    // Not under the lock: other threads may record and submit while this one waits for its own fence.
+    // Takes no lock for the wait itself: while a Batch's owner waits for its fence, other threads may record and
+    // submit (submit_and_wait, which holds the lock throughout, still runs one submission at a time).
     VKATTN_CHECK(vkWaitForFences(device_, 1, &fence, VK_TRUE, UINT64_MAX));
     std::lock_guard lock(mutex_);
     check_messages();
