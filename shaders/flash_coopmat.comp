@@ -63,6 +63,7 @@ layout(constant_id = 8) const uint NBUF = 2;      // K/V tile buffers: 2 double-
 
 layout(push_constant) uniform Push { FlashParams p; };
 
+#define STEP_CONSTANT_ID 9  // flash_common.glsl's STEP: the constant after this kernel's own
 #include "flash_common.glsl"
 
 const uint WG = NSG * SG;
@@ -96,7 +97,7 @@ void stage_tile(uint j0, uint u, uint k_base, uint v_base) {
     for (uint e = gl_LocalInvocationIndex; e < BK * DP; e += WG) {
         const uint jj = e / DP, d = e % DP;
         const uint j = j0 + jj;
-        const bool inside = j < p.Lk && d < p.D;
+        const bool inside = j < n_keys && d < p.D;
         k_sh[tile + jj * QS + d] = inside ? k_s[k_base + j * p.k.stride_l + d] : float16_t(0.0);
         const float16_t vv = inside ? v_s[v_base + j * p.v.stride_l + d] : float16_t(0.0);
         const bool v_nan = isnan(vv);
@@ -111,6 +112,7 @@ void stage_tile(uint j0, uint u, uint k_base, uint v_base) {
 }
 
 void main() {
+    load_lengths();
     const uint tid = gl_LocalInvocationIndex;
 #if VKATTN_COOPMAT_EMULATE
     const uint sg = tid / SG;
@@ -132,7 +134,7 @@ void main() {
     for (uint e = tid; e < BQ * DP; e += WG) {
         const uint r = e / DP, d = e % DP;
         const uint i = row0 + r;
-        q_sh[r * QS + d] = (i < p.Lq && d < p.D) ? q_s[row_of(p.q, b, h, i) + d] : float16_t(0.0);
+        q_sh[r * QS + d] = (i < p.Lq && d < p.D) ? q_s[row_of(p.q, b, h, i) + q_shift + d] : float16_t(0.0);
     }
     for (uint r = tid; r < BQ; r += WG) {
         m_sh[r] = NEG_INF;
@@ -202,7 +204,7 @@ void main() {
             [[unroll]] for (uint w = 0; w < NW; ++w) cols[w] = cols_sh[r * NW + w];
             for (uint jj = 0; jj < BK; ++jj) {
                 const uint j = j0 + jj;
-                const float pad = (p.has_key_padding != 0 && j < p.Lk) ? key_padding[b * p.Lk + j] : 0.0;
+                const float pad = (p.has_key_padding != 0 && j < n_keys) ? key_padding[b * n_keys + j] : 0.0;
                 const float s = real ? masked_score(s_sh[r * SS + jj] * p.scale_log2, ic, j, pad) : NEG_INF;
                 s_sh[r * SS + jj] = s;
                 mx = max(mx, s);

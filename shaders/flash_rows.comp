@@ -43,6 +43,7 @@ layout(constant_id = 4) const bool VEC = true;  // rows start on 16 bytes: vecto
 
 layout(push_constant) uniform Push { FlashParams p; };
 
+#define STEP_CONSTANT_ID 5  // flash_common.glsl's STEP: the constant after this kernel's own
 #include "flash_common.glsl"
 
 #if VKATTN_ROW_STATE
@@ -68,10 +69,10 @@ uint nan_cols[R][NW];  // bit d: a visible key of a tracked block has a NaN in V
 // block in clear_range, where V goes in as it is; true: V's NaNs become zeros, and their columns bits that every lane
 // gets (one shuffle per key) and the rows that see the key keep in nan_cols.
 void visit_block(uint j0, const bool track) {
-    const uint j_mine = min(j0 + min(lane, KB - 1), p.Lk - 1);  // the key this invocation loads
+    const uint j_mine = min(j0 + min(lane, KB - 1), n_keys - 1);  // the key this invocation loads
     vec4 kv[D4];
     LOAD_ROW(k, k_base + j_mine * p.k.stride_l, kv);
-    const float pad_mine = p.has_key_padding != 0 ? key_padding[b * p.Lk + j_mine] : 0.0;
+    const float pad_mine = p.has_key_padding != 0 ? key_padding[b * n_keys + j_mine] : 0.0;
 
     // s[r][jj]: base-2 score of row r against key j0 + jj.
     float s[R][KB];
@@ -136,6 +137,7 @@ void visit_block(uint j0, const bool track) {
 }
 
 void main() {
+    load_lengths();
     const uint z = p.z0 + gl_WorkGroupID.z;
     b = z / p.H;
     const uint h = z % p.H;
@@ -148,7 +150,7 @@ void main() {
     v_base = row_of(p.v, b, hk, 0);
     [[unroll]] for (uint r = 0; r < R; ++r) {
         rows[r] = min(row0 + r * WG + t, p.Lq - 1);  // rows past Lq redo the last row and are not stored
-        LOAD_ROW(q, row_of(p.q, b, h, rows[r]), q[r]);
+        LOAD_ROW(q, row_of(p.q, b, h, rows[r]) + q_shift, q[r]);
         [[unroll]] for (uint c = 0; c < D4; ++c) {
             q[r][c] *= p.scale_log2;
             acc[r][c] = vec4(0.0);

@@ -24,6 +24,7 @@ layout(constant_id = 3) const bool VEC = true;  // rows start on 16 bytes: vecto
 
 layout(push_constant) uniform Push { FlashParams p; };
 
+#define STEP_CONSTANT_ID 4  // flash_common.glsl's STEP: the constant after this kernel's own
 #include "flash_common.glsl"
 
 layout(std430, binding = 6) writeonly buffer PartBuf { float part_s[]; };
@@ -32,13 +33,14 @@ layout(std430, binding = 6) writeonly buffer PartBufV { vec4 part_v[]; };
 const uint D4 = DP / 4;
 
 void main() {
+    load_lengths();
     const uint zl = gl_WorkGroupID.z;
     const uint z = p.z0 + zl;
     const uint b = z / p.H;
     const uint h = z % p.H;
     const uint hk = h / (p.H / p.Hkv);
     const uint t = gl_LocalInvocationIndex;
-    const uint splits = (p.Lk + p.split_keys - 1) / p.split_keys;
+    const uint splits = (n_keys + keys_per_split - 1) / keys_per_split;
     const uint n = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
     const uint slice = n % splits;
     const uint i0 = (n / splits) * QN;
@@ -54,7 +56,7 @@ void main() {
     uint rows[QN];
     [[unroll]] for (uint r = 0; r < QN; ++r) {
         rows[r] = min(i0 + r, p.Lq - 1);  // rows past Lq redo the last row and are not stored
-        LOAD_ROW(q, row_of(p.q, b, h, rows[r]), q[r]);
+        LOAD_ROW(q, row_of(p.q, b, h, rows[r]) + q_shift, q[r]);
         [[unroll]] for (uint c = 0; c < D4; ++c) {
             q[r][c] *= p.scale_log2;
             acc[r][c] = vec4(0.0);
@@ -65,12 +67,12 @@ void main() {
     }
 
     const uvec2 keys = key_range(i0, min(p.Lq, i0 + QN) - 1);
-    const uint first = max(keys.x, slice * p.split_keys);
-    const uint end = min(keys.y, (slice + 1) * p.split_keys);
+    const uint first = max(keys.x, slice * keys_per_split);
+    const uint end = min(keys.y, (slice + 1) * keys_per_split);
     for (uint j = first + t; j < end; j += WG) {
         vec4 kv[D4];  // the key's K row, then its V row
         LOAD_ROW(k, k_base + j * p.k.stride_l, kv);
-        const float pad = p.has_key_padding != 0 ? key_padding[b * p.Lk + j] : 0.0;
+        const float pad = p.has_key_padding != 0 ? key_padding[b * n_keys + j] : 0.0;
         float w[QN];  // this key's weight per row
         float alpha[QN];
         bool visible[QN];

@@ -24,6 +24,7 @@ layout(constant_id = 4) const uint TPR = 4;       // invocations per query row i
 
 layout(push_constant) uniform Push { FlashParams p; };
 
+#define STEP_CONSTANT_ID 5  // flash_common.glsl's STEP: the constant after this kernel's own
 #include "flash_common.glsl"
 
 const uint DS = DP + 1;  // padded row stride of the Q and K tiles: no bank conflict when rows are read by column
@@ -34,6 +35,7 @@ shared float s_sh[BQ * (BK + 1)];
 shared bool v_nan_sh[BK];  // V row jj of the tile holds a NaN
 
 void main() {
+    load_lengths();
     const uint z = p.z0 + gl_WorkGroupID.z;
     const uint b = z / p.H;
     const uint h = z % p.H;
@@ -48,7 +50,7 @@ void main() {
         const uint r = e / DP;
         const uint d = e % DP;
         const uint i = min(row0 + r, p.Lq - 1);  // rows past Lq redo the last row and are not stored
-        q_sh[r * DS + d] = d < p.D ? float(q_s[row_of(p.q, b, h, i) + d]) * p.scale_log2 : 0.0;
+        q_sh[r * DS + d] = d < p.D ? float(q_s[row_of(p.q, b, h, i) + q_shift + d]) * p.scale_log2 : 0.0;
     }
 
     // This invocation's row and columns in the PV step: columns part, part + TPR, ...
@@ -66,7 +68,7 @@ void main() {
         for (uint e = t; e < BK * DP; e += WG) {
             const uint jj = e / DP;
             const uint d = e % DP;
-            const uint j = min(j0 + jj, p.Lk - 1);  // keys past Lk are loaded but masked
+            const uint j = min(j0 + jj, n_keys - 1);  // keys past Lk are loaded but masked
             const bool in_row = d < p.D;            // the padding columns hold zeros
             k_sh[jj * DS + d] = in_row ? float(k_s[k_base + j * p.k.stride_l + d]) : 0.0;
             v_sh[jj * DP + d] = in_row ? float(v_s[v_base + j * p.v.stride_l + d]) : 0.0;
@@ -85,7 +87,7 @@ void main() {
             float s = 0.0;
             for (uint d = 0; d < DP; ++d) s = fma(q_sh[r * DS + d], k_sh[jj * DS + d], s);
             const uint j = j0 + jj;
-            const float pad = (p.has_key_padding != 0 && j < p.Lk) ? key_padding[b * p.Lk + j] : 0.0;
+            const float pad = (p.has_key_padding != 0 && j < n_keys) ? key_padding[b * n_keys + j] : 0.0;
             s = masked_score(s, min(row0 + r, p.Lq - 1), j, pad);
             s_sh[r * (BK + 1) + jj] = s;
         }

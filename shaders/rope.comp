@@ -4,7 +4,9 @@
 //   are D apart: Q and K inside the fused QKV rows of a layer, or K inside the KV cache.
 // For position pos = pos0 + t and pair i < D/2 of a head, with a = float(pos) · inv_freq[i] (the float32
 // product transformers takes):  (x[i], x[i + D/2]) ← (x[i]·cos a − x[i + D/2]·sin a, x[i + D/2]·cos a + x[i]·sin a).
-// One invocation per (t, head, i), heads of Q first then of K; the grid is flattened over x and y.
+// One invocation per (t, head, i), heads of Q first then of K; the grid is flattened over x and y. For a decode step
+// recorded once and replayed, STEP bit 1 takes pos0 from StepParams.pos (binding 3) instead of the push constant,
+// and bit 2 also moves K's rows pos0 rows further (K inside the KV-cache row the step wrote).
 // sin and cos are computed here rather than with GLSL's builtins, whose precision Vulkan leaves loose (2^−11
 // absolute, and only inside [−π, π]). The angle, a float below 2^24, is reduced modulo π/2 exactly in
 // integer arithmetic (its 24-bit mantissa times 96 bits of 2/π, as in Payne and Hanek's method), then the
@@ -13,13 +15,16 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 #include "llama_params.h"
+#include "step_params.h"
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 64;
+layout(constant_id = 1) const uint STEP = 0;
 
 layout(std430, binding = 0) readonly buffer FBuf { float inv_freq[]; };
 layout(std430, binding = 1) buffer QBuf { float q[]; };
 layout(std430, binding = 2) buffer KBuf { float k[]; };
+layout(std430, binding = 3) readonly buffer StepBuf { StepParams step[]; };
 layout(push_constant) uniform Push { RopeParams p; };
 
 // (sin a, cos a) for 0 <= a < 2^24.
@@ -67,14 +72,16 @@ void main() {
     const uint h = (g / half_d) % heads;
     const uint t = g / (half_d * heads);
 
-    const vec2 sc = sincos(float(p.pos0 + t) * inv_freq[i]);
+    const uint pos0 = (STEP & 1u) != 0u ? step[0].pos : p.pos0;
+    const uint k_offset = p.k_offset + ((STEP & 2u) != 0u ? pos0 * p.k_stride : 0u);
+    const vec2 sc = sincos(float(pos0 + t) * inv_freq[i]);
     if (h < p.q_heads) {
         const uint b = p.q_offset + t * p.q_stride + h * p.D + i;
         const float x1 = q[b], x2 = q[b + half_d];
         q[b] = x1 * sc.y - x2 * sc.x;
         q[b + half_d] = x2 * sc.y + x1 * sc.x;
     } else {
-        const uint b = p.k_offset + t * p.k_stride + (h - p.q_heads) * p.D + i;
+        const uint b = k_offset + t * p.k_stride + (h - p.q_heads) * p.D + i;
         const float x1 = k[b], x2 = k[b + half_d];
         k[b] = x1 * sc.y - x2 * sc.x;
         k[b + half_d] = x2 * sc.y + x1 * sc.x;

@@ -6,8 +6,16 @@
 // and every row starts on 16 bytes: rows then move by 16-byte vector loads, 4 f32 or 8 f16 at a time, which on
 // lavapipe costs a fraction of element-wise loads; otherwise element by element, guarded by d < p.D).
 //
-// Bindings: 0 Q, 1 K, 2 V, 3 O (views [B, heads, L, D]), 4 additive mask [Lq, Lk] f32, 5 key padding [B, Lk] f32.
+// Bindings: 0 Q, 1 K, 2 V, 3 O (views [B, heads, L, D]), 4 additive mask [Lq, Lk] f32, 5 key padding [B, Lk] f32,
+// 7 the step's StepParams (include/step_params.h), read only where STEP is set; 6 is the kernel's own.
 // Each view buffer is declared twice, by element and by 16-byte vector, over the same binding.
+// The key count is n_keys, not p.Lk: main() first calls load_lengths(), which takes it (and flash_split's keys per
+// slice) from the push constants, or for a decode step recorded once and replayed (STEP bit 1) from binding 7, so
+// that one recording serves every position; with STEP bit 2 the query's rows also start StepParams.pos rows
+// further (q_shift elements: GPT-2's query sits in the KV-cache row the step wrote). STEP's constant_id is
+// STEP_CONSTANT_ID, which the including shader defines as the one after its own constants.
+
+#include "step_params.h"
 
 layout(std430, binding = 0) readonly buffer QBuf { ELEM q_s[]; };
 layout(std430, binding = 1) readonly buffer KBuf { ELEM k_s[]; };
@@ -26,6 +34,19 @@ layout(std430, binding = 3) writeonly buffer OBufV { vec4 o_v[]; };
 #endif
 layout(std430, binding = 4) readonly buffer AddBuf { float additive[]; };
 layout(std430, binding = 5) readonly buffer PadBuf { float key_padding[]; };
+layout(std430, binding = 7) readonly buffer StepBuf { StepParams step[]; };
+layout(constant_id = STEP_CONSTANT_ID) const uint STEP = 0;
+
+uint n_keys;          // Lk
+uint keys_per_split;  // flash_split's slice length
+uint q_shift;         // added to every Q element offset
+
+void load_lengths() {
+    const bool lengths = (STEP & 1u) != 0u;
+    n_keys = lengths ? step[0].n_keys : p.Lk;
+    keys_per_split = lengths ? step[0].split_keys : p.split_keys;
+    q_shift = (STEP & 2u) != 0u ? step[0].pos * p.q.stride_l : 0u;
+}
 
 #define NEG_INF (-1.0 / 0.0)  // the score of a hidden key
 #define LOG2E 1.4426950408889634
@@ -104,7 +125,7 @@ uint row_of(ViewParams v, uint b, uint head, uint i) {
 // callers unroll it over rows and keys, and every branch there multiplies what LLVM's coroutine lowering in Mesa 25's
 // lavapipe walks.
 bool position_visible(uint i, uint j) {
-    const int diag = int(i) + int(p.Lk) - int(p.Lq);  // the newest key query i may see under causal
+    const int diag = int(i) + int(n_keys) - int(p.Lq);  // the newest key query i may see under causal
     const bool causal = p.causal != 0;
     const bool windowed = p.window != 0;
     const bool after = int(j) > diag;
@@ -115,9 +136,9 @@ bool position_visible(uint i, uint j) {
 // Keys [x, y) that some query in [i_first, i_last] may see: blocks outside are never loaded.
 uvec2 key_range(uint i_first, uint i_last) {
     int begin = 0;
-    int end = int(p.Lk);
-    if (p.causal != 0) end = min(end, int(i_last) + int(p.Lk) - int(p.Lq) + 1);
-    if (p.window != 0) begin = max(0, int(i_first) + int(p.Lk) - int(p.Lq) - int(p.window) + 1);
+    int end = int(n_keys);
+    if (p.causal != 0) end = min(end, int(i_last) + int(n_keys) - int(p.Lq) + 1);
+    if (p.window != 0) begin = max(0, int(i_first) + int(n_keys) - int(p.Lq) - int(p.window) + 1);
     return uvec2(begin, max(begin, end));
 }
 
@@ -125,9 +146,9 @@ uvec2 key_range(uint i_first, uint i_last) {
 // mask may hide any key. A kernel may treat a block of these keys as plain softmax, with no hidden key in it.
 uvec2 clear_range(uint i_first, uint i_last) {
     int begin = 0;
-    int end = int(p.Lk);
-    if (p.causal != 0) end = min(end, int(i_first) + int(p.Lk) - int(p.Lq) + 1);
-    if (p.window != 0) begin = max(0, int(i_last) + int(p.Lk) - int(p.Lq) - int(p.window) + 1);
+    int end = int(n_keys);
+    if (p.causal != 0) end = min(end, int(i_first) + int(n_keys) - int(p.Lq) + 1);
+    if (p.window != 0) begin = max(0, int(i_last) + int(n_keys) - int(p.Lq) - int(p.window) + 1);
     if (p.has_key_padding != 0 || p.has_additive != 0) end = begin;
     return uvec2(begin, max(begin, end));
 }
@@ -137,10 +158,10 @@ uvec2 clear_range(uint i_first, uint i_last) {
 // Branch-free but for the additive mask's load, whose condition is uniform; the load reads a clamped key, so keys
 // past Lk (made -inf anyway) stay inside the mask.
 float masked_score(float dot_qk, uint i, uint j, float padded) {
-    const bool in_range = j < p.Lk;
+    const bool in_range = j < n_keys;
     const bool unpadded = padded == 0.0;
     const bool seen = position_visible(i, j);
     float s = dot_qk;
-    if (p.has_additive != 0) s += float(LOG2E) * additive[i * p.Lk + min(j, p.Lk - 1)];
+    if (p.has_additive != 0) s += float(LOG2E) * additive[i * n_keys + min(j, n_keys - 1)];
     return in_range && unpadded && seen ? s : NEG_INF;
 }

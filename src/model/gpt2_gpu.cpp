@@ -66,13 +66,22 @@ struct Gpt2Gpu::Impl {
         }
     }
 
-    // The body of a one-token step at the current position (StepAhead): everything but the token's row.
-    void prepare_step() {
+    // The step of one token at position p (StepAhead): its shape and lengths.
+    StepAhead::Step step_at(uint32_t p) const {
+        const uint32_t H = uint32_t(cfg.n_head);
+        return StepAhead::step_at(device.info(), {1, H, H, 1, 1, uint32_t(cfg.head_dim())}, p,
+                                  uint64_t(cfg.n_positions));
+    }
+
+    // The body of a one-token step of this step's shape (StepAhead): everything but the token's row, the
+    // position read from the StepParams buffer, so that it is replayed at every position of the shape.
+    void prepare_step(const StepAhead::Step& step) {
         ensure_capacity(1, 1);
-        const uint32_t p0 = uint32_t(pos);
-        const GpuPass p{.T = 1, .pos = p0, .runs = {{0, p0, 1}}, .scores = {}, .capture = nullptr};
-        ahead.prepare(pos, [&](ops::Encoder& enc) {
-            ops::record_position_add(enc, 1, pos, uint32_t(cfg.n_embd), wdt, params.wpe, rows, x);
+        const uint32_t p0 = step.params.pos;
+        const GpuPass p{.T = 1, .pos = p0, .runs = {{0, p0, 1}}, .scores = {}, .capture = nullptr,
+                        .step = &ahead.params()};
+        ahead.prepare(step.shape, [&](ops::Encoder& enc) {
+            ops::record_position_add(enc, 1, int(p0), uint32_t(cfg.n_embd), wdt, params.wpe, rows, x, 0, p.step);
             record_layers(enc, p);
             record_head(enc, 0, 1, false);
         });
@@ -122,27 +131,38 @@ struct Gpt2Gpu::Impl {
         }
     }
 
-    // h = ln_1(x); qkv rows [pos, pos + T) = h · W_attn + b.
+    // h = ln_1(x); qkv rows [pos, pos + T) = h · W_attn + b (a replayed step: the row of the position its
+    // StepParams give).
     void record_pre_attention(ops::Encoder& enc, const GpuPass& p, size_t li) {
         const Gpt2LayerParams<vk::Buffer>& l = params.layers[li];
         const uint32_t C = uint32_t(cfg.n_embd);
         ops::record_layernorm(enc, p.T, C, {&x, 0, C}, l.ln_1_w, l.ln_1_b, {&h, 0, C}, cfg.layer_norm_epsilon);
-        const ops::MatrixRef qkv_rows{&qkv[li], DType::f32, uint64_t(p.pos) * 3 * C, p.T, 3 * C, 3 * C};
-        matmul(enc, ops::matrix(h, DType::f32, p.T, C), l.attn_w, C, 3 * C, qkv_rows, {.bias = &l.attn_b});
+        const uint64_t first_row = p.step != nullptr ? 0 : p.pos;
+        const ops::MatrixRef qkv_rows{&qkv[li], DType::f32, first_row * 3 * C, p.T, 3 * C, 3 * C};
+        matmul(enc, ops::matrix(h, DType::f32, p.T, C), l.attn_w, C, 3 * C, qkv_rows,
+               {.bias = &l.attn_b, .step = p.step});
     }
 
-    // attn = causal attention(Q, K, V) over cache rows [0, pos + T).
+    // attn = causal attention(Q, K, V) over cache rows [0, pos + T). A replayed step binds every row of the
+    // cache and reads its key count, and its query's row, from the StepParams.
     void record_attention(ops::Encoder& enc, const GpuPass& p, size_t li) {
         const uint32_t C = uint32_t(cfg.n_embd), H = uint32_t(cfg.n_head), D = uint32_t(cfg.head_dim());
         const uint32_t Lk = p.pos + p.T;
         const ops::AttentionDims dims{1, H, H, p.T, Lk, D};
         const int64_t row = 3 * int64_t(C);
-        const ops::TensorRef q{&qkv[li], DType::f32, uint64_t(p.pos) * 3 * C, {1, H, p.T, D}, {0, D, row, 1}};
-        const ops::TensorRef k{&qkv[li], DType::f32, C, {1, H, Lk, D}, {0, D, row, 1}};
-        const ops::TensorRef v{&qkv[li], DType::f32, 2 * uint64_t(C), {1, H, Lk, D}, {0, D, row, 1}};
+        const int64_t rows_bound = p.step != nullptr ? int64_t(cfg.n_positions) : int64_t(Lk);
+        const ops::TensorRef q = p.step != nullptr
+                                     ? ops::TensorRef{&qkv[li], DType::f32, 0, {1, H, rows_bound, D}, {0, D, row, 1}}
+                                     : ops::TensorRef{&qkv[li], DType::f32, uint64_t(p.pos) * 3 * C, {1, H, p.T, D}, {0, D, row, 1}};
+        const ops::TensorRef k{&qkv[li], DType::f32, C, {1, H, rows_bound, D}, {0, D, row, 1}};
+        const ops::TensorRef v{&qkv[li], DType::f32, 2 * uint64_t(C), {1, H, rows_bound, D}, {0, D, row, 1}};
         const ops::TensorRef o{&attn, DType::f32, 0, {1, H, p.T, D}, {0, D, C, 1}};
         const ops::MaskArgs mask{.causal = true};
         const float scale = float(1.0 / std::sqrt(double(D)));
+        if (p.step != nullptr) {
+            ops::record_flash(enc, dims, q, k, v, o, mask, scale, ops::FlashConfig{.step = p.step, .q_at_step = true});
+            return;
+        }
         record_layer_attention(enc, dims, q, k, v, o, mask, scale, options.fused_attention,
                                p.scores ? &*p.scores : nullptr, p.capture, li);
     }
@@ -330,15 +350,21 @@ std::unique_ptr<PendingSelection> Gpt2Gpu::submit_select(int token, const LogitR
     const int tokens[] = {token};
     check_tokens(tokens, cfg.vocab_size);
     m.check_context(1);
-    if (!m.options.fused_attention) {  // the three-kernel path's scores buffer is per step: no step ahead
+    // The three-kernel path's scores buffer is per step, and a replayed step binds a layer's whole cache: else
+    // no step ahead.
+    if (!m.options.fused_attention || m.qkv[0].size() > m.device.info().max_storage_buffer_range) {
         return ready_selection(forward_select(tokens, request));
     }
-    if (!m.ahead.prepared_for(m.pos)) m.prepare_step();
+    const StepAhead::Step step = m.step_at(uint32_t(m.pos));
+    if (!m.ahead.prepared_for(step.shape)) m.prepare_step(step);
     auto pending = m.ahead.submit_select(
-        [&](ops::Encoder& enc) { ops::record_token_rows(enc, tokens, C, m.wdt, m.params.wte, m.rows); }, m.logits,
-        m.selection, V, request);
+        step, [&](ops::Encoder& enc) { ops::record_token_rows(enc, tokens, C, m.wdt, m.params.wte, m.rows); },
+        m.logits, m.selection, V, request);
     ++m.pos;
-    if (m.pos < cfg.n_positions) m.ahead.prepare_next([&] { m.prepare_step(); });  // while the device runs this one
+    if (m.pos < cfg.n_positions) {  // a new shape is recorded while the device runs this step
+        const StepAhead::Step next = m.step_at(uint32_t(m.pos));
+        m.ahead.prepare_next(next.shape, [&] { m.prepare_step(next); });
+    }
     return pending;
 }
 

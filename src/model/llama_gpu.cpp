@@ -160,11 +160,16 @@ struct LlamaGpu::Impl {
 
     // Grows every layer's cache to hold `needed` positions, keeping the cached rows. Throws before changing
     // anything when the grown cache and the weights would not fit the device.
+    // The positions the cache holds once it holds `needed`.
+    uint64_t cache_for(uint32_t needed) const {
+        if (needed <= cache_positions) return cache_positions;
+        return std::min<uint64_t>(uint64_t(max_ctx),
+                                  std::max({uint64_t(needed), 2 * uint64_t(cache_positions), kFirstCachePositions}));
+    }
     void ensure_cache(uint32_t needed) {
         if (needed <= cache_positions) return;
         const uint64_t row = cache_row_bytes(cfg);
-        const uint64_t grown = std::min<uint64_t>(
-            uint64_t(max_ctx), std::max({uint64_t(needed), 2 * uint64_t(cache_positions), kFirstCachePositions}));
+        const uint64_t grown = cache_for(needed);
         const uint64_t bytes = uint64_t(layers.size()) * grown * row;
         const DeviceInfo& info = device.info();
         if (weight_bytes + bytes > info.device_heap_bytes) {
@@ -211,13 +216,22 @@ struct LlamaGpu::Impl {
         record_token_rows(enc, tokens);
         record_widen(enc, uint32_t(tokens.size()));
     }
-    // The body of a one-token step at the current position (StepAhead): everything but the token's row.
-    void prepare_step() {
-        ensure_cache(uint32_t(pos) + 1);
+    // The step of one token at position p (StepAhead): its shape (the cache it needs among it) and lengths.
+    StepAhead::Step step_at(uint32_t p) const {
+        const ops::AttentionDims dims{1, uint32_t(cfg.num_attention_heads), uint32_t(cfg.num_key_value_heads), 1, 1,
+                                      uint32_t(cfg.head_dim)};
+        return StepAhead::step_at(device.info(), dims, p, cache_for(p + 1));
+    }
+
+    // The body of a one-token step of this step's shape (StepAhead): everything but the token's row, the
+    // position read from the StepParams buffer, so that it is replayed at every position of the shape.
+    void prepare_step(const StepAhead::Step& step) {
+        const uint32_t p0 = step.params.pos;
+        ensure_cache(p0 + 1);
         ensure_capacity(1, 1);
-        const uint32_t p0 = uint32_t(pos);
-        const GpuPass p{.T = 1, .pos = p0, .runs = {{0, p0, 1}}, .scores = {}, .capture = nullptr};
-        ahead.prepare(pos, [&](ops::Encoder& enc) {
+        const GpuPass p{.T = 1, .pos = p0, .runs = {{0, p0, 1}}, .scores = {}, .capture = nullptr,
+                        .step = &ahead.params()};
+        ahead.prepare(step.shape, [&](ops::Encoder& enc) {
             record_widen(enc, 1);
             record_layers(enc, p);
             record_head(enc, 0, 1, false);
@@ -238,7 +252,8 @@ struct LlamaGpu::Impl {
         }
     }
 
-    // h = rmsnorm(x); q = h · Wqᵀ; the new keys and values into the cache; RoPE on both.
+    // h = rmsnorm(x); q = h · Wqᵀ; the new keys and values into the cache; RoPE on both. A replayed step: the
+    // cache row, and RoPE's position, that its StepParams give.
     void record_pre_attention(ops::Encoder& enc, const GpuPass& p, size_t l) {
         const LayerBuffers& b = layers[l];
         const uint32_t C = uint32_t(cfg.hidden_size), H = uint32_t(cfg.num_attention_heads);
@@ -248,9 +263,16 @@ struct LlamaGpu::Impl {
         ops::record_rmsnorm(enc, p.T, C, {&*x, 0, C}, b.input_norm, {&*h, 0, C}, float(cfg.rms_norm_eps));
         ops::record_matmul(enc, matrix(*h, DType::f32, p.T, C), matrix(b.q_w, wdt, HD, C), true,
                            matrix(*q, DType::f32, p.T, HD), {.bias = b.q_b ? &*b.q_b : nullptr});
-        const ops::MatrixRef kv_rows{&b.kv, DType::f32, uint64_t(p.pos) * KV, p.T, KV, KV};
+        const uint64_t first_row = p.step != nullptr ? 0 : p.pos;
+        const ops::MatrixRef kv_rows{&b.kv, DType::f32, first_row * KV, p.T, KV, KV};
         ops::record_matmul(enc, matrix(*h, DType::f32, p.T, C), matrix(b.kv_w, wdt, KV, C), true, kv_rows,
-                           {.bias = b.kv_b ? &*b.kv_b : nullptr});
+                           {.bias = b.kv_b ? &*b.kv_b : nullptr, .step = p.step});
+        if (p.step != nullptr) {
+            const ops::TensorRef qv{&*q, DType::f32, 0, {1, H, 1, D}, {0, D, HD, 1}};
+            const ops::TensorRef k_new{&b.kv, DType::f32, 0, {1, Hkv, 1, D}, {0, D, KV, 1}};
+            ops::record_rope(enc, p.pos, inv_freq, qv, k_new, p.step, true);
+            return;
+        }
         for (const GpuPass::Run& r : p.runs) {
             const int64_t n = r.count;
             const ops::TensorRef qv{&*q, DType::f32, uint64_t(r.row0) * HD, {1, H, n, D}, {0, D, HD, 1}};
@@ -266,12 +288,18 @@ struct LlamaGpu::Impl {
         const uint32_t D = uint32_t(cfg.head_dim), HD = H * D, KD = Hkv * D, KV = 2 * KD;
         const uint32_t Lk = p.pos + p.T;
         const ops::AttentionDims dims{1, H, Hkv, p.T, Lk, D};
+        // A replayed step binds every row of the cache and reads its key count from the StepParams.
+        const int64_t rows_bound = p.step != nullptr ? int64_t(cache_positions) : int64_t(Lk);
         const ops::TensorRef qv{&*q, DType::f32, 0, {1, H, p.T, D}, {0, D, HD, 1}};
-        const ops::TensorRef k{&b.kv, DType::f32, 0, {1, Hkv, Lk, D}, {0, D, KV, 1}};
-        const ops::TensorRef v{&b.kv, DType::f32, KD, {1, Hkv, Lk, D}, {0, D, KV, 1}};
+        const ops::TensorRef k{&b.kv, DType::f32, 0, {1, Hkv, rows_bound, D}, {0, D, KV, 1}};
+        const ops::TensorRef v{&b.kv, DType::f32, KD, {1, Hkv, rows_bound, D}, {0, D, KV, 1}};
         const ops::TensorRef o{&*attn, DType::f32, 0, {1, H, p.T, D}, {0, D, HD, 1}};
         const ops::MaskArgs mask{.causal = true, .window = uint32_t(cfg.window(int(l)))};
         const float scale = float(1.0 / std::sqrt(double(D)));
+        if (p.step != nullptr) {
+            ops::record_flash(enc, dims, qv, k, v, o, mask, scale, ops::FlashConfig{.step = p.step});
+            return;
+        }
         record_layer_attention(enc, dims, qv, k, v, o, mask, scale, options.fused_attention,
                                p.scores ? &*p.scores : nullptr, p.capture, l);
     }
@@ -489,11 +517,15 @@ std::unique_ptr<PendingSelection> LlamaGpu::submit_select(int token, const Logit
     if (!m.options.fused_attention) {  // the three-kernel path's scores buffer is per step: no step ahead
         return ready_selection(forward_select(tokens, request));
     }
-    if (!m.ahead.prepared_for(m.pos)) m.prepare_step();
-    auto pending = m.ahead.submit_select([&](ops::Encoder& enc) { m.record_token_rows(enc, tokens); }, *m.logits,
-                                         m.selection, V, request);
+    const StepAhead::Step step = m.step_at(uint32_t(m.pos));
+    if (!m.ahead.prepared_for(step.shape)) m.prepare_step(step);
+    auto pending = m.ahead.submit_select(step, [&](ops::Encoder& enc) { m.record_token_rows(enc, tokens); },
+                                         *m.logits, m.selection, V, request);
     ++m.pos;
-    if (m.pos < m.max_ctx) m.ahead.prepare_next([&] { m.prepare_step(); });  // while the device runs this one
+    if (m.pos < m.max_ctx) {  // a new shape is recorded while the device runs this step
+        const StepAhead::Step next = m.step_at(uint32_t(m.pos));
+        m.ahead.prepare_next(next.shape, [&] { m.prepare_step(next); });
+    }
     return pending;
 }
 

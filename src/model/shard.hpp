@@ -25,6 +25,9 @@ struct GpuPass {
     std::vector<Run> runs;
     std::optional<vk::Buffer> scores;        // the three-kernel path's [H, T, Lk] scores
     GpuAttentionCapture* capture = nullptr;  // layers whose probabilities forward_with_attention returns
+    // A one-token decode step recorded once and replayed (model/step_ahead.hpp): the position and key count come
+    // from this glsl::StepParams buffer when it runs; pos is the position the recording is planned for.
+    const vk::Buffer* step = nullptr;
 };
 
 // A sequence-parallel pass of a checked ShardForward: T rows from cache row 0, one run per run of positions.

@@ -29,6 +29,20 @@ private:
     std::shared_ptr<Outcome> outcome_;
 };
 
+StepAhead::Step StepAhead::step_at(const DeviceInfo& device, ops::AttentionDims dims, uint32_t pos, uint64_t cache) {
+    dims.Lk = pos + 1;
+    const ops::FlashPlan plan = ops::flash_plan(device, dims);
+    Step step;
+    step.shape = {plan.variant, plan.splits, cache};
+    step.params.pos = pos;
+    step.params.n_keys = dims.Lk;
+    step.params.split_keys = plan.split_keys;
+    return step;
+}
+
+StepAhead::StepAhead(ops::Runtime& runtime)
+    : runtime_(runtime), params_(runtime.device(), sizeof(ops::glsl::StepParams)) {}
+
 StepAhead::~StepAhead() {
     try {
         complete();
@@ -37,33 +51,48 @@ StepAhead::~StepAhead() {
     }
 }
 
-std::unique_ptr<vk::Recorder> StepAhead::new_recorder() const {
-    return std::make_unique<vk::Recorder>(runtime_.device(), runtime_.profiling());
+std::unique_ptr<vk::Recorder> StepAhead::new_recorder(bool reusable) const {
+    return std::make_unique<vk::Recorder>(runtime_.device(), runtime_.profiling(), reusable);
 }
 
-void StepAhead::prepare(int pos, const Record& body) {
+bool StepAhead::prepared_for(const Shape& shape) const {
+    if (body_ != nullptr) return body_shape_ == shape;
+    return in_flight_ && in_flight_->keep_body && in_flight_->shape == shape;  // back once the step completes
+}
+
+void StepAhead::prepare(const Shape& shape, const Record& body) {
     body_.reset();
     std::lock_guard lock(runtime_.device().mutex());  // recording uses the device's pools and pipeline registry
-    auto recorder = new_recorder();
+    auto recorder = new_recorder(true);
     ops::Encoder enc{runtime_.device(), runtime_.pipelines(), *recorder};
     body(enc);
     body_ = std::move(recorder);
-    body_pos_ = pos;
+    body_shape_ = shape;
+    ++recordings_;
 }
 
-std::unique_ptr<PendingSelection> StepAhead::submit(const Record& prologue, const Record& epilogue,
+void StepAhead::drop() {
+    body_.reset();
+    if (in_flight_) in_flight_->keep_body = false;
+}
+
+std::unique_ptr<PendingSelection> StepAhead::submit(const Step& step, const Record& prologue, const Record& epilogue,
                                                     std::function<LogitSelection()> finish) {
-    if (body_ == nullptr) throw Error("internal: a decode step submitted without its body");
-    complete();
+    complete();  // the body in flight may be the one to replay
+    if (body_ == nullptr || !(body_shape_ == step.shape)) {
+        throw Error("internal: a decode step submitted without a body of its shape");
+    }
     InFlight f;
     {
         std::lock_guard lock(runtime_.device().mutex());
         f.prologue = new_recorder();
         f.epilogue = new_recorder();
+        f.prologue->update(params_.get(), 0, &step.params, sizeof(step.params));
         ops::Encoder pro{runtime_.device(), runtime_.pipelines(), *f.prologue};
         prologue(pro);
         ops::Encoder epi{runtime_.device(), runtime_.pipelines(), *f.epilogue};
         epilogue(epi);
+        f.shape = body_shape_;
         f.body = std::move(body_);
         f.batch = std::make_unique<vk::Batch>(runtime_.device());
         vk::Recorder* parts[] = {f.prologue.get(), f.body.get(), f.epilogue.get()};
@@ -77,13 +106,14 @@ std::unique_ptr<PendingSelection> StepAhead::submit(const Record& prologue, cons
     return pending;
 }
 
-std::unique_ptr<PendingSelection> StepAhead::submit_select(const Record& prologue, const vk::ReadbackBuffer& logits,
+std::unique_ptr<PendingSelection> StepAhead::submit_select(const Step& step, const Record& prologue,
+                                                           const vk::ReadbackBuffer& logits,
                                                            std::optional<DeviceSelection>& selection, uint32_t V,
                                                            const LogitRequest& request) {
     const bool on_device = selects_on_device(runtime_.device().info(), V);
     if (on_device && !selection) selection.emplace(runtime_.device());
     return submit(
-        prologue,
+        step, prologue,
         [&](ops::Encoder& enc) {
             if (on_device) selection->record(enc, logits.buffer(), 0, V, request);
             else logits.record_copy(enc.recorder, uint64_t(V) * 4);
@@ -96,11 +126,12 @@ std::unique_ptr<PendingSelection> StepAhead::submit_select(const Record& prologu
         });
 }
 
-void StepAhead::prepare_next(const std::function<void()>& prepare) {
+void StepAhead::prepare_next(const Shape& next, const std::function<void()>& prepare) {
+    if (prepared_for(next)) return;  // the usual case: the step just submitted is replayed
     try {
         prepare();
     } catch (const std::exception&) {
-        drop();
+        body_.reset();
     }
 }
 
@@ -115,6 +146,10 @@ void StepAhead::complete() {
             std::lock_guard lock(runtime_.device().mutex());
             const vk::Recorder* parts[] = {f.prologue.get(), f.body.get(), f.epilogue.get()};
             runtime_.keep_timings(parts);
+        }
+        if (f.keep_body && body_ == nullptr) {  // to be replayed, unless a body of another shape was recorded since
+            body_ = std::move(f.body);
+            body_shape_ = f.shape;
         }
         f.outcome->selection = f.finish();
     } catch (...) {

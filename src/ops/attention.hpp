@@ -55,8 +55,27 @@ struct FlashConfig {
     const vk::Buffer* row_state = nullptr;
     // coopmat only: the blocking (e.g. emulate = true); null takes flash_coopmat_config's for the device.
     const FlashCoopmatConfig* coopmat = nullptr;
+    // A decode step recorded once and replayed (model/step_ahead.hpp): the kernels read the key count (and split's
+    // keys per slice) from this glsl::StepParams buffer when they run. dims.Lk is the count the recording is
+    // planned for and k and v are bound for their whole shapes (the cache's rows); a replay is valid at any key
+    // count up to those whose flash_plan has this one's variant and splits. Scalar variants, no additive or
+    // padding mask, no row states.
+    const vk::Buffer* step = nullptr;
+    // With step: Q's rows start StepParams.pos rows further than q says (a query inside the KV-cache row the step
+    // wrote); q is bound for its whole shape.
+    bool q_at_step = false;
 };
 void record_flash(Encoder& enc, const AttentionDims& dims, const TensorRef& q, const TensorRef& k, const TensorRef& v,
                   const TensorRef& out, const MaskArgs& mask, float scale, const FlashConfig& config);
+
+// What record_flash's automatic choice records for these sizes apart from the bindings (cooperative matrices left
+// out): the variant and, for split-KV, the number of key slices, plus the keys per slice, the one figure that
+// changes from step to step among recordings that are otherwise the same (same variant and splits).
+struct FlashPlan {
+    FlashVariant variant = FlashVariant::rows;
+    uint32_t splits = 0;      // split: key slices per query block
+    uint32_t split_keys = 0;  // split: keys per slice
+};
+FlashPlan flash_plan(const DeviceInfo& device, const AttentionDims& dims);
 
 }  // namespace vkattn::ops

@@ -81,12 +81,23 @@ uint32_t choose_splits(const Tuning& t, const AttentionDims& d, uint32_t qn) {
     return std::min(splits, std::max(1u, d.Lk / t.flash_split_min_keys));
 }
 
+// The bindings every flash kernel has beyond Q, K, V and O: 4 additive mask, 5 key padding, 7 the step's
+// StepParams (FlashConfig::step), each the `unused` one where absent (every binding must be valid; the kernels
+// read none of them then); and the kernels' STEP constant (flash_common.glsl): 0, or 1 (the lengths from the
+// StepParams) plus 2 where the query's rows are at the step's position.
+struct Extras {
+    vk::Binding additive, padding, step;
+    uint32_t step_bits = 0;
+};
+
+// The kernels' bindings: Q, K, V, O, the masks, binding 6 (the kernel's own, or unused), the step's lengths.
+constexpr uint32_t kFlashBindings = 8;
+
 // flash_rows, flash_tiled, or with coop flash_coopmat: one workgroup per block of query rows of one (b, h).
 void record_rows_or_tiled(Encoder& enc, const Tuning& tune, const FlashTiles& tiles, bool rows,
                           const AttentionDims& d, const TensorRef& q, const TensorRef& k, const TensorRef& v,
-                          const TensorRef& o, const MaskArgs& mask, float scale, const vk::Binding& additive,
-                          const vk::Binding& padding, const vk::Buffer* row_state,
-                          const FlashCoopmatConfig* coop = nullptr) {
+                          const TensorRef& o, const MaskArgs& mask, float scale, const Extras& extras,
+                          const vk::Buffer* row_state, const FlashCoopmatConfig* coop = nullptr) {
     const DeviceInfo& info = enc.device.info();
     const char* kernel = row_state != nullptr ? "flash_rows_state" : rows ? "flash_rows" : "flash_tiled";
     const std::string name = coop != nullptr ? coop->kernel() : kernel_name(kernel, q.dtype);
@@ -105,22 +116,29 @@ void record_rows_or_tiled(Encoder& enc, const Tuning& tune, const FlashTiles& ti
             spec = {tiles.bq * tiles.tpr, padded_dim(d.D), tiles.bq, tiles.bk, tiles.tpr};
             rows_per_wg = tiles.bq;
         }
-        const uint32_t n_bindings = row_state != nullptr ? 7 : 6;
+        if (extras.step_bits != 0) spec.push_back(extras.step_bits);  // STEP, the constant after the kernel's own
         const vk::Pipeline& pipeline =
-            enc.pipelines.get({name, spirv(name), n_bindings, sizeof(glsl::FlashParams), std::move(spec)});
+            enc.pipelines.get({name, spirv(name), kFlashBindings, sizeof(glsl::FlashParams), std::move(spec)});
         const glsl::FlashParams p = flash_params(d, mask, scale, b, q, k, v, o, z0);
-        const vk::Binding bindings[] = {b.q.binding, b.k.binding, b.v.binding, b.o.binding, additive, padding,
-                                        row_state != nullptr ? bind_whole(enc.device, *row_state, "the row states")
-                                                             : vk::Binding{}};
-        enc.recorder.dispatch(pipeline, std::span(bindings, n_bindings), &p, sizeof(p),
+        const vk::Binding bindings[] = {
+            b.q.binding, b.k.binding, b.v.binding, b.o.binding, extras.additive, extras.padding,
+            row_state != nullptr ? bind_whole(enc.device, *row_state, "the row states") : extras.step, extras.step};
+        enc.recorder.dispatch(pipeline, bindings, &p, sizeof(p),
                               folded_grid(info, ceil_div(d.Lq, rows_per_wg), z1 - z0, "fused attention"), name);
     }
 }
 
-void record_split(Encoder& enc, const Tuning& tune, const FlashTiles& tiles, uint32_t splits, const AttentionDims& d,
-                  const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& o,
-                  const MaskArgs& mask, float scale, const vk::Binding& additive, const vk::Binding& padding) {
-    const DeviceInfo& info = enc.device.info();
+// How split-KV cuts the keys for these sizes: splits (0: the tuning table's choice) made to fit the loop budget
+// and the scratch cap, never with an empty trailing slice.
+struct SplitPlan {
+    uint32_t splits = 1;
+    uint32_t split_keys = 1;
+    uint32_t heads_per_dispatch = 1;
+    uint64_t head_bytes = 0;  // partials of one (b, h)
+};
+
+SplitPlan plan_split(const DeviceInfo& info, const Tuning& tune, const FlashTiles& tiles, uint32_t splits,
+                     const AttentionDims& d) {
     const uint32_t qn = std::min(d.Lq, tiles.split_qn);
     const uint32_t wg = tune.flash_split_wg;
     if (splits == 0) splits = choose_splits(tune, d, qn);
@@ -129,7 +147,7 @@ void record_split(Encoder& enc, const Tuning& tune, const FlashTiles& tiles, uin
     splits = std::clamp(std::max(splits, budget_splits), 1u, d.Lk);
     // Partials of one (b, h): Lq rows × parts × (D accumulators + max + sum) floats. Fewer slices when even
     // one (b, h) would not fit the cap; fewer heads per dispatch when a chunk would not.
-    const uint64_t max_bytes = std::min<uint64_t>(kScratchCap, enc.device.info().max_storage_buffer_range);
+    const uint64_t max_bytes = std::min<uint64_t>(kScratchCap, info.max_storage_buffer_range);
     const uint32_t dp = padded_dim(d.D);
     const auto head_bytes = [&](uint32_t s) { return uint64_t(d.Lq) * s * wg * (dp + 2) * 4; };
     while (splits > 1 && head_bytes(splits) > max_bytes) splits = (splits + 1) / 2;
@@ -142,10 +160,24 @@ void record_split(Encoder& enc, const Tuning& tune, const FlashTiles& tiles, uin
                     " query rows needs more key slices than " + std::to_string(max_bytes) +
                     " bytes of partials per head hold on " + info.name + " (its loop budget)");
     }
-    const uint32_t split_keys = ceil_div(d.Lk, splits);
-    splits = ceil_div(d.Lk, split_keys);  // no empty trailing slice
-    const uint32_t parts = splits * wg;
-    const uint32_t heads_per_dispatch = uint32_t(std::max<uint64_t>(1, max_bytes / head_bytes(splits)));
+    SplitPlan plan;
+    plan.split_keys = ceil_div(d.Lk, splits);
+    plan.splits = ceil_div(d.Lk, plan.split_keys);  // no empty trailing slice
+    plan.head_bytes = head_bytes(plan.splits);
+    plan.heads_per_dispatch = uint32_t(std::max<uint64_t>(1, max_bytes / plan.head_bytes));
+    return plan;
+}
+
+void record_split(Encoder& enc, const Tuning& tune, const FlashTiles& tiles, uint32_t splits, const AttentionDims& d,
+                  const TensorRef& q, const TensorRef& k, const TensorRef& v, const TensorRef& o,
+                  const MaskArgs& mask, float scale, const Extras& extras) {
+    const DeviceInfo& info = enc.device.info();
+    const uint32_t qn = std::min(d.Lq, tiles.split_qn);
+    const uint32_t wg = tune.flash_split_wg;
+    const uint32_t dp = padded_dim(d.D);
+    const SplitPlan plan = plan_split(info, tune, tiles, splits, d);
+    const uint32_t parts = plan.splits * wg;
+    const uint32_t heads_per_dispatch = plan.heads_per_dispatch;
 
     const TensorRef* views[] = {&q, &k, &v, &o};
     std::vector<std::pair<uint32_t, uint32_t>> chunks;
@@ -156,7 +188,7 @@ void record_split(Encoder& enc, const Tuning& tune, const FlashTiles& tiles, uin
     }
     uint32_t max_nz = 0;
     for (auto [z0, z1] : chunks) max_nz = std::max(max_nz, z1 - z0);
-    const vk::Buffer& scratch = enc.recorder.scratch(head_bytes(splits) * max_nz);
+    const vk::Buffer& scratch = enc.recorder.scratch(plan.head_bytes * max_nz);
 
     const std::string split_name = kernel_name("flash_split", q.dtype);
     const std::string merge_name = kernel_name("flash_merge", q.dtype);
@@ -165,17 +197,19 @@ void record_split(Encoder& enc, const Tuning& tune, const FlashTiles& tiles, uin
     for (auto [z0, z1] : chunks) {
         const uint32_t nz = z1 - z0;
         const Bound b = bind_all(enc, d, q, k, v, o, z0, z1);
-        const vk::Pipeline& split = enc.pipelines.get({split_name, spirv(split_name), 7, sizeof(glsl::FlashParams),
-                                                       {wg, dp, qn, b.aligned ? 1u : 0u}});
+        std::vector<uint32_t> spec = {wg, dp, qn, b.aligned ? 1u : 0u};
+        if (extras.step_bits != 0) spec.push_back(extras.step_bits);  // STEP
+        const vk::Pipeline& split = enc.pipelines.get(
+            {split_name, spirv(split_name), kFlashBindings, sizeof(glsl::FlashParams), std::move(spec)});
         glsl::FlashParams p = flash_params(d, mask, scale, b, q, k, v, o, z0);
-        p.split_keys = split_keys;
+        p.split_keys = plan.split_keys;
         p.nz = nz;
         p.ml_offset = nz * d.Lq * parts * dp;
-        const vk::Binding part_binding{scratch.get(), 0, head_bytes(splits) * nz};
-        const vk::Binding bindings[] = {b.q.binding, b.k.binding, b.v.binding, b.o.binding, additive, padding,
-                                        part_binding};
+        const vk::Binding part_binding{scratch.get(), 0, plan.head_bytes * nz};
+        const vk::Binding bindings[] = {b.q.binding, b.k.binding, b.v.binding, b.o.binding,
+                                        extras.additive, extras.padding, part_binding, extras.step};
         enc.recorder.dispatch(split, bindings, &p, sizeof(p),
-                              folded_grid(info, uint64_t(splits) * ceil_div(d.Lq, qn), nz, "split-KV attention"),
+                              folded_grid(info, uint64_t(plan.splits) * ceil_div(d.Lq, qn), nz, "split-KV attention"),
                               split_name);
 
         glsl::FlashMergeParams mp{};
@@ -217,12 +251,20 @@ void record_flash(Encoder& enc, const AttentionDims& d, const TensorRef& q, cons
     const FlashTiles tiles = flash_tiles(tune, info, padded_dim(d.D));
     // Absent masks bind Q again: every binding must be valid, and the kernels never read them.
     const vk::Binding unused{q.buffer->get(), 0, std::min<uint64_t>(16, q.buffer->size())};
-    const vk::Binding additive = mask.additive ? bind_whole(enc.device, *mask.additive, "the additive mask") : unused;
-    const vk::Binding padding =
-        mask.key_padding ? bind_whole(enc.device, *mask.key_padding, "the key-padding mask") : unused;
+    Extras extras;
+    extras.additive = mask.additive ? bind_whole(enc.device, *mask.additive, "the additive mask") : unused;
+    extras.padding = mask.key_padding ? bind_whole(enc.device, *mask.key_padding, "the key-padding mask") : unused;
+    extras.step = config.step ? bind_whole(enc.device, *config.step, "the step's lengths") : unused;
+    extras.step_bits = config.step ? 1u | (config.q_at_step ? 2u : 0u) : 0u;
+    const bool stepped = extras.step_bits != 0;
+    if (stepped && (mask.additive || mask.key_padding || config.row_state || config.variant == FlashVariant::coopmat)) {
+        throw Error("internal: a replayed step's attention takes the scalar kernels, no additive or padding mask, "
+                    "no row states");
+    }
+    if (config.q_at_step && !stepped) throw Error("internal: q_at_step without a step buffer");
     FlashVariant variant = config.variant;
     std::optional<FlashCoopmatConfig> coop;
-    if (variant == FlashVariant::automatic && config.row_state == nullptr) {
+    if (variant == FlashVariant::automatic && config.row_state == nullptr && !stepped) {
         // Tensor cores for f16 where the device has them, VKATTN_COOPMAT=1 lets the library use them, and the
         // kernel passed its self-check on this device (ops/flash_coopmat.hpp).
         coop = flash_coopmat_choice(enc, d, q.dtype);
@@ -236,13 +278,25 @@ void record_flash(Encoder& enc, const AttentionDims& d, const TensorRef& q, cons
         if (!coop) coop = config.coopmat != nullptr ? *config.coopmat : flash_coopmat_config(info, d.D, false);
         const std::string refusal = flash_coopmat_refusal(info, d, q.dtype, *coop);
         if (!refusal.empty()) throw Error("flash: " + refusal);
-        record_rows_or_tiled(enc, tune, tiles, false, d, q, k, v, out, mask, scale, additive, padding, nullptr, &*coop);
+        record_rows_or_tiled(enc, tune, tiles, false, d, q, k, v, out, mask, scale, extras, nullptr, &*coop);
     } else if (variant == FlashVariant::split) {
-        record_split(enc, tune, tiles, config.splits, d, q, k, v, out, mask, scale, additive, padding);
+        record_split(enc, tune, tiles, config.splits, d, q, k, v, out, mask, scale, extras);
     } else {
-        record_rows_or_tiled(enc, tune, tiles, variant == FlashVariant::rows, d, q, k, v, out, mask, scale, additive,
-                             padding, config.row_state);
+        record_rows_or_tiled(enc, tune, tiles, variant == FlashVariant::rows, d, q, k, v, out, mask, scale, extras,
+                             config.row_state);
     }
+}
+
+FlashPlan flash_plan(const DeviceInfo& device, const AttentionDims& d) {
+    FlashPlan plan;
+    plan.variant = flash_variant(device, d);
+    if (plan.variant == FlashVariant::split) {
+        const Tuning tune = tuning_for(device);
+        const SplitPlan split = plan_split(device, tune, flash_tiles(tune, device, padded_dim(d.D)), 0, d);
+        plan.splits = split.splits;
+        plan.split_keys = split.split_keys;
+    }
+    return plan;
 }
 
 }  // namespace vkattn::ops

@@ -97,7 +97,7 @@ void record_flash_partial(Encoder& enc, const AttentionDims& d, const TensorRef&
 
     const std::string split_name = kernel_name("flash_split", q.dtype);
     const vk::Pipeline& split = enc.pipelines.get(
-        {split_name, spirv(split_name), 7, sizeof(glsl::FlashParams), {parts, dp, qn, aligned ? 1u : 0u}});
+        {split_name, spirv(split_name), 8, sizeof(glsl::FlashParams), {parts, dp, qn, aligned ? 1u : 0u}});
     glsl::FlashParams p{};
     p.q = view_params(bq, q);
     p.k = view_params(bk, k);
@@ -117,7 +117,9 @@ void record_flash_partial(Encoder& enc, const AttentionDims& d, const TensorRef&
     p.split_keys = d.Lk;  // one slice: the whole block
     p.nz = Z;
     p.ml_offset = uint32_t(uint64_t(Z) * d.Lq * parts * dp);
-    const vk::Binding bindings[] = {bq.binding, bk.binding, bv.binding, bo.binding, additive, padding, part_binding};
+    // Binding 7 (a replayed decode step's lengths) is not read here: bound to Q like the absent masks.
+    const vk::Binding bindings[] = {bq.binding, bk.binding, bv.binding, bo.binding, additive, padding, part_binding,
+                                    unused};
     enc.recorder.dispatch(split, bindings, &p, sizeof(p),
                           folded_grid(info, ceil_div(d.Lq, qn), Z, "ring attention block"), split_name);
 

@@ -18,7 +18,11 @@ void record_rmsnorm(Encoder& enc, uint32_t T, uint32_t C, const RowsRef& x, cons
 // absent (heads 0). Hugging Face's rotate-half pairing: i with i + D/2. The kernel's sin and cos take angles
 // below 2^24: positions below 2^24 (checked here) and inv_freq <= 1, i.e. rope_theta >= 1, which the config
 // reader must check.
-void record_rope(Encoder& enc, uint32_t pos0, const vk::Buffer& inv_freq, const TensorRef& q, const TensorRef& k);
+// With step (a glsl::StepParams buffer: a decode step recorded once and replayed), pos0 is read from it when the
+// dispatch runs, and with k_at_step k's rows start that many rows further than k says (K inside the KV-cache row
+// the step wrote; k is then bound to the end of its buffer).
+void record_rope(Encoder& enc, uint32_t pos0, const vk::Buffer& inv_freq, const TensorRef& q, const TensorRef& k,
+                 const vk::Buffer* step = nullptr, bool k_at_step = false);
 
 // y [T, F] = silu(gate [T, F]) · up [T, F]. With gate and up as the two halves of one [T, 2F] row (the output
 // of one matmul against the concatenated [gate; up] weights, which reads X once and dispatches once), the

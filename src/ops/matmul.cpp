@@ -101,7 +101,7 @@ void record_matmul(Encoder& enc, const MatrixRef& x, const MatrixRef& w, bool w_
     if (M == 0 || N == 0) return;
     // Tensor cores where the device has them and the product fits (ops/matmul_coopmat.cpp), unless asked
     // for a particular kernel.
-    if (!ov.kernel && !ov.tuning && ov.max_binding_bytes == 0) {
+    if (!ov.kernel && !ov.tuning && ov.max_binding_bytes == 0 && ep.step == nullptr) {
         if (const auto cfg = coopmat_choice(enc, x, w, w_transposed, y, ep)) {  // self-checked (ops/self_check.hpp)
             record_matmul_coopmat(enc, x, w, w_transposed, y, ep, *cfg);
             return;
@@ -116,12 +116,14 @@ void record_matmul(Encoder& enc, const MatrixRef& x, const MatrixRef& w, bool w_
 
     const uint64_t max_range = info.max_storage_buffer_range;
     const auto [bx, x_off] = bind_rows(enc.device, x, 0, M);
-    const auto [by, y_off] = bind_rows(enc.device, y, 0, M);
+    auto [by, y_off] = bind_rows(enc.device, y, 0, M);
+    if (ep.step != nullptr) by.range = y.buffer->size() - by.offset;  // whichever rows the step writes
     if (bx.range > max_range || by.range > max_range) {
         throw Error("matmul activations of " + std::to_string(std::max(bx.range, by.range)) +
                     " bytes exceed the device's maxStorageBufferRange of " + std::to_string(max_range) + " bytes");
     }
     const vk::Binding bias = ep.bias ? bind_whole(enc.device, *ep.bias, "a bias") : by;
+    const vk::Binding step = ep.step ? bind_whole(enc.device, *ep.step, "the step's position") : by;
 
     // Rows of W per binding: all of them when they fit. Rows of W are output columns when transposed (an
     // N-split), a slice of K otherwise (a K-split whose partial products accumulate in Y).
@@ -157,7 +159,7 @@ void record_matmul(Encoder& enc, const MatrixRef& x, const MatrixRef& w, bool w_
     for (uint32_t r0 = 0; r0 < w_rows; r0 += chunk) {
         const uint32_t r1 = std::min(w_rows, r0 + chunk);
         const auto [bw, w_off] = bind_rows(enc.device, w, r0, r1);
-        const vk::Binding bindings[] = {bx, bw, bias, by};
+        const vk::Binding bindings[] = {bx, bw, bias, by, step};
         // Columns [c0, c1) of Y in this binding: all of it when transposed (the binding is those columns).
         const uint32_t c_end = w_transposed ? r1 - r0 : N;
         const uint32_t c_step = w_transposed ? c_end : cols_per;
@@ -198,8 +200,9 @@ void record_matmul(Encoder& enc, const MatrixRef& x, const MatrixRef& w, bool w_
                         spec.back() = w_transposed ? (w_ok && x_ok && q.K % 4 == 0)
                                                    : (w_ok && q.N % 4 == 0 && (x_ok || kernel == MatmulKernel::simd));
                     }
+                    if (ep.step != nullptr) spec.push_back(1);  // STEP (include/matmul_common.glsl)
                     const vk::Pipeline& pipeline =
-                        enc.pipelines.get({g.name, code, 4, sizeof(glsl::MatmulParams), std::move(spec)});
+                        enc.pipelines.get({g.name, code, 5, sizeof(glsl::MatmulParams), std::move(spec)});
                     const uint32_t gx = (q.N + g.bn - 1) / g.bn, gy = (q.M + g.bm - 1) / g.bm;
                     enc.recorder.dispatch(pipeline, bindings, &q, sizeof(q), {gx, gy, 1}, g.name);
                 };

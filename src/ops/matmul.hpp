@@ -25,6 +25,10 @@ struct MatmulEpilogue {
     uint64_t bias_offset = 0;
     bool gelu = false;                 // tanh form, after the bias
     bool accumulate = false;           // Y += result (a residual add), after GELU
+    // A decode step recorded once and replayed (model/step_ahead.hpp): Y's rows start StepParams.pos rows below
+    // y (its KV-cache row), read from this glsl::StepParams buffer when the dispatch runs; y is bound to the end
+    // of its buffer. Never the cooperative-matrix kernel.
+    const vk::Buffer* step = nullptr;
 };
 
 // y [M, N] f32 = x [M, K] f32 · w, where w is [K, N] or, when w_transposed, [N, K] (f32, f16 or bf16;

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 namespace vkattn::ops {
 namespace {
@@ -21,7 +22,8 @@ std::string view_shape(const TensorRef& v) {
 
 }  // namespace
 
-void record_rope(Encoder& enc, uint32_t pos0, const vk::Buffer& inv_freq, const TensorRef& q, const TensorRef& k) {
+void record_rope(Encoder& enc, uint32_t pos0, const vk::Buffer& inv_freq, const TensorRef& q, const TensorRef& k,
+                 const vk::Buffer* step, bool k_at_step) {
     const int64_t T = q.shape[2], D = q.shape[3];
     const bool has_k = k.buffer != nullptr && k.shape[1] > 0;
     // The kernel indexes heads D apart and elements 1 apart: any other layout is a caller's mistake.
@@ -50,7 +52,12 @@ void record_rope(Encoder& enc, uint32_t pos0, const vk::Buffer& inv_freq, const 
 
     // Bind just the rows of each view: a KV cache may exceed one binding while one step's rows do not.
     const BoundView bq = bind_view(enc.device, q, uint32_t(q.shape[1]), 0, uint32_t(q.shape[1]));
-    const BoundView bk = has_k ? bind_view(enc.device, k, uint32_t(k.shape[1]), 0, uint32_t(k.shape[1])) : bq;
+    if (k_at_step && (step == nullptr || !has_k)) throw Error("internal: rope's k_at_step without a step buffer or k");
+    BoundView bk = has_k ? bind_view(enc.device, k, uint32_t(k.shape[1]), 0, uint32_t(k.shape[1])) : bq;
+    if (k_at_step) {  // the rows of whichever position the step runs for: k's buffer from its first row on
+        const uint64_t start = bk.binding.offset;
+        bk.binding.range = k.buffer->size() - start;
+    }
     const uint64_t max_range = enc.device.info().max_storage_buffer_range;
     if (bq.binding.range > max_range || bk.binding.range > max_range) {
         throw Error("RoPE rows of " + std::to_string(std::max(bq.binding.range, bk.binding.range)) +
@@ -67,9 +74,12 @@ void record_rope(Encoder& enc, uint32_t pos0, const vk::Buffer& inv_freq, const 
     p.k_offset = has_k ? bk.offset : 0;
     p.k_stride = has_k ? uint32_t(k.stride[2]) : 0;
     p.k_heads = has_k ? uint32_t(k.shape[1]) : 0;
-    const vk::Pipeline& pipeline = enc.pipelines.get({"rope", spirv("rope"), 3, sizeof(glsl::RopeParams), {kWg}});
-    const vk::Binding bindings[] = {bind_whole(enc.device, inv_freq, "the RoPE frequency table"), bq.binding,
-                                    bk.binding};
+    std::vector<uint32_t> spec = {kWg};
+    if (step != nullptr) spec.push_back(1u | (k_at_step ? 2u : 0u));  // STEP
+    const vk::Pipeline& pipeline = enc.pipelines.get({"rope", spirv("rope"), 4, sizeof(glsl::RopeParams), std::move(spec)});
+    const vk::Binding table = bind_whole(enc.device, inv_freq, "the RoPE frequency table");
+    const vk::Binding bindings[] = {table, bq.binding, bk.binding,
+                                    step != nullptr ? bind_whole(enc.device, *step, "the step's position") : table};
     // One invocation per (t, head, pair), flattened over x and, past the x limit, y.
     const uint64_t groups = (total + kWg - 1) / kWg;
     const uint32_t gx = uint32_t(std::min<uint64_t>(groups, enc.device.info().max_workgroup_count[0]));

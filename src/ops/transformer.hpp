@@ -17,15 +17,20 @@ void record_embedding(Encoder& enc, std::span<const int> tokens, int pos0, uint3
 // the token rows into rows [row0, row0 + T), and x = those rows + wpe [pos0, pos0 + T).
 void record_token_rows(Encoder& enc, std::span<const int> tokens, uint32_t C, DType dtype, const vk::Buffer& wte,
                        const vk::Buffer& rows, uint32_t row0 = 0);
+// With step (a glsl::StepParams buffer: a decode step recorded once and replayed, model/step_ahead.hpp), pos0 is
+// read from it when the dispatch runs, and wpe is bound whole.
 void record_position_add(Encoder& enc, uint32_t T, int pos0, uint32_t C, DType dtype, const vk::Buffer& wpe,
-                         const vk::Buffer& rows, const vk::Buffer& x, uint32_t row0 = 0);
+                         const vk::Buffer& rows, const vk::Buffer& x, uint32_t row0 = 0,
+                         const vk::Buffer* step = nullptr);
 
-// y [T, C] = layernorm(x [T, C]) · w [C] + b [C], f32; offsets and row strides in elements.
+// Rows of an f32 buffer: offsets and row strides in elements.
 struct RowsRef {
     const vk::Buffer* buffer = nullptr;
     uint32_t offset = 0;
     uint32_t stride = 0;
 };
+
+// y [T, C] = layernorm(x [T, C]) · w [C] + b [C], f32.
 void record_layernorm(Encoder& enc, uint32_t T, uint32_t C, const RowsRef& x, const vk::Buffer& w,
                       const vk::Buffer& b, const RowsRef& y, float eps);
 

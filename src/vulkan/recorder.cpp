@@ -14,8 +14,9 @@ constexpr uint32_t kBindingsPerSet = 8;  // descriptors reserved per set; no ker
 constexpr uint32_t kQueriesPerPool = 512;  // two per dispatch
 }  // namespace
 
-Recorder::Recorder(Device& device, bool timestamps)
-    : device_(device), timestamps_(timestamps && device.info().timestamps && device.timestamp_valid_bits() > 0) {
+Recorder::Recorder(Device& device, bool timestamps, bool reusable)
+    : device_(device), timestamps_(timestamps && device.info().timestamps && device.timestamp_valid_bits() > 0),
+      reusable_(reusable) {
     std::lock_guard lock(device.mutex());  // the command pool is shared by every Recorder of the device
     VkCommandBufferAllocateInfo alloc{};
     alloc.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO;
@@ -25,7 +26,7 @@ Recorder::Recorder(Device& device, bool timestamps)
     VKATTN_CHECK(vkAllocateCommandBuffers(device.get(), &alloc, &cmd_));
     VkCommandBufferBeginInfo begin{};
     begin.sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO;
-    begin.flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
+    begin.flags = reusable ? 0 : VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT;
     const VkResult r = vkBeginCommandBuffer(cmd_, &begin);
     if (r != VK_SUCCESS) {
         vkFreeCommandBuffers(device.get(), device.command_pool(), 1, &cmd_);
@@ -234,11 +235,13 @@ void Batch::submit(std::span<Recorder* const> parts) {
     if (submitted_) throw Error("internal: a Batch is submitted once");
     std::vector<VkCommandBuffer> cmds;
     for (Recorder* r : parts) {
+        if (r->batches_ > 0 && !r->reusable_) throw Error("internal: a Recorder not made reusable submitted again");
         if (!r->ended()) r->end();
         cmds.push_back(r->command_buffer());
     }
     parts_.assign(parts.begin(), parts.end());
     device_.submit(cmds, fence_.get());
+    for (Recorder* r : parts) ++r->batches_;
     submitted_ = true;
 }
 

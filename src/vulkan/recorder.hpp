@@ -28,8 +28,10 @@ struct DispatchTiming {
 
 class Recorder {
 public:
-    // timestamps: write a GPU timestamp around each dispatch (ignored where the queue has none).
-    Recorder(Device& device, bool timestamps);
+    // timestamps: write a GPU timestamp around each dispatch (ignored where the queue has none). reusable: once
+    // ended, the command buffer may go to the queue again and again (through a Batch each time, each waited for
+    // before the next): a decode step recorded once and replayed; otherwise it is submitted once.
+    Recorder(Device& device, bool timestamps, bool reusable = false);
     Recorder(const Recorder&) = delete;
     Recorder& operator=(const Recorder&) = delete;
     ~Recorder();
@@ -57,6 +59,7 @@ public:
     // Ends recording (then only a Batch may submit it), with the barrier that makes the writes visible to the host.
     void end();
     bool ended() const { return submitted_; }
+    bool reusable() const { return reusable_; }
     VkCommandBuffer command_buffer() const { return cmd_; }
     // Reads the timestamps once the submission has completed (Batch::wait does).
     void read_timings();
@@ -72,7 +75,10 @@ private:
     Device& device_;
     VkCommandBuffer cmd_ = VK_NULL_HANDLE;
     bool timestamps_ = false;
+    bool reusable_ = false;
     bool submitted_ = false;
+    friend class Batch;
+    uint32_t batches_ = 0;  // submissions through a Batch
     std::vector<UniqueDescriptorPool> pools_;
     uint32_t sets_left_ = 0;
     std::vector<UniqueQueryPool> query_pools_;

@@ -9,6 +9,9 @@
 #include <vkattn/model/language_model.hpp>
 
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -169,4 +172,50 @@ TEST_CASE("submit_select reports each step's kernels as the last timings", "[gpu
     CHECK(names() == want);
     REQUIRE_FALSE(want.empty());
     CHECK(want.front().rfind("embedding", 0) == 0);
+}
+
+TEST_CASE("submit_select across the attention plan's changes: each step as forward_select's",
+          "[gpu][generate][sampler]") {
+    // Decode switches attention kernels at 256 keys (split-KV from there on every device's tuning table) and, on
+    // the way, changes split-KV's slice count: a replayed step is recorded again for each new plan and must stay
+    // right across them.
+    Context& ctx = test::gpu();
+    const bool is_llama = GENERATE(false, true);
+    // A GPT-2 of one layer, and tiny_llama3_gqa (GQA, RoPE) with room for 1024 positions instead of 128.
+    test::TempDir dir("llama1024");
+    const std::string llama = (dir.path() / "tiny_llama3_gqa").string();
+    std::filesystem::copy(test::fixture("tiny_llama3_gqa"), llama);
+    {
+        const std::string config = llama + "/config.json";
+        std::ifstream in(config);
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        const std::string from = "\"max_position_embeddings\": 128";
+        REQUIRE(text.find(from) != std::string::npos);
+        text.replace(text.find(from), from.size(), "\"max_position_embeddings\": 1024");
+        std::ofstream(config) << text;
+    }
+    const std::string spec = is_llama ? llama : "synthetic:1,2,64";
+    INFO(spec);
+    model::ModelOptions o;
+    o.context = &ctx;
+    const auto m = model::open_model(spec, model::Backend::vulkan, o);
+    const auto plain = model::open_model(spec, model::Backend::vulkan, o);
+    const model::LogitRequest top{2, {}};
+    std::vector<int> prompt(250);
+    for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int(i * 7 % 50);
+    check_same(m->forward_select(prompt, top), plain->forward_select(prompt, top));
+    int next = 3;
+    const auto decode = [&](int steps) {
+        for (int step = 0; step < steps; ++step) {
+            INFO("position " << m->position());
+            const model::LogitSelection got = m->submit_select(next, top)->wait();
+            check_same(got, plain->forward_select(std::span<const int>(&next, 1), top));
+            next = got.ids.at(size_t(step) % got.ids.size());
+        }
+    };
+    decode(24);  // across 256 keys
+    // To 500 positions, then across 512 keys, where split-KV's slice count grows on CPU devices.
+    const std::vector<int> more(size_t(500 - m->position()), 9);
+    check_same(m->forward_select(more, top), plain->forward_select(more, top));
+    decode(24);
 }

@@ -142,9 +142,9 @@ public:
     // ids, or skip ids not ascending, distinct and in [0, V)). An empty tokens span is refused.
     virtual LogitSelection forward_select(std::span<const int> tokens, const LogitRequest& request);
     // forward_select({token}, request) started and returned from before it completes: a decode loop samples step
-    // n from wait() while the model has already recorded step n + 1 on the host during the device's step n, so
-    // the host's part of a step (recording its ~200-300 dispatches) overlaps the device's instead of adding to it
-    // (generate() decodes this way). position() counts the token on return. Throws vkattn::Error, leaving the
+    // n from wait() while the device runs it. On the GPU families the step's ~200-300 dispatches are recorded once
+    // and replayed at each position (recorded again, during the step before, only when the attention's plan or
+    // the cache's size changes), so the host's part of a step is a few commands (generate() decodes this way). position() counts the token on return. Throws vkattn::Error, leaving the
     // cache untouched, as forward_select does. Any other call on the model completes the step first (its
     // wait() then returns at once). The base class runs forward_select before returning.
     virtual std::unique_ptr<PendingSelection> submit_select(int token, const LogitRequest& request);
