@@ -355,17 +355,11 @@ std::unique_ptr<PendingSelection> Gpt2Gpu::submit_select(int token, const LogitR
     if (!m.options.fused_attention || m.qkv[0].size() > m.device.info().max_storage_buffer_range) {
         return ready_selection(forward_select(tokens, request));
     }
-    const StepAhead::Step step = m.step_at(uint32_t(m.pos));
-    if (!m.ahead.prepared_for(step.shape)) m.prepare_step(step);
-    auto pending = m.ahead.submit_select(
-        step, [&](ops::Encoder& enc) { ops::record_token_rows(enc, tokens, C, m.wdt, m.params.wte, m.rows); },
-        m.logits, m.selection, V, request);
-    ++m.pos;
-    if (m.pos < cfg.n_positions) {  // a new shape is recorded while the device runs this step
-        const StepAhead::Step next = m.step_at(uint32_t(m.pos));
-        m.ahead.prepare_next(next.shape, [&] { m.prepare_step(next); });
-    }
-    return pending;
+    return m.ahead.decode(
+        m.pos, cfg.n_positions, [&](uint32_t p) { return m.step_at(p); },
+        [&](const StepAhead::Step& s) { m.prepare_step(s); },
+        [&](ops::Encoder& enc) { ops::record_token_rows(enc, tokens, C, m.wdt, m.params.wte, m.rows); }, m.logits,
+        m.selection, V, request);
 }
 
 void Gpt2Gpu::forward_shard(const ShardForward& shard) {

@@ -517,16 +517,9 @@ std::unique_ptr<PendingSelection> LlamaGpu::submit_select(int token, const Logit
     if (!m.options.fused_attention) {  // the three-kernel path's scores buffer is per step: no step ahead
         return ready_selection(forward_select(tokens, request));
     }
-    const StepAhead::Step step = m.step_at(uint32_t(m.pos));
-    if (!m.ahead.prepared_for(step.shape)) m.prepare_step(step);
-    auto pending = m.ahead.submit_select(step, [&](ops::Encoder& enc) { m.record_token_rows(enc, tokens); },
-                                         *m.logits, m.selection, V, request);
-    ++m.pos;
-    if (m.pos < m.max_ctx) {  // a new shape is recorded while the device runs this step
-        const StepAhead::Step next = m.step_at(uint32_t(m.pos));
-        m.ahead.prepare_next(next.shape, [&] { m.prepare_step(next); });
-    }
-    return pending;
+    return m.ahead.decode(
+        m.pos, m.max_ctx, [&](uint32_t p) { return m.step_at(p); }, [&](const StepAhead::Step& s) { m.prepare_step(s); },
+        [&](ops::Encoder& enc) { m.record_token_rows(enc, tokens); }, *m.logits, m.selection, V, request);
 }
 
 void LlamaGpu::forward_shard(const ShardForward& shard) {

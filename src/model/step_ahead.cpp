@@ -135,6 +135,21 @@ void StepAhead::prepare_next(const Shape& next, const std::function<void()>& pre
     }
 }
 
+std::unique_ptr<PendingSelection> StepAhead::decode(int& pos, int limit, const StepAt& step_at, const Prepare& prepare,
+                                                    const Record& prologue, const vk::ReadbackBuffer& logits,
+                                                    std::optional<DeviceSelection>& selection, uint32_t V,
+                                                    const LogitRequest& request) {
+    const Step step = step_at(uint32_t(pos));
+    if (!prepared_for(step.shape)) prepare(step);
+    auto pending = submit_select(step, prologue, logits, selection, V, request);
+    ++pos;
+    if (pos < limit) {  // a new shape is recorded while the device runs this step
+        const Step next = step_at(uint32_t(pos));
+        prepare_next(next.shape, [&] { prepare(next); });
+    }
+    return pending;
+}
+
 void StepAhead::complete() {
     if (!in_flight_) return;
     InFlight f = std::move(*in_flight_);

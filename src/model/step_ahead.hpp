@@ -80,6 +80,16 @@ public:
     // is at hand, so that a new shape is recorded while the device runs this step. A failure there is not the
     // submitted step's: the body is dropped, and the next submission prepares again and reports it then.
     void prepare_next(const Shape& next, const std::function<void()>& prepare);
+
+    // A family's submit_select once its checks passed: the step at position `pos` (step_at gives it; `prepare`
+    // records a body of its shape where none is at hand) submitted through submit_select, pos advanced, and the
+    // next step's body prepared (prepare_next) while the device runs this one, unless pos reached `limit`.
+    using StepAt = std::function<Step(uint32_t pos)>;
+    using Prepare = std::function<void(const Step&)>;
+    std::unique_ptr<PendingSelection> decode(int& pos, int limit, const StepAt& step_at, const Prepare& prepare,
+                                             const Record& prologue, const vk::ReadbackBuffer& logits,
+                                             std::optional<DeviceSelection>& selection, uint32_t V,
+                                             const LogitRequest& request);
     // Completes the step in flight, if any: waits for the device and runs its finish. Every other use of the
     // model calls this first, so that nothing it does overlaps the step or overwrites what finish reads.
     void complete();
