@@ -63,7 +63,6 @@ layout(constant_id = 8) const uint NBUF = 2;      // K/V tile buffers: 2 double-
 
 layout(push_constant) uniform Push { FlashParams p; };
 
-#define STEP_CONSTANT_ID 9  // flash_common.glsl's STEP: the constant after this kernel's own
 #include "flash_common.glsl"
 
 const uint WG = NSG * SG;

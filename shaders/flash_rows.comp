@@ -43,7 +43,6 @@ layout(constant_id = 4) const bool VEC = true;  // rows start on 16 bytes: vecto
 
 layout(push_constant) uniform Push { FlashParams p; };
 
-#define STEP_CONSTANT_ID 5  // flash_common.glsl's STEP: the constant after this kernel's own
 #include "flash_common.glsl"
 
 #if VKATTN_ROW_STATE

@@ -24,7 +24,6 @@ layout(constant_id = 3) const bool VEC = true;  // rows start on 16 bytes: vecto
 
 layout(push_constant) uniform Push { FlashParams p; };
 
-#define STEP_CONSTANT_ID 4  // flash_common.glsl's STEP: the constant after this kernel's own
 #include "flash_common.glsl"
 
 layout(std430, binding = 6) writeonly buffer PartBuf { float part_s[]; };

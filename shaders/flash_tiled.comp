@@ -24,7 +24,6 @@ layout(constant_id = 4) const uint TPR = 4;       // invocations per query row i
 
 layout(push_constant) uniform Push { FlashParams p; };
 
-#define STEP_CONSTANT_ID 5  // flash_common.glsl's STEP: the constant after this kernel's own
 #include "flash_common.glsl"
 
 const uint DS = DP + 1;  // padded row stride of the Q and K tiles: no bank conflict when rows are read by column

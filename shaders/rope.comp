@@ -5,8 +5,8 @@
 // For position pos = pos0 + t and pair i < D/2 of a head, with a = float(pos) · inv_freq[i] (the float32
 // product transformers takes):  (x[i], x[i + D/2]) ← (x[i]·cos a − x[i + D/2]·sin a, x[i + D/2]·cos a + x[i]·sin a).
 // One invocation per (t, head, i), heads of Q first then of K; the grid is flattened over x and y. For a decode step
-// recorded once and replayed, STEP bit 1 takes pos0 from StepParams.pos (binding 3) instead of the push constant,
-// and bit 2 also moves K's rows pos0 rows further (K inside the KV-cache row the step wrote).
+// recorded once and replayed, p.step bit 1 takes pos0 from StepParams.pos (binding 3) instead of p.pos0, and bit 2
+// also moves K's rows pos0 rows further (K inside the KV-cache row the step wrote).
 // sin and cos are computed here rather than with GLSL's builtins, whose precision Vulkan leaves loose (2^−11
 // absolute, and only inside [−π, π]). The angle, a float below 2^24, is reduced modulo π/2 exactly in
 // integer arithmetic (its 24-bit mantissa times 96 bits of 2/π, as in Payne and Hanek's method), then the
@@ -19,7 +19,6 @@
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WG = 64;
-layout(constant_id = 1) const uint STEP = 0;
 
 layout(std430, binding = 0) readonly buffer FBuf { float inv_freq[]; };
 layout(std430, binding = 1) buffer QBuf { float q[]; };
@@ -72,8 +71,8 @@ void main() {
     const uint h = (g / half_d) % heads;
     const uint t = g / (half_d * heads);
 
-    const uint pos0 = (STEP & 1u) != 0u ? step[0].pos : p.pos0;
-    const uint k_offset = p.k_offset + ((STEP & 2u) != 0u ? pos0 * p.k_stride : 0u);
+    const uint pos0 = (p.step & 1u) != 0u ? step[0].pos : p.pos0;
+    const uint k_offset = p.k_offset + ((p.step & 2u) != 0u ? pos0 * p.k_stride : 0u);
     const vec2 sc = sincos(float(pos0 + t) * inv_freq[i]);
     if (h < p.q_heads) {
         const uint b = p.q_offset + t * p.q_stride + h * p.D + i;

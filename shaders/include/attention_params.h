@@ -69,7 +69,11 @@ struct FlashParams {
     uint split_keys;       // flash_split: keys per split (grid x runs over the splits)
     uint nz;               // flash_split: (b, h) slices in this dispatch; partial rows are [nz, Lq]
     uint ml_offset;        // flash_split: where the (max, sum) pairs start in the scratch buffer, in floats
+    uint step;             // a decode step replayed (binding 7, StepParams): VKATTN_STEP_LENGTHS, VKATTN_STEP_Q_ROW
 };
+
+#define VKATTN_STEP_LENGTHS 1u  // Lk and split_keys from StepParams instead of the fields above
+#define VKATTN_STEP_Q_ROW 2u    // the query's rows start StepParams.pos rows further than q.offset says
 
 // flash_merge.comp: O [b, h, i, :] from the partial (max, sum, acc) of every split and invocation.
 struct FlashMergeParams {

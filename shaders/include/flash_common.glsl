@@ -7,13 +7,13 @@
 // lavapipe costs a fraction of element-wise loads; otherwise element by element, guarded by d < p.D).
 //
 // Bindings: 0 Q, 1 K, 2 V, 3 O (views [B, heads, L, D]), 4 additive mask [Lq, Lk] f32, 5 key padding [B, Lk] f32,
-// 7 the step's StepParams (include/step_params.h), read only where STEP is set; 6 is the kernel's own.
+// 7 the step's StepParams (include/step_params.h), read only where p.step says so; 6 is the kernel's own.
 // Each view buffer is declared twice, by element and by 16-byte vector, over the same binding.
 // The key count is n_keys, not p.Lk: main() first calls load_lengths(), which takes it (and flash_split's keys per
-// slice) from the push constants, or for a decode step recorded once and replayed (STEP bit 1) from binding 7, so
-// that one recording serves every position; with STEP bit 2 the query's rows also start StepParams.pos rows
-// further (q_shift elements: GPT-2's query sits in the KV-cache row the step wrote). STEP's constant_id is
-// STEP_CONSTANT_ID, which the including shader defines as the one after its own constants.
+// slice) from the push constants, or for a decode step recorded once and replayed (p.step has VKATTN_STEP_LENGTHS)
+// from binding 7, so that one recording serves every position; with VKATTN_STEP_Q_ROW the query's rows also start
+// StepParams.pos rows further (q_shift elements: GPT-2's query sits in the KV-cache row the step wrote). A push
+// constant rather than a specialization constant, so that a replayed step runs the pipelines a forward compiled.
 
 #include "step_params.h"
 
@@ -35,17 +35,16 @@ layout(std430, binding = 3) writeonly buffer OBufV { vec4 o_v[]; };
 layout(std430, binding = 4) readonly buffer AddBuf { float additive[]; };
 layout(std430, binding = 5) readonly buffer PadBuf { float key_padding[]; };
 layout(std430, binding = 7) readonly buffer StepBuf { StepParams step[]; };
-layout(constant_id = STEP_CONSTANT_ID) const uint STEP = 0;
 
 uint n_keys;          // Lk
 uint keys_per_split;  // flash_split's slice length
 uint q_shift;         // added to every Q element offset
 
 void load_lengths() {
-    const bool lengths = (STEP & 1u) != 0u;
+    const bool lengths = (p.step & VKATTN_STEP_LENGTHS) != 0u;
     n_keys = lengths ? step[0].n_keys : p.Lk;
     keys_per_split = lengths ? step[0].split_keys : p.split_keys;
-    q_shift = (STEP & 2u) != 0u ? step[0].pos * p.q.stride_l : 0u;
+    q_shift = (p.step & VKATTN_STEP_Q_ROW) != 0u ? step[0].pos * p.q.stride_l : 0u;
 }
 
 #define NEG_INF (-1.0 / 0.0)  // the score of a hidden key

@@ -24,6 +24,7 @@ struct RopeParams {
     uint pos0;
     uint q_offset, q_stride, q_heads;
     uint k_offset, k_stride, k_heads;
+    uint step;  // a replayed decode step (binding 3, StepParams): 1 pos0 is StepParams.pos; 2 K's rows start pos0 rows further
 };
 
 // swiglu.comp: y [T, F] = silu(gate [T, F]) · up [T, F], each with its own offset and row stride

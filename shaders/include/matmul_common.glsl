@@ -1,8 +1,8 @@
 // Bindings, push constants and the fused epilogue shared by matmul.comp, matmul_simd.comp and matmul_vec.comp.
 // Include after storage.glsl. The weight type is float, float16_t (VKATTN_F16) or bf16 (VKATTN_BF16); the
-// kernels read W only through w_at and w4_at, which return floats. Where STEP (constant 4, after each kernel's
-// own four) is set, Y's rows start StepParams.pos rows further down (binding 4): a decode step recorded once and
-// replayed writes its new key-value row at whichever position it runs for.
+// kernels read W only through w_at and w4_at, which return floats. With VKATTN_MATMUL_STEP in p.flags, Y's rows
+// start StepParams.pos rows further down (binding 4): a decode step recorded once and replayed writes its new
+// key-value row at whichever position it runs for.
 #include "matmul_params.h"
 #include "step_params.h"
 #if VKATTN_F16
@@ -62,7 +62,6 @@ layout(std430, binding = 2) readonly buffer BBuf { float bias[]; };  // [N]
 layout(std430, binding = 3) buffer YBuf { float y[]; };             // Y [M, N], rows y_stride apart
 layout(std430, binding = 4) readonly buffer StepBuf { StepParams step[]; };
 layout(push_constant) uniform Push { MatmulParams p; };
-layout(constant_id = 4) const bool STEP = false;
 
 float gelu_tanh(float v) {
     const float k = 0.7978845608028654;  // sqrt(2 / pi)
@@ -74,7 +73,8 @@ void store_output(uint m, uint n, float acc) {
     float v = acc;
     if ((p.flags & VKATTN_MATMUL_BIAS) != 0) v += bias[p.b_offset + n];
     if ((p.flags & VKATTN_MATMUL_GELU) != 0) v = gelu_tanh(v);
-    const uint i = p.y_offset + ((STEP ? step[0].pos : 0u) + m) * p.y_stride + n;
+    const uint row0 = (p.flags & VKATTN_MATMUL_STEP) != 0 ? step[0].pos : 0u;
+    const uint i = p.y_offset + (row0 + m) * p.y_stride + n;
     if ((p.flags & VKATTN_MATMUL_ACCUMULATE) != 0) v += y[i];
     y[i] = v;
 }

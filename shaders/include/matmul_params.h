@@ -11,6 +11,7 @@ using uint = uint32_t;
 #define VKATTN_MATMUL_BIAS 1u        // add bias[n]
 #define VKATTN_MATMUL_GELU 2u        // then apply GELU (tanh form)
 #define VKATTN_MATMUL_ACCUMULATE 4u  // then add to what Y holds (a fused residual add)
+#define VKATTN_MATMUL_STEP 8u        // Y's rows start StepParams.pos rows further (binding 4): a replayed decode step
 
 struct MatmulParams {
     uint M, N, K;

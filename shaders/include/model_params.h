@@ -14,6 +14,7 @@ struct EmbeddingParams {
     uint rows_offset;
     uint wpe_offset;   // element offset of wpe row pos0
     uint x_offset;
+    uint step;         // 1: plus StepParams.pos rows of wpe (binding 3): a replayed decode step
 };
 
 // layernorm.comp: y [T, C] = (x - mean) / sqrt(var + eps) · w + b, row by row

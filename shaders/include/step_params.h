@@ -1,6 +1,7 @@
 // A decode step recorded once and replayed (src/model/step_ahead.hpp): what changes from one step to the next,
 // written into a small buffer at the start of each submission and read there by the kernels that take a
-// position or a key count, in place of their push constants (specialization constant STEP). Shared by GLSL
+// position or a key count, in place of those push constants, where a push-constant flag says so (the same
+// pipelines as a forward's: a replayed step compiles nothing new). Shared by GLSL
 // and C++; scalars only, 4 bytes each.
 #ifndef VKATTN_STEP_PARAMS_H
 #define VKATTN_STEP_PARAMS_H

@@ -27,15 +27,13 @@ void record_token_rows(Encoder& enc, std::span<const int> tokens, uint32_t C, DT
 void record_position_add(Encoder& enc, uint32_t T, int pos0, uint32_t C, DType dtype, const vk::Buffer& wpe,
                          const vk::Buffer& rows, const vk::Buffer& x, uint32_t row0, const vk::Buffer* step) {
     const char* name = dtype == DType::f16 ? "embedding_f16" : "embedding_f32";
-    std::vector<uint32_t> spec;
-    if (step != nullptr) spec.push_back(1);  // STEP
-    const vk::Pipeline& pipeline =
-        enc.pipelines.get({name, spirv(name), 4, sizeof(glsl::EmbeddingParams), std::move(spec)});
+    const vk::Pipeline& pipeline = enc.pipelines.get({name, spirv(name), 4, sizeof(glsl::EmbeddingParams), {}});
     glsl::EmbeddingParams p{};
     p.T = T;
     p.C = C;
     p.rows_offset = row0 * C;
     p.x_offset = row0 * C;
+    p.step = step != nullptr ? 1 : 0;
     vk::Binding wpe_binding;
     if (step != nullptr) {  // the position is known when the dispatch runs: all of wpe
         wpe_binding = bind_whole(enc.device, wpe, "the position embedding table");

@@ -83,11 +83,10 @@ uint32_t choose_splits(const Tuning& t, const AttentionDims& d, uint32_t qn) {
 
 // The bindings every flash kernel has beyond Q, K, V and O: 4 additive mask, 5 key padding, 7 the step's
 // StepParams (FlashConfig::step), each the `unused` one where absent (every binding must be valid; the kernels
-// read none of them then); and the kernels' STEP constant (flash_common.glsl): 0, or 1 (the lengths from the
-// StepParams) plus 2 where the query's rows are at the step's position.
+// read none of them then); and FlashParams::step, the VKATTN_STEP_* flags.
 struct Extras {
     vk::Binding additive, padding, step;
-    uint32_t step_bits = 0;
+    uint32_t step_flags = 0;
 };
 
 // The kernels' bindings: Q, K, V, O, the masks, binding 6 (the kernel's own, or unused), the step's lengths.
@@ -116,10 +115,10 @@ void record_rows_or_tiled(Encoder& enc, const Tuning& tune, const FlashTiles& ti
             spec = {tiles.bq * tiles.tpr, padded_dim(d.D), tiles.bq, tiles.bk, tiles.tpr};
             rows_per_wg = tiles.bq;
         }
-        if (extras.step_bits != 0) spec.push_back(extras.step_bits);  // STEP, the constant after the kernel's own
         const vk::Pipeline& pipeline =
             enc.pipelines.get({name, spirv(name), kFlashBindings, sizeof(glsl::FlashParams), std::move(spec)});
-        const glsl::FlashParams p = flash_params(d, mask, scale, b, q, k, v, o, z0);
+        glsl::FlashParams p = flash_params(d, mask, scale, b, q, k, v, o, z0);
+        p.step = extras.step_flags;
         const vk::Binding bindings[] = {
             b.q.binding, b.k.binding, b.v.binding, b.o.binding, extras.additive, extras.padding,
             row_state != nullptr ? bind_whole(enc.device, *row_state, "the row states") : extras.step, extras.step};
@@ -197,11 +196,10 @@ void record_split(Encoder& enc, const Tuning& tune, const FlashTiles& tiles, uin
     for (auto [z0, z1] : chunks) {
         const uint32_t nz = z1 - z0;
         const Bound b = bind_all(enc, d, q, k, v, o, z0, z1);
-        std::vector<uint32_t> spec = {wg, dp, qn, b.aligned ? 1u : 0u};
-        if (extras.step_bits != 0) spec.push_back(extras.step_bits);  // STEP
-        const vk::Pipeline& split = enc.pipelines.get(
-            {split_name, spirv(split_name), kFlashBindings, sizeof(glsl::FlashParams), std::move(spec)});
+        const vk::Pipeline& split = enc.pipelines.get({split_name, spirv(split_name), kFlashBindings,
+                                                       sizeof(glsl::FlashParams), {wg, dp, qn, b.aligned ? 1u : 0u}});
         glsl::FlashParams p = flash_params(d, mask, scale, b, q, k, v, o, z0);
+        p.step = extras.step_flags;
         p.split_keys = plan.split_keys;
         p.nz = nz;
         p.ml_offset = nz * d.Lq * parts * dp;
@@ -255,8 +253,8 @@ void record_flash(Encoder& enc, const AttentionDims& d, const TensorRef& q, cons
     extras.additive = mask.additive ? bind_whole(enc.device, *mask.additive, "the additive mask") : unused;
     extras.padding = mask.key_padding ? bind_whole(enc.device, *mask.key_padding, "the key-padding mask") : unused;
     extras.step = config.step ? bind_whole(enc.device, *config.step, "the step's lengths") : unused;
-    extras.step_bits = config.step ? 1u | (config.q_at_step ? 2u : 0u) : 0u;
-    const bool stepped = extras.step_bits != 0;
+    extras.step_flags = config.step ? VKATTN_STEP_LENGTHS | (config.q_at_step ? VKATTN_STEP_Q_ROW : 0u) : 0u;
+    const bool stepped = extras.step_flags != 0;
     if (stepped && (mask.additive || mask.key_padding || config.row_state || config.variant == FlashVariant::coopmat)) {
         throw Error("internal: a replayed step's attention takes the scalar kernels, no additive or padding mask, "
                     "no row states");

@@ -156,6 +156,7 @@ void record_matmul(Encoder& enc, const MatrixRef& x, const MatrixRef& w, bool w_
 
     const uint32_t base_flags = (ep.bias ? VKATTN_MATMUL_BIAS : 0) | (ep.gelu ? VKATTN_MATMUL_GELU : 0) |
                                 (ep.accumulate ? VKATTN_MATMUL_ACCUMULATE : 0);
+    const uint32_t step_flag = ep.step ? VKATTN_MATMUL_STEP : 0;  // on every dispatch, whatever the K slice
     for (uint32_t r0 = 0; r0 < w_rows; r0 += chunk) {
         const uint32_t r1 = std::min(w_rows, r0 + chunk);
         const auto [bw, w_off] = bind_rows(enc.device, w, r0, r1);
@@ -189,7 +190,8 @@ void record_matmul(Encoder& enc, const MatrixRef& x, const MatrixRef& w, bool w_
                               (base_flags & VKATTN_MATMUL_GELU) |
                               ((ep.accumulate || r0 > 0) ? VKATTN_MATMUL_ACCUMULATE : 0);
                 }
-                const auto dispatch = [&](const glsl::MatmulParams& q) {
+                const auto dispatch = [&](glsl::MatmulParams q) {
+                    q.flags |= step_flag;
                     std::vector<uint32_t> spec = g.spec;
                     if (kernel == MatmulKernel::matvec) spec[1] = q.M;
                     if (g.has_vec4) {
@@ -200,7 +202,6 @@ void record_matmul(Encoder& enc, const MatrixRef& x, const MatrixRef& w, bool w_
                         spec.back() = w_transposed ? (w_ok && x_ok && q.K % 4 == 0)
                                                    : (w_ok && q.N % 4 == 0 && (x_ok || kernel == MatmulKernel::simd));
                     }
-                    if (ep.step != nullptr) spec.push_back(1);  // STEP (include/matmul_common.glsl)
                     const vk::Pipeline& pipeline =
                         enc.pipelines.get({g.name, code, 5, sizeof(glsl::MatmulParams), std::move(spec)});
                     const uint32_t gx = (q.N + g.bn - 1) / g.bn, gy = (q.M + g.bm - 1) / g.bm;

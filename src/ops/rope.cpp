@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <string>
-#include <vector>
 
 namespace vkattn::ops {
 namespace {
@@ -74,9 +73,8 @@ void record_rope(Encoder& enc, uint32_t pos0, const vk::Buffer& inv_freq, const 
     p.k_offset = has_k ? bk.offset : 0;
     p.k_stride = has_k ? uint32_t(k.stride[2]) : 0;
     p.k_heads = has_k ? uint32_t(k.shape[1]) : 0;
-    std::vector<uint32_t> spec = {kWg};
-    if (step != nullptr) spec.push_back(1u | (k_at_step ? 2u : 0u));  // STEP
-    const vk::Pipeline& pipeline = enc.pipelines.get({"rope", spirv("rope"), 4, sizeof(glsl::RopeParams), std::move(spec)});
+    p.step = step != nullptr ? 1u | (k_at_step ? 2u : 0u) : 0u;
+    const vk::Pipeline& pipeline = enc.pipelines.get({"rope", spirv("rope"), 4, sizeof(glsl::RopeParams), {kWg}});
     const vk::Binding table = bind_whole(enc.device, inv_freq, "the RoPE frequency table");
     const vk::Binding bindings[] = {table, bq.binding, bk.binding,
                                     step != nullptr ? bind_whole(enc.device, *step, "the step's position") : table};
