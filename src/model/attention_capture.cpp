@@ -99,9 +99,9 @@ ForwardAttention LanguageModel::forward_with_attention(std::span<const int>, std
 void record_layer_attention(ops::Encoder& enc, const ops::AttentionDims& dims, const ops::TensorRef& q,
                             const ops::TensorRef& k, const ops::TensorRef& v, const ops::TensorRef& out,
                             const ops::MaskArgs& mask, float scale, bool fused, const vk::Buffer* scores,
-                            GpuAttentionCapture* capture, size_t layer) {
+                            GpuAttentionCapture* capture, size_t layer, const ops::FlashConfig& flash) {
     if (fused && !(capture && capture->wants(layer))) {
-        ops::record_flash(enc, dims, q, k, v, out, mask, scale);
+        ops::record_flash(enc, dims, q, k, v, out, mask, scale, flash);
         return;
     }
     ops::record_qk(enc, dims, q, k, *scores, scale);

@@ -63,12 +63,12 @@ private:
     std::vector<LayerAttention> out_;
 };
 
-// One layer's attention in a family's forward: the fused kernel, or (the naive path, or a captured layer) qk,
-// softmax and pv through `scores` [H, Lq, Lk] f32, the probabilities copied to `capture` (may be null) in
-// between.
+// One layer's attention in a family's forward: the fused kernel (with `flash`: a replayed decode step's, see
+// ops::FlashConfig::step), or (the naive path, or a captured layer) qk, softmax and pv through `scores`
+// [H, Lq, Lk] f32, the probabilities copied to `capture` (may be null) in between.
 void record_layer_attention(ops::Encoder& enc, const ops::AttentionDims& dims, const ops::TensorRef& q,
                             const ops::TensorRef& k, const ops::TensorRef& v, const ops::TensorRef& out,
                             const ops::MaskArgs& mask, float scale, bool fused, const vk::Buffer* scores,
-                            GpuAttentionCapture* capture, size_t layer);
+                            GpuAttentionCapture* capture, size_t layer, const ops::FlashConfig& flash = {});
 
 }  // namespace vkattn::model

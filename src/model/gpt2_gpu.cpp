@@ -159,12 +159,9 @@ struct Gpt2Gpu::Impl {
         const ops::TensorRef o{&attn, DType::f32, 0, {1, H, p.T, D}, {0, D, C, 1}};
         const ops::MaskArgs mask{.causal = true};
         const float scale = float(1.0 / std::sqrt(double(D)));
-        if (p.step != nullptr) {
-            ops::record_flash(enc, dims, q, k, v, o, mask, scale, ops::FlashConfig{.step = p.step, .q_at_step = true});
-            return;
-        }
         record_layer_attention(enc, dims, q, k, v, o, mask, scale, options.fused_attention,
-                               p.scores ? &*p.scores : nullptr, p.capture, li);
+                               p.scores ? &*p.scores : nullptr, p.capture, li,
+                               {.step = p.step, .q_at_step = p.step != nullptr});
     }
 
     // x += attn · W_proj + b; h = ln_2(x); x += gelu(h · W_fc + b) · W_fcproj + b.

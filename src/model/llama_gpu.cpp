@@ -158,14 +158,14 @@ struct LlamaGpu::Impl {
         }
     }
 
-    // Grows every layer's cache to hold `needed` positions, keeping the cached rows. Throws before changing
-    // anything when the grown cache and the weights would not fit the device.
     // The positions the cache holds once it holds `needed`.
     uint64_t cache_for(uint32_t needed) const {
         if (needed <= cache_positions) return cache_positions;
         return std::min<uint64_t>(uint64_t(max_ctx),
                                   std::max({uint64_t(needed), 2 * uint64_t(cache_positions), kFirstCachePositions}));
     }
+    // Grows every layer's cache to hold `needed` positions, keeping the cached rows. Throws before changing
+    // anything when the grown cache and the weights would not fit the device.
     void ensure_cache(uint32_t needed) {
         if (needed <= cache_positions) return;
         const uint64_t row = cache_row_bytes(cfg);
@@ -296,12 +296,8 @@ struct LlamaGpu::Impl {
         const ops::TensorRef o{&*attn, DType::f32, 0, {1, H, p.T, D}, {0, D, HD, 1}};
         const ops::MaskArgs mask{.causal = true, .window = uint32_t(cfg.window(int(l)))};
         const float scale = float(1.0 / std::sqrt(double(D)));
-        if (p.step != nullptr) {
-            ops::record_flash(enc, dims, qv, k, v, o, mask, scale, ops::FlashConfig{.step = p.step});
-            return;
-        }
         record_layer_attention(enc, dims, qv, k, v, o, mask, scale, options.fused_attention,
-                               p.scores ? &*p.scores : nullptr, p.capture, l);
+                               p.scores ? &*p.scores : nullptr, p.capture, l, {.step = p.step});
     }
 
     // x += attn · Woᵀ; x += MLP(rmsnorm(x)).

@@ -73,7 +73,7 @@ VkDescriptorSet Recorder::allocate_set(VkDescriptorSetLayout layout) {
 
 void Recorder::dispatch(const Pipeline& pipeline, std::span<const Binding> bindings, const void* push,
                         uint32_t push_bytes, std::array<uint32_t, 3> groups, std::string label) {
-    if (submitted_) throw Error("internal: dispatch recorded after submit");
+    if (ended_) throw Error("internal: dispatch recorded after submit");
     if (bindings.size() != pipeline.bindings || push_bytes != pipeline.push_bytes || bindings.size() > kBindingsPerSet) {
         throw Error("internal: kernel '" + pipeline.name + "' expects " + std::to_string(pipeline.bindings) +
                     " bindings and " + std::to_string(pipeline.push_bytes) + " push-constant bytes, got " +
@@ -140,7 +140,7 @@ void Recorder::dispatch(const Pipeline& pipeline, std::span<const Binding> bindi
 }
 
 void Recorder::copy(VkBuffer src, VkBuffer dst, std::span<const VkBufferCopy> regions) {
-    if (submitted_) throw Error("internal: copy recorded after submit");
+    if (ended_) throw Error("internal: copy recorded after submit");
     if (regions.empty()) return;
     // Earlier dispatches' reads and writes → this copy's writes (and its reads of their results).
     VkMemoryBarrier before{VK_STRUCTURE_TYPE_MEMORY_BARRIER, nullptr, VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT,
@@ -156,7 +156,7 @@ void Recorder::copy(VkBuffer src, VkBuffer dst, std::span<const VkBufferCopy> re
 }
 
 void Recorder::update(VkBuffer dst, uint64_t offset, const void* data, uint64_t bytes) {
-    if (submitted_) throw Error("internal: update recorded after submit");
+    if (ended_) throw Error("internal: update recorded after submit");
     if (bytes == 0) return;
     if (bytes % 4 != 0 || offset % 4 != 0 || bytes > 65536) {
         throw Error("internal: vkCmdUpdateBuffer of " + std::to_string(bytes) + " bytes at offset " +
@@ -179,15 +179,15 @@ const Buffer& Recorder::scratch(uint64_t bytes) {
 }
 
 void Recorder::submit_and_wait() {
-    if (submitted_) throw Error("internal: a Recorder is submitted once");
+    if (ended_) throw Error("internal: a Recorder is submitted once");
     end();
     device_.submit_and_wait(cmd_);
     read_timings();
 }
 
 void Recorder::end() {
-    if (submitted_) throw Error("internal: a Recorder is ended once");
-    submitted_ = true;
+    if (ended_) throw Error("internal: a Recorder is ended once");
+    ended_ = true;
     // Compute and copy writes → host reads of mapped memory after the fence.
     VkMemoryBarrier barrier{VK_STRUCTURE_TYPE_MEMORY_BARRIER, nullptr,
                             VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT, VK_ACCESS_HOST_READ_BIT};

@@ -58,8 +58,7 @@ public:
 
     // Ends recording (then only a Batch may submit it), with the barrier that makes the writes visible to the host.
     void end();
-    bool ended() const { return submitted_; }
-    bool reusable() const { return reusable_; }
+    bool ended() const { return ended_; }
     VkCommandBuffer command_buffer() const { return cmd_; }
     // Reads the timestamps once the submission has completed (Batch::wait does).
     void read_timings();
@@ -76,7 +75,7 @@ private:
     VkCommandBuffer cmd_ = VK_NULL_HANDLE;
     bool timestamps_ = false;
     bool reusable_ = false;
-    bool submitted_ = false;
+    bool ended_ = false;
     friend class Batch;
     uint32_t batches_ = 0;  // submissions through a Batch
     std::vector<UniqueDescriptorPool> pools_;
@@ -101,8 +100,6 @@ public:
     void submit(std::span<Recorder* const> parts);
     // Waits for the submission; then each part's timings() hold its dispatches' GPU times.
     void wait();
-    bool submitted() const { return submitted_; }
-    bool waited() const { return waited_; }
 
 private:
     Device& device_;
